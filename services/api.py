@@ -1,0 +1,127 @@
+"""The ``api`` process role: the FastAPI application."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from kombu import Connection
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from services.core import errors, problems
+from services.core.database import Database
+from services.core.http import BodyLimitMiddleware, MetricsMiddleware
+from services.core.logging import configure_logging
+from services.core.settings import Settings, get_settings
+from services.identity import routes as identity_routes
+from services.web import errors as web_errors
+from services.web import routes as web_routes
+from services.web.templating import TEMPLATES_DIR
+from tenants import routes as tenant_routes
+
+STATIC_DIR = TEMPLATES_DIR.parent / "static"
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings)
+    app = FastAPI(
+        title="BPO platform API",
+        version="1",
+        description="Intake, routing, SLA, metering and billing of outsourced back-office work.",
+    )
+    app.state.settings = settings
+    app.state.db = database or Database(settings.resolved_database_url())
+
+    _install_error_handlers(app)
+    app.include_router(identity_routes.oauth_router)
+    app.include_router(identity_routes.router)
+    app.include_router(tenant_routes.router)
+    app.include_router(web_routes.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _add_operations_routes(app)
+
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_too_large=_too_large)
+    return app
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    request = Request(scope, receive)
+    error = errors.PayloadTooLarge(f"the limit is {request.app.state.settings.max_body_bytes} bytes")
+    await problems.render_domain_error(request, error)(scope, receive, send)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Pages for people in a browser, problem+json for everything else."""
+
+    def on_domain_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, errors.DomainError)
+        if web_errors.wants_page(request):
+            return web_errors.error_page(request, problems.status_of(exc), exc.title, exc.detail)
+        return problems.render_domain_error(request, exc)
+
+    def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        error_cls = problems.ERROR_BY_STATUS.get(exc.status_code)
+        if web_errors.wants_page(request) and error_cls is not None:
+            return web_errors.error_page(request, exc.status_code, error_cls.title, None)
+        return problems.render_http_exception(request, exc)
+
+    def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return problems.render_validation_error(request, exc)
+
+    app.add_exception_handler(errors.DomainError, on_domain_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+
+
+def _add_operations_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Database and broker are reachable")
+    def readyz(request: Request) -> Response:
+        checks = {
+            "database": _check_database(request.app.state.db),
+            "broker": _check_broker(request.app.state.settings),
+        }
+        ready = all(v == "ok" for v in checks.values())
+        body: dict[str, Any] = {"status": "ready" if ready else "unavailable", "checks": checks}
+        if ready:
+            return JSONResponse(body)
+        error = errors.ServiceUnavailable(", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok"))
+        return problems.problem_response(
+            request, 503, error.type, error.title, error.detail, extra={"checks": checks}
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _check_database(database: Database) -> str:
+    try:
+        with database.sessions() as session:
+            session.execute(text("SELECT 1"))
+        return "ok"
+    except Exception as exc:  # any failure means "not ready"; the message says which
+        return f"error: {type(exc).__name__}"
+
+
+def _check_broker(settings: Settings) -> str:
+    try:
+        with Connection(settings.resolved_broker_url(), connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1, timeout=3)
+        return "ok"
+    except Exception as exc:  # as above
+        return f"error: {type(exc).__name__}"

@@ -1,0 +1,229 @@
+"""The ``bpo`` command line: run the roles, migrate, onboard, seed the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from sqlalchemy.orm import Session
+
+from services.core.database import Database, is_sqlite
+from services.core.errors import DomainError
+from services.core.settings import Settings, get_settings
+
+app = typer.Typer(help="BPO platform: intake, routing, SLA, metering and billing.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
+org_app = typer.Typer(help="Organisations.", no_args_is_help=True)
+client_app = typer.Typer(help="OAuth API clients.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo")
+app.add_typer(org_app, name="org")
+app.add_typer(client_app, name="api-client")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def _describe(error: DomainError) -> str:
+    parts = [error.detail or error.title] + [f"{e.pointer.lstrip('/')}: {e.message}" for e in error.errors]
+    return "; ".join(p for p in parts if p)
+
+
+@contextmanager
+def _platform_session() -> Iterator[Session]:
+    """The operator's own unit of work: the command line acts for the platform."""
+    from tenants.scoping import AccessScope, bind
+
+    settings = get_settings()
+    _ensure_schema(settings)
+    database = Database(settings.resolved_database_url())
+    try:
+        with database.session() as session:
+            bind(session, AccessScope.everything())
+            yield session
+    except DomainError as error:
+        raise _fail(_describe(error)) from None
+    finally:
+        database.engine.dispose()
+
+
+def _ensure_schema(settings: Settings) -> None:
+    """The embedded default migrates itself; production runs ``bpo db upgrade`` as the owner."""
+    if is_sqlite(settings.resolved_database_url()):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        from services.migrations import upgrade
+
+        upgrade(settings.resolved_migration_url())
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Migrate the database to REVISION (as the role that owns the tables)."""
+    from services.migrations import upgrade
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_migration_url(), revision)
+    typer.echo(json.dumps({"revision": revision, "status": "upgraded"}))
+
+
+@org_app.command("create")
+def org_create(
+    kind: Annotated[str, typer.Option(help="client, provider or operator")],
+    name: Annotated[str, typer.Option()],
+    country: Annotated[str, typer.Option(help="ISO 3166-1 alpha-2, e.g. FR")],
+    admin_email: Annotated[str | None, typer.Option()] = None,
+    admin_password: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Onboard an organisation, optionally with its first administrator."""
+    from services.identity import service as identity
+    from tenants import service as tenancy
+    from tenants.principal import OrgKind, Role
+
+    try:
+        org_kind = OrgKind(kind)
+    except ValueError:
+        raise _fail(f"--kind must be one of client, provider, operator (got {kind!r})") from None
+    if bool(admin_email) != bool(admin_password):
+        raise _fail("--admin-email and --admin-password go together")
+    admin_role = {
+        OrgKind.CLIENT: Role.CLIENT_ADMIN,
+        OrgKind.PROVIDER: Role.PROVIDER_ADMIN,
+        OrgKind.OPERATOR: Role.PLATFORM_ADMIN,
+    }[org_kind]
+    with _platform_session() as session:
+        organization = tenancy.create_organization(session, kind=org_kind, name=name, country=country)
+        result: dict[str, str] = {"id": str(organization.id)}
+        if admin_email and admin_password:
+            user = identity.create_user(
+                session,
+                organization,
+                email=admin_email,
+                password=admin_password,
+                display_name=admin_email.split("@")[0],
+                roles=[admin_role],
+            )
+            result["admin_user_id"] = str(user.id)
+    typer.echo(json.dumps(result))
+
+
+@client_app.command("create")
+def api_client_create(
+    org: Annotated[str, typer.Option(help="Organisation id")],
+    scopes: Annotated[str | None, typer.Option(help="Space-separated; default: all")] = None,
+    name: Annotated[str, typer.Option()] = "command line",
+) -> None:
+    """Create an OAuth client for an organisation; prints its id and secret once."""
+    import uuid
+
+    from services.identity import service as identity
+    from tenants import service as tenancy
+
+    try:
+        org_id = uuid.UUID(org)
+    except ValueError:
+        raise _fail(f"--org must be an organisation id (a UUID), got {org!r}") from None
+    with _platform_session() as session:
+        organization = tenancy.get_organization(session, org_id)
+        created = identity.create_api_client(session, organization.id, name, scopes)
+    typer.echo(
+        json.dumps(
+            {
+                "id": str(created.client.id),
+                "client_id": created.client.client_id,
+                "client_secret": created.client_secret,
+                "scopes": created.client.scopes,
+            }
+        )
+    )
+
+
+@demo_app.command("seed")
+def demo_seed(as_json: Annotated[bool, typer.Option("--json", help="One JSON object")] = False) -> None:
+    """Create the demo organisations and users (idempotent) and print the logins."""
+    from services import demo
+
+    with _platform_session() as session:
+        described = demo.seed(session)
+    if as_json:
+        typer.echo(json.dumps(described))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Demo logins (password: {demo.DEMO_PASSWORD})")
+    for column in ("email", "organization", "roles"):
+        table.add_column(column)
+    for login in described["logins"]:  # type: ignore[attr-defined]
+        table.add_row(login["email"], login["organization"], login["roles"])
+    Console().print(table)
+    typer.echo(json.dumps({"organizations": described["organizations"]}))
+
+
+def _uvicorn(host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run("services.api:create_app", factory=True, host=host, port=port, proxy_headers=True)
+
+
+def _celery(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "services.worker:celery_app", *args]
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run api, worker and beat together (the embedded default needs nothing else)."""
+    settings = get_settings()
+    _ensure_schema(settings)
+    children = [
+        subprocess.Popen(_celery("worker", "--pool=solo", "--loglevel=INFO", "--hostname=embedded@%h")),
+        subprocess.Popen(_celery("beat", "--loglevel=INFO")),
+    ]
+
+    def stop_children(*_: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop_children(), os._exit(0)))
+    try:
+        _uvicorn(host, port)
+    finally:
+        stop_children()
+
+
+@app.command()
+def api(host: str = "0.0.0.0", port: int = 8000) -> None:  # noqa: S104  (a container's api listens on all interfaces)
+    """Run the api role only."""
+    _uvicorn(host, port)
+
+
+@app.command()
+def worker(concurrency: int = 2) -> None:
+    """Run the worker role only."""
+    os.execv(sys.executable, _celery("worker", f"--concurrency={concurrency}", "--loglevel=INFO"))
+
+
+@app.command()
+def beat() -> None:
+    """Run the beat role only (exactly one per deployment)."""
+    os.execv(sys.executable, _celery("beat", "--loglevel=INFO"))
+
+
+if __name__ == "__main__":
+    app()

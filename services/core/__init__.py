@@ -1,0 +1,1 @@
+"""Shared foundations: settings, database, ids, errors, i18n, time."""

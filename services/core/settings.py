@@ -1,0 +1,72 @@
+"""Typed settings, read once from ``BPO_*`` environment variables.
+
+With no variable set at all the platform runs on its embedded default: SQLite
+for the data and for the Celery broker, both under ``./var/``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BPO_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("var"), description="Where the embedded default keeps its files.")
+    database_url: str | None = Field(
+        default=None, description="Application connection (a role without table ownership on PostgreSQL)."
+    )
+    migration_database_url: str | None = Field(
+        default=None,
+        description="Connection that owns the tables and runs migrations; defaults to database_url.",
+    )
+    broker_url: str | None = Field(
+        default=None, description="Celery broker; defaults to SQLite under data_dir."
+    )
+    secret_key: str | None = Field(default=None, description="Signs sessions and CSRF tokens.")
+    base_url: str = "http://127.0.0.1:8000"
+    max_body_bytes: int = 10 * 1024 * 1024
+    access_token_ttl_seconds: int = 3600
+    session_ttl_seconds: int = 12 * 3600
+    login_max_failures: int = 5
+    login_window_seconds: int = 900
+    default_locale: str = "en"
+    log_json: bool = False
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "bpo.sqlite"
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path.resolve()}"
+
+    def resolved_migration_url(self) -> str:
+        return self.migration_database_url or self.resolved_database_url()
+
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{(self.data_dir / 'broker.sqlite').resolve()}"
+
+    def resolved_secret_key(self) -> str:
+        """The configured key, else one generated once and kept under data_dir.
+
+        A key generated per process would log everybody out at each restart and
+        make the api and worker disagree, so the embedded default persists it.
+        """
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

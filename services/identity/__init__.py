@@ -1,0 +1,1 @@
+"""Identity: users, API clients, OAuth2 tokens, web sessions, login throttling."""

@@ -1,0 +1,33 @@
+"""The API's authentication dependency: a bearer token becomes a ``Principal``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.core import i18n
+from services.core.deps import DbSession
+from services.core.errors import Unauthenticated
+from services.identity import service
+from tenants.principal import Principal
+
+_bearer = HTTPBearer(auto_error=False, description="OAuth 2.0 access token (client credentials)")
+
+
+def _principal(
+    request: Request,
+    session: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("send Authorization: Bearer <access token>")
+    principal = service.principal_for_bearer(session, credentials.credentials)
+    request.state.locale = i18n.negotiate(
+        principal.locale, request.headers.get("accept-language"), principal.org_locale
+    )
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(_principal)]

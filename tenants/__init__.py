@@ -1,0 +1,1 @@
+"""Tenancy: organisations, principals, the one scoping mechanism, onboarding."""

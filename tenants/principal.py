@@ -1,0 +1,96 @@
+"""Who is acting, for which organisation, with which roles, seeing which tenants."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+from services.core.errors import Forbidden, InsufficientScope
+from tenants.scoping import AccessScope
+
+
+class OrgKind(enum.StrEnum):
+    CLIENT = "client"
+    PROVIDER = "provider"
+    OPERATOR = "operator"
+
+
+class Role(enum.StrEnum):
+    CLIENT_ADMIN = "client_admin"
+    CLIENT_SUBMITTER = "client_submitter"
+    CLIENT_VIEWER = "client_viewer"
+    PROVIDER_ADMIN = "provider_admin"
+    TEAM_LEAD = "team_lead"
+    AGENT = "agent"
+    ACCOUNT_MANAGER = "account_manager"
+    PLATFORM_ADMIN = "platform_admin"
+
+
+ROLES_BY_KIND: dict[OrgKind, frozenset[Role]] = {
+    OrgKind.CLIENT: frozenset({Role.CLIENT_ADMIN, Role.CLIENT_SUBMITTER, Role.CLIENT_VIEWER}),
+    OrgKind.PROVIDER: frozenset({Role.PROVIDER_ADMIN, Role.TEAM_LEAD, Role.AGENT}),
+    OrgKind.OPERATOR: frozenset({Role.ACCOUNT_MANAGER, Role.PLATFORM_ADMIN}),
+}
+
+
+class Permission(enum.StrEnum):
+    """What an action needs. API clients hold them as OAuth scopes; users through roles."""
+
+    ORG_READ = "org:read"
+    API_CLIENTS_MANAGE = "api_clients:manage"
+
+
+PERMISSIONS_BY_ROLE: dict[Role, frozenset[Permission]] = {
+    Role.CLIENT_ADMIN: frozenset(Permission),
+    Role.CLIENT_SUBMITTER: frozenset({Permission.ORG_READ}),
+    Role.CLIENT_VIEWER: frozenset({Permission.ORG_READ}),
+    Role.PROVIDER_ADMIN: frozenset(Permission),
+    Role.TEAM_LEAD: frozenset({Permission.ORG_READ}),
+    Role.AGENT: frozenset({Permission.ORG_READ}),
+    Role.ACCOUNT_MANAGER: frozenset({Permission.ORG_READ}),
+    Role.PLATFORM_ADMIN: frozenset(Permission),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject_id: uuid.UUID
+    subject_kind: Literal["user", "api_client"]
+    org_id: uuid.UUID
+    org_kind: OrgKind
+    roles: frozenset[Role]
+    permissions: frozenset[Permission]
+    # The tenants whose rows it may see; None means all of them (platform admins).
+    tenant_ids: frozenset[uuid.UUID] | None
+    display_name: str = ""
+    locale: str | None = None  # the user's own choice, if any
+    org_locale: str = "en"  # the organisation's default
+    timezone: str | None = None  # for showing times: the user's, else the organisation's
+    token_id: uuid.UUID | None = field(default=None, compare=False)
+
+    @property
+    def access(self) -> AccessScope:
+        if self.tenant_ids is None:
+            return AccessScope.everything()
+        return AccessScope.tenants(self.tenant_ids)
+
+    def has(self, permission: Permission) -> bool:
+        return permission in self.permissions
+
+    def require(self, permission: Permission) -> None:
+        if permission in self.permissions:
+            return
+        if self.subject_kind == "api_client":
+            raise InsufficientScope(
+                f"scope {permission.value} is required", extra={"scope": permission.value}
+            )
+        raise Forbidden()
+
+
+def permissions_for_roles(roles: frozenset[Role]) -> frozenset[Permission]:
+    granted: set[Permission] = set()
+    for role in roles:
+        granted |= PERMISSIONS_BY_ROLE[role]
+    return frozenset(granted)

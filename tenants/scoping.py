@@ -1,0 +1,164 @@
+"""The one scoping mechanism: every ORM query on tenant-owned data goes through here.
+
+A session carries an ``AccessScope`` in ``session.info``. A ``do_orm_execute``
+hook adds ``with_loader_criteria`` for every tenant-owned entity of every
+SELECT, UPDATE and DELETE; a ``before_flush`` hook refuses writes outside the
+scope; an ``after_begin`` hook sets the same scope as transaction-local settings
+on PostgreSQL, where row-level security enforces it a second time (see
+``infra/postgres`` and the migrations). A session without a scope fails loudly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from sqlalchemy import ColumnElement, Connection, ForeignKey, event, false, func, literal, select, true
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, declared_attr, mapped_column
+from sqlalchemy.orm import with_loader_criteria as loader_criteria
+
+SCOPE_KEY = "bpo.access"
+T = TypeVar("T")
+
+
+class UnscopedAccess(RuntimeError):
+    """A query touched tenant data through a session that has no access scope."""
+
+
+class CrossTenantWrite(RuntimeError):
+    """A flush tried to write a row of a tenant outside the session's scope."""
+
+
+@dataclass(frozen=True)
+class AccessScope:
+    # None: every tenant (platform admins, system jobs acting for the platform).
+    tenant_ids: frozenset[uuid.UUID] | None
+    # True only while a request is being authenticated: identity tables readable.
+    authenticating: bool = False
+
+    @classmethod
+    def tenants(cls, ids: frozenset[uuid.UUID] | set[uuid.UUID] | list[uuid.UUID]) -> AccessScope:
+        return cls(tenant_ids=frozenset(ids))
+
+    @classmethod
+    def everything(cls) -> AccessScope:
+        return cls(tenant_ids=None)
+
+    @classmethod
+    def authentication(cls) -> AccessScope:
+        return cls(tenant_ids=frozenset(), authenticating=True)
+
+    def sees(self, tenant_id: uuid.UUID) -> bool:
+        return self.tenant_ids is None or tenant_id in self.tenant_ids
+
+
+class TenantOwned:
+    """Mixin for every table that holds one tenant's data."""
+
+    # Identity tables (users, clients, tokens...) are readable while authenticating.
+    readable_while_authenticating: ClassVar[bool] = False
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[uuid.UUID]:
+        return mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+
+    @classmethod
+    def tenant_column(cls) -> ColumnElement[Any]:
+        return cls.tenant_id  # type: ignore[return-value]
+
+
+def bind(session: Session, scope: AccessScope) -> Session:
+    """Give the session its scope; re-applies the database settings if a transaction is open."""
+    session.info[SCOPE_KEY] = scope
+    if session.in_transaction():
+        _apply_database_settings(session.connection(), scope)
+    return session
+
+
+def current_scope(session: Session) -> AccessScope | None:
+    return session.info.get(SCOPE_KEY)
+
+
+def fetch(session: Session, model: type[T], object_id: uuid.UUID) -> T | None:
+    """One row by id, through the scope. Unlike ``Session.get``, never answers
+    from the identity map, which may hold rows loaded under an earlier scope."""
+    return session.scalars(select(model).where(model.id == object_id)).one_or_none()  # type: ignore[attr-defined]
+
+
+def _criteria_for(scope: AccessScope, entity: type[TenantOwned]) -> Any:
+    if scope.tenant_ids is None:
+        return None
+    if scope.authenticating and entity.readable_while_authenticating:
+        return None
+    ids = tuple(scope.tenant_ids)
+    if not ids:
+        return loader_criteria(entity, lambda cls: false(), include_aliases=True)
+    return loader_criteria(entity, lambda cls: cls.tenant_column().in_(ids), include_aliases=True)
+
+
+def _tenant_entities(state: ORMExecuteState) -> list[type[TenantOwned]]:
+    found: list[type[TenantOwned]] = []
+    for mapper in state.all_mappers:
+        if issubclass(mapper.class_, TenantOwned) and mapper.class_ not in found:
+            found.append(mapper.class_)
+    return found
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_orm_statement(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_column_load or state.is_relationship_load:
+        return  # criteria of the parent statement propagate to these loads
+    entities = _tenant_entities(state)
+    if not entities:
+        return
+    scope = current_scope(state.session)
+    if scope is None:
+        names = ", ".join(e.__name__ for e in entities)
+        raise UnscopedAccess(f"query on {names} through a session without an access scope")
+    options = [c for c in (_criteria_for(scope, e) for e in entities) if c is not None]
+    if options:
+        state.statement = state.statement.options(*options)
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_foreign_writes(session: Session, _context: Any, _instances: Any) -> None:
+    changed = [o for o in (*session.new, *session.dirty, *session.deleted) if isinstance(o, TenantOwned)]
+    if not changed:
+        return
+    scope = current_scope(session)
+    if scope is None:
+        raise UnscopedAccess("write to tenant data through a session without an access scope")
+    if scope.tenant_ids is None:
+        return
+    for obj in changed:
+        tenant_id = getattr(obj, type(obj).tenant_column().key)
+        if tenant_id is None or not scope.sees(tenant_id):
+            raise CrossTenantWrite(f"{type(obj).__name__} of tenant {tenant_id} is outside the scope")
+
+
+@event.listens_for(Session, "after_begin")
+def _set_database_settings(session: Session, _transaction: Any, connection: Connection) -> None:
+    scope = current_scope(session)
+    if scope is not None:
+        _apply_database_settings(connection, scope)
+
+
+def _apply_database_settings(connection: Connection, scope: AccessScope) -> None:
+    """Transaction-local settings that the row-level security policies read."""
+    if connection.dialect.name != "postgresql":
+        return
+    tenant_ids = "" if scope.tenant_ids is None else ",".join(str(t) for t in sorted(scope.tenant_ids))
+    connection.execute(
+        select(
+            _set_config("bpo.tenant_ids", tenant_ids),
+            _set_config("bpo.all_tenants", "on" if scope.tenant_ids is None else "off"),
+            _set_config("bpo.authenticating", "on" if scope.authenticating else "off"),
+        )
+    )
+
+
+def _set_config(name: str, value: str) -> Any:
+    return func.set_config(literal(name), literal(value), true())

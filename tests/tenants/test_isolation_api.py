@@ -1,0 +1,156 @@
+"""Cross-tenant isolation of the API, generated from the OpenAPI document.
+
+Every ``/v1`` operation is found in the document, not in a hand-kept list: a new
+route is covered the day it is added. A route whose path names an id needs a
+factory below that makes such an object for tenant A; the suite fails until it
+has one. Tenant B, holding every scope, must get 404 on each of A's objects, and
+no response B gets may contain anything that identifies A.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from services.core.database import Database
+from tests.factories import Tenant, bearer, make_api_client, make_tenant, token
+
+# path parameter -> factory making one of tenant A's objects, returning its id and
+# the strings that identify it (which tenant B must never see)
+Factory = Callable[[Database, Tenant], tuple[uuid.UUID, list[str]]]
+
+
+def _organization(db: Database, tenant: Tenant) -> tuple[uuid.UUID, list[str]]:
+    return tenant.organization.id, [str(tenant.organization.id), tenant.organization.name]
+
+
+def _api_client(db: Database, tenant: Tenant) -> tuple[uuid.UUID, list[str]]:
+    from sqlalchemy import select
+
+    from services.identity.models import ApiClient
+    from tenants.scoping import AccessScope, bind
+
+    client_id, _secret = make_api_client(db, tenant.organization)
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        row_id = session.scalars(select(ApiClient.id).where(ApiClient.client_id == client_id)).one()
+    return row_id, [str(row_id), client_id]
+
+
+FACTORIES: dict[str, Factory] = {
+    "organization_id": _organization,
+    "api_client_id": _api_client,
+}
+
+
+def _operations(app: FastAPI) -> list[tuple[str, str, dict[str, Any]]]:
+    document = app.openapi()
+    found = []
+    for path, item in document["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in item.items():
+            if method in {"get", "post", "put", "patch", "delete"}:
+                found.append((method, path, operation))
+    return found
+
+
+def _path_parameters(operation: dict[str, Any]) -> list[str]:
+    return [p["name"] for p in operation.get("parameters", []) if p["in"] == "path"]
+
+
+def _minimal_body(schema: dict[str, Any], document: dict[str, Any]) -> Any:
+    """The smallest body that passes validation, so that a 404 is not masked by a 422."""
+    if "$ref" in schema:
+        name = schema["$ref"].split("/")[-1]
+        return _minimal_body(document["components"]["schemas"][name], document)
+    if "anyOf" in schema:
+        return _minimal_body(schema["anyOf"][0], document)
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {key: _minimal_body(props[key], document) for key in schema.get("required", [])}
+    return {"string": "x", "integer": 1, "number": 1, "boolean": True, "array": []}.get(kind or "", None)
+
+
+def _without_echo(body: Any) -> str:
+    """The answer minus ``instance``, which only echoes the path B itself asked for."""
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k != "instance"}
+    return json.dumps(body)
+
+
+@pytest.fixture
+def two_tenants(client: TestClient, db: Database) -> tuple[Tenant, Tenant, dict[str, str], dict[str, str]]:
+    a, b = make_tenant(db), make_tenant(db)
+    return a, b, bearer(token(client, a.client_id, a.client_secret)), bearer(token(client, b.client_id, b.client_secret))
+
+
+def test_every_id_in_a_v1_path_has_a_factory(app: FastAPI) -> None:
+    missing = {
+        f"{method.upper()} {path}: {name}"
+        for method, path, operation in _operations(app)
+        for name in _path_parameters(operation)
+        if name not in FACTORIES
+    }
+    assert not missing, f"add a factory to FACTORIES for: {sorted(missing)}"
+
+
+def test_the_suite_finds_the_routes_it_must_cover(app: FastAPI) -> None:
+    paths = {path for _m, path, _o in _operations(app)}
+    assert {"/v1/me", "/v1/organizations/{organization_id}", "/v1/api-clients/{api_client_id}"} <= paths
+
+
+def test_foreign_ids_answer_404_on_every_operation(
+    app: FastAPI, client: TestClient, db: Database, two_tenants: tuple[Tenant, Tenant, dict[str, str], dict[str, str]]
+) -> None:
+    a, _b, as_a, as_b = two_tenants
+    document = app.openapi()
+    checked = 0
+    for method, path, operation in _operations(app):
+        names = _path_parameters(operation)
+        if not names:
+            continue
+        ids = {name: FACTORIES[name](db, a)[0] for name in names}
+        url = path.format(**ids)
+        body_schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        body = _minimal_body(body_schema, document) if body_schema else None
+        answer = client.request(method, url, headers=as_b, json=body)
+        assert answer.status_code == 404, f"{method.upper()} {path} as tenant B: {answer.status_code} {answer.text}"
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        if method == "get":  # the control: the same request as A finds the object
+            own = client.get(url, headers=as_a)
+            assert own.status_code == 200, f"GET {path} as tenant A: {own.status_code} {own.text}"
+        checked += 1
+    assert checked >= 3
+
+
+def test_no_response_to_tenant_b_contains_anything_of_tenant_a(
+    app: FastAPI, client: TestClient, db: Database, two_tenants: tuple[Tenant, Tenant, dict[str, str], dict[str, str]]
+) -> None:
+    a, _b, as_a, as_b = two_tenants
+    markers = [a.admin_email, a.client_id]
+    ids: dict[str, uuid.UUID] = {}
+    for name, factory in FACTORIES.items():
+        object_id, identifying = factory(db, a)
+        ids[name] = object_id
+        markers += identifying
+    seen_by_a = 0
+    for method, path, _operation in _operations(app):
+        if method != "get":
+            continue
+        url = path.format(**ids)
+        answer = client.get(url, headers=as_b)
+        shown = _without_echo(answer.json())
+        leaked = [m for m in markers if m in shown]
+        assert not leaked, f"GET {path} as tenant B shows {leaked}"
+        seen_by_a += sum(m in client.get(url, headers=as_a).text for m in markers)
+    assert seen_by_a > 0, "the markers never appear even for tenant A: the check could not fail"

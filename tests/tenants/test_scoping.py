@@ -1,0 +1,72 @@
+"""The application layer of isolation: the one scoping mechanism."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from services.core.database import Database
+from services.identity.models import ApiClient, User
+from tenants.models import Organization
+from tenants.scoping import AccessScope, CrossTenantWrite, UnscopedAccess, bind, fetch
+from tests.factories import make_tenant
+
+ROOT = Path(__file__).resolve().parents[2]
+# A comparison on a tenant column is a tenant filter; only tenants/ may write one.
+HAND_WRITTEN_FILTER = re.compile(r"\.tenant_id\s*(==|!=|\.in_\(|\.is_\()|tenant_id\s*=\s*:|WHERE\s+tenant_id", re.I)
+
+
+def test_no_hand_written_tenant_filter_outside_tenants() -> None:
+    offenders = []
+    for path in (ROOT / "services").rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if HAND_WRITTEN_FILTER.search(line):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+def test_the_filter_detector_catches_a_filter() -> None:
+    assert HAND_WRITTEN_FILTER.search("select(Task).where(Task.tenant_id == principal.org_id)")
+    assert not HAND_WRITTEN_FILTER.search("Membership(tenant_id=organization.id, user_id=user.id)")
+
+
+def test_a_session_without_scope_refuses_tenant_queries(db: Database) -> None:
+    with db.session() as session, pytest.raises(UnscopedAccess):
+        session.scalars(select(User)).all()
+
+
+def test_a_scoped_session_sees_only_its_tenants(db: Database) -> None:
+    a, b = make_tenant(db), make_tenant(db)
+    with db.session() as session:
+        bind(session, AccessScope.tenants({a.organization.id}))
+        organizations = session.scalars(select(Organization)).all()
+        clients = session.scalars(select(ApiClient)).all()
+        assert [o.id for o in organizations] == [a.organization.id]
+        assert {c.tenant_id for c in clients} == {a.organization.id}
+        assert fetch(session, Organization, b.organization.id) is None
+
+
+def test_writing_into_another_tenant_is_refused(db: Database) -> None:
+    a, b = make_tenant(db), make_tenant(db)
+    with pytest.raises(CrossTenantWrite), db.session() as session:
+        bind(session, AccessScope.tenants({a.organization.id}))
+        session.add(ApiClient(tenant_id=b.organization.id, client_id="x", secret_hash="0" * 64, name="n", scopes=""))
+        session.flush()
+
+
+def test_authentication_scope_reads_identity_but_refuses_writes(db: Database) -> None:
+    make_tenant(db)
+    with db.session() as session:
+        bind(session, AccessScope.authentication())
+        assert session.scalars(select(User)).first() is not None
+        with pytest.raises(CrossTenantWrite):
+            user = session.scalars(select(User)).first()
+            assert user is not None
+            user.display_name = "changed"
+            session.flush()
+        session.rollback()
