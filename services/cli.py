@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -200,7 +202,14 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
             except subprocess.TimeoutExpired:
                 child.kill()
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop_children(), os._exit(0)))
+    def watch_children() -> None:
+        """A dead worker or beat must not go unnoticed: stop everything, loudly."""
+        while all(child.poll() is None for child in children):
+            time.sleep(1)
+        typer.echo("error: the worker or beat process exited; stopping", err=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch_children, daemon=True).start()
     try:
         _uvicorn(host, port)
     finally:

@@ -37,9 +37,6 @@ celery_app.conf.update(
     },
     imports=["services.identity.jobs"],
 )
-if settings.resolved_broker_url().startswith("sqla+"):
-    # kombu's SQLAlchemy transport polls; once a second keeps the embedded default lively.
-    celery_app.conf.broker_transport_options = {"polling_interval": 1.0}
 
 
 @lru_cache(maxsize=1)

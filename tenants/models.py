@@ -21,7 +21,7 @@ class Organization(IdMixin, TenantOwned, Base):
     # Authentication reads the principal's own organisation (kind, locale).
     readable_while_authenticating = True
 
-    tenant_id: Mapped[uuid.UUID] = synonym("id")  # type: ignore[assignment]
+    tenant_id: Mapped[uuid.UUID] = synonym("id")
     kind: Mapped[OrgKind] = mapped_column(str_enum(OrgKind, 16))
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(80), unique=True)

@@ -134,7 +134,7 @@ def _refuse_foreign_writes(session: Session, _context: Any, _instances: Any) -> 
     if scope.tenant_ids is None:
         return
     for obj in changed:
-        tenant_id = getattr(obj, type(obj).tenant_column().key)
+        tenant_id = getattr(obj, str(type(obj).tenant_column().key))
         if tenant_id is None or not scope.sees(tenant_id):
             raise CrossTenantWrite(f"{type(obj).__name__} of tenant {tenant_id} is outside the scope")
 

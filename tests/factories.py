@@ -30,7 +30,9 @@ class Tenant:
         return self.organization.id
 
 
-def make_org(db: Database, kind: OrgKind = OrgKind.CLIENT, name: str | None = None, country: str = "FR") -> Organization:
+def make_org(
+    db: Database, kind: OrgKind = OrgKind.CLIENT, name: str | None = None, country: str = "FR"
+) -> Organization:
     with db.session() as session:
         bind(session, AccessScope.everything())
         return tenancy.create_organization(
@@ -39,14 +41,23 @@ def make_org(db: Database, kind: OrgKind = OrgKind.CLIENT, name: str | None = No
 
 
 def make_user(
-    db: Database, organization: Organization, roles: list[Role], email: str | None = None, locale: str | None = None
+    db: Database,
+    organization: Organization,
+    roles: list[Role],
+    email: str | None = None,
+    locale: str | None = None,
 ) -> str:
     email = email or f"user{next(_counter)}@example.test"
     with db.session() as session:
         bind(session, AccessScope.everything())
         identity.create_user(
-            session, organization, email=email, password=PASSWORD, display_name=email.split("@")[0],
-            roles=roles, locale=locale,
+            session,
+            organization,
+            email=email,
+            password=PASSWORD,
+            display_name=email.split("@")[0],
+            roles=roles,
+            locale=locale,
         )
     return email
 
@@ -60,8 +71,11 @@ def make_api_client(db: Database, organization: Organization, scopes: str | None
 
 def make_tenant(db: Database, kind: OrgKind = OrgKind.CLIENT, country: str = "FR") -> Tenant:
     organization = make_org(db, kind, country=country)
-    admin_role = {OrgKind.CLIENT: Role.CLIENT_ADMIN, OrgKind.PROVIDER: Role.PROVIDER_ADMIN,
-                  OrgKind.OPERATOR: Role.PLATFORM_ADMIN}[kind]
+    admin_role = {
+        OrgKind.CLIENT: Role.CLIENT_ADMIN,
+        OrgKind.PROVIDER: Role.PROVIDER_ADMIN,
+        OrgKind.OPERATOR: Role.PLATFORM_ADMIN,
+    }[kind]
     email = make_user(db, organization, [admin_role])
     client_id, secret = make_api_client(db, organization)
     return Tenant(organization, email, client_id, secret)

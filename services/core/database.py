@@ -70,6 +70,11 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+def affected_rows(result: object) -> int:
+    """Rows touched by a bulk UPDATE or DELETE (``Result`` types omit ``rowcount``)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 

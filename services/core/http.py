@@ -6,14 +6,18 @@ import time
 from typing import Any
 
 from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter("bpo_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("bpo_http_request_seconds", "HTTP request latency", ["method", "route"])
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """An HTTPException so that body parsers let it through to the 413 handler."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
 
 
 class BodyLimitMiddleware:

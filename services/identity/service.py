@@ -10,6 +10,7 @@ from datetime import timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from services.core.database import affected_rows
 from services.core.errors import (
     Conflict,
     FieldError,
@@ -278,7 +279,7 @@ def purge_expired_credentials(session: Session, settings: Settings) -> dict[str,
     sessions = session.execute(delete(WebSession).where(WebSession.expires_at < now))
     attempts = throttle.purge_older_than(session, settings)
     return {
-        "access_tokens": tokens.rowcount or 0,
-        "web_sessions": sessions.rowcount or 0,
+        "access_tokens": affected_rows(tokens),
+        "web_sessions": affected_rows(sessions),
         "login_attempts": attempts,
     }

@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from services.core.database import affected_rows
 from services.core.errors import RateLimited
 from services.core.settings import Settings
 from services.core.time import utcnow
@@ -48,4 +49,4 @@ def clear_failures(session: Session, email: str) -> None:
 
 def purge_older_than(session: Session, settings: Settings) -> int:
     cutoff = utcnow() - timedelta(seconds=settings.login_window_seconds)
-    return session.execute(delete(LoginAttempt).where(LoginAttempt.at < cutoff)).rowcount or 0
+    return affected_rows(session.execute(delete(LoginAttempt).where(LoginAttempt.at < cutoff)))

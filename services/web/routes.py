@@ -106,7 +106,7 @@ def switch_locale(
     if viewer:
         identity.set_user_locale(session, viewer, chosen)
     back = urlsplit(request.headers.get("referer", "/")).path or "/"
-    response = _redirect(back if back.startswith("/") and not back.startswith("//") else "/")
+    response: Response = _redirect(back if back.startswith("/") and not back.startswith("//") else "/")
     if request.headers.get("hx-request"):
         response = Response(status_code=204, headers={"HX-Refresh": "true"})
     response.set_cookie(LOCALE_COOKIE, chosen, max_age=365 * 86400, samesite="lax", path="/")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 from babel import Locale
@@ -58,7 +59,7 @@ def locale_helpers(locale: str, timezone: str | None) -> dict[str, Any]:
     def when(value: datetime | None, format: str = "medium") -> str:
         if value is None:
             return "—"
-        return format_datetime(value, format=format, tzinfo=timezone or "UTC", locale=babel_locale)
+        return format_datetime(value, format=format, tzinfo=ZoneInfo(timezone or "UTC"), locale=babel_locale)
 
     def number(value: float | int) -> str:
         return format_decimal(value, locale=babel_locale)

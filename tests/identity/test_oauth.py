@@ -27,7 +27,11 @@ def _assert_problem(answer, status: int) -> dict:  # type: ignore[no-untyped-def
 
 def test_token_with_basic_auth_has_the_rfc6749_shape(client: TestClient, db: Database) -> None:
     tenant = make_tenant(db)
-    answer = client.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=(tenant.client_id, tenant.client_secret))
+    answer = client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(tenant.client_id, tenant.client_secret),
+    )
     assert answer.status_code == 200
     body = answer.json()
     assert body["token_type"] == "Bearer" and body["expires_in"] == 3600
@@ -41,33 +45,44 @@ def test_token_with_client_secret_post(client: TestClient, db: Database) -> None
     tenant = make_tenant(db)
     answer = client.post(
         "/oauth/token",
-        data={"grant_type": "client_credentials", "client_id": tenant.client_id, "client_secret": tenant.client_secret},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": tenant.client_id,
+            "client_secret": tenant.client_secret,
+        },
     )
     assert answer.status_code == 200, answer.text
 
 
 def test_wrong_secret_is_401_invalid_client(client: TestClient, db: Database) -> None:
     tenant = make_tenant(db)
-    answer = client.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=(tenant.client_id, "wrong"))
+    answer = client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=(tenant.client_id, "wrong")
+    )
     body = _assert_problem(answer, 401)
     assert body["error"] == "invalid_client" and body["type"] == "/problems/oauth/invalid_client"
 
 
 def test_unknown_client_is_401_invalid_client(client: TestClient) -> None:
-    answer = client.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=("bpoc_nobody", "secret"))
+    answer = client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=("bpoc_nobody", "secret")
+    )
     assert _assert_problem(answer, 401)["error"] == "invalid_client"
 
 
 def test_unsupported_grant_type_is_400(client: TestClient, db: Database) -> None:
     tenant = make_tenant(db)
-    answer = client.post("/oauth/token", data={"grant_type": "password"}, auth=(tenant.client_id, tenant.client_secret))
+    answer = client.post(
+        "/oauth/token", data={"grant_type": "password"}, auth=(tenant.client_id, tenant.client_secret)
+    )
     assert _assert_problem(answer, 400)["error"] == "unsupported_grant_type"
 
 
 def test_scope_beyond_the_clients_is_400_invalid_scope(client: TestClient, db: Database) -> None:
     tenant = make_tenant(db)
     answer = client.post(
-        "/oauth/token", data={"grant_type": "client_credentials", "scope": "org:read billing:everything"},
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "org:read billing:everything"},
         auth=(tenant.client_id, tenant.client_secret),
     )
     assert _assert_problem(answer, 400)["error"] == "invalid_scope"
@@ -98,7 +113,9 @@ def test_expired_token_is_401(client: TestClient, db: Database) -> None:
 def test_token_revoked_by_rfc7009_is_401(client: TestClient, db: Database) -> None:
     tenant = make_tenant(db)
     access_token = token(client, tenant.client_id, tenant.client_secret)
-    revoked = client.post("/oauth/revoke", data={"token": access_token}, auth=(tenant.client_id, tenant.client_secret))
+    revoked = client.post(
+        "/oauth/revoke", data={"token": access_token}, auth=(tenant.client_id, tenant.client_secret)
+    )
     assert revoked.status_code == 200, revoked.text
     _assert_problem(client.get("/v1/me", headers=bearer(access_token)), 401)
 
@@ -110,7 +127,11 @@ def test_revoking_the_api_client_revokes_its_tokens(client: TestClient, db: Data
     erp_token = token(client, created["client_id"], created["client_secret"])
     assert client.delete(f"/v1/api-clients/{created['id']}", headers=bearer(admin_token)).status_code == 200
     _assert_problem(client.get("/v1/me", headers=bearer(erp_token)), 401)
-    answer = client.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=(created["client_id"], created["client_secret"]))
+    answer = client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(created["client_id"], created["client_secret"]),
+    )
     _assert_problem(answer, 401)
 
 
@@ -128,7 +149,9 @@ def test_a_client_cannot_mint_a_client_with_more_scopes(client: TestClient, db: 
     tenant = make_tenant(db)
     client_id, secret = make_api_client(db, tenant.organization, scopes="api_clients:manage")
     limited = token(client, client_id, secret)
-    answer = client.post("/v1/api-clients", json={"name": "x", "scopes": ["org:read"]}, headers=bearer(limited))
+    answer = client.post(
+        "/v1/api-clients", json={"name": "x", "scopes": ["org:read"]}, headers=bearer(limited)
+    )
     _assert_problem(answer, 403)
 
 

@@ -78,7 +78,7 @@ def _minimal_body(schema: dict[str, Any], document: dict[str, Any]) -> Any:
     if kind == "object":
         props = schema.get("properties", {})
         return {key: _minimal_body(props[key], document) for key in schema.get("required", [])}
-    return {"string": "x", "integer": 1, "number": 1, "boolean": True, "array": []}.get(kind or "", None)
+    return {"string": "x", "integer": 1, "number": 1, "boolean": True, "array": []}.get(kind or "")
 
 
 def _without_echo(body: Any) -> str:
@@ -91,7 +91,12 @@ def _without_echo(body: Any) -> str:
 @pytest.fixture
 def two_tenants(client: TestClient, db: Database) -> tuple[Tenant, Tenant, dict[str, str], dict[str, str]]:
     a, b = make_tenant(db), make_tenant(db)
-    return a, b, bearer(token(client, a.client_id, a.client_secret)), bearer(token(client, b.client_id, b.client_secret))
+    return (
+        a,
+        b,
+        bearer(token(client, a.client_id, a.client_secret)),
+        bearer(token(client, b.client_id, b.client_secret)),
+    )
 
 
 def test_every_id_in_a_v1_path_has_a_factory(app: FastAPI) -> None:
@@ -110,7 +115,10 @@ def test_the_suite_finds_the_routes_it_must_cover(app: FastAPI) -> None:
 
 
 def test_foreign_ids_answer_404_on_every_operation(
-    app: FastAPI, client: TestClient, db: Database, two_tenants: tuple[Tenant, Tenant, dict[str, str], dict[str, str]]
+    app: FastAPI,
+    client: TestClient,
+    db: Database,
+    two_tenants: tuple[Tenant, Tenant, dict[str, str], dict[str, str]],
 ) -> None:
     a, _b, as_a, as_b = two_tenants
     document = app.openapi()
@@ -121,10 +129,14 @@ def test_foreign_ids_answer_404_on_every_operation(
             continue
         ids = {name: FACTORIES[name](db, a)[0] for name in names}
         url = path.format(**ids)
-        body_schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        body_schema = (
+            operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        )
         body = _minimal_body(body_schema, document) if body_schema else None
         answer = client.request(method, url, headers=as_b, json=body)
-        assert answer.status_code == 404, f"{method.upper()} {path} as tenant B: {answer.status_code} {answer.text}"
+        assert answer.status_code == 404, (
+            f"{method.upper()} {path} as tenant B: {answer.status_code} {answer.text}"
+        )
         assert answer.headers["content-type"].startswith("application/problem+json")
         if method == "get":  # the control: the same request as A finds the object
             own = client.get(url, headers=as_a)
@@ -134,7 +146,10 @@ def test_foreign_ids_answer_404_on_every_operation(
 
 
 def test_no_response_to_tenant_b_contains_anything_of_tenant_a(
-    app: FastAPI, client: TestClient, db: Database, two_tenants: tuple[Tenant, Tenant, dict[str, str], dict[str, str]]
+    app: FastAPI,
+    client: TestClient,
+    db: Database,
+    two_tenants: tuple[Tenant, Tenant, dict[str, str], dict[str, str]],
 ) -> None:
     a, _b, as_a, as_b = two_tenants
     markers = [a.admin_email, a.client_id]

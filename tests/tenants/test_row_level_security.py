@@ -32,7 +32,9 @@ def _tenant_tables(connection: Connection) -> dict[str, str]:
     return tables
 
 
-def _set(connection: Connection, tenant_ids: str, all_tenants: str = "off", authenticating: str = "off") -> None:
+def _set(
+    connection: Connection, tenant_ids: str, all_tenants: str = "off", authenticating: str = "off"
+) -> None:
     connection.execute(
         text(
             "SELECT set_config('bpo.tenant_ids', :ids, true), set_config('bpo.all_tenants', :all, true),"
@@ -56,13 +58,17 @@ def test_the_application_role_cannot_bypass_rls_or_own_tables(connection: Connec
 def test_every_tenant_table_has_forced_rls(connection: Connection) -> None:
     tables = _tenant_tables(connection)
     assert {"users", "api_clients", "access_tokens", "memberships", "web_sessions"} <= set(tables)
-    unprotected = connection.execute(
-        text(
-            "SELECT relname FROM pg_class WHERE relname = ANY(:names) "
-            "AND NOT (relrowsecurity AND relforcerowsecurity)"
-        ),
-        {"names": list(tables)},
-    ).scalars().all()
+    unprotected = (
+        connection.execute(
+            text(
+                "SELECT relname FROM pg_class WHERE relname = ANY(:names) "
+                "AND NOT (relrowsecurity AND relforcerowsecurity)"
+            ),
+            {"names": list(tables)},
+        )
+        .scalars()
+        .all()
+    )
     assert unprotected == []
 
 
@@ -90,15 +96,14 @@ def test_raw_sql_without_settings_returns_no_rows(connection: Connection, db: Da
 def test_writes_for_another_tenant_are_refused(connection: Connection, db: Database) -> None:
     a, b = make_tenant(db), make_tenant(db)
     _set(connection, str(a.organization.id))
-    with pytest.raises(Exception, match="row-level security"):
-        with connection.begin_nested():
-            connection.execute(
-                text(
-                    "INSERT INTO portfolio_assignments (id, tenant_id, account_manager_id, created_at) "
-                    "SELECT gen_random_uuid(), :b, id, now() FROM users LIMIT 1"
-                ),
-                {"b": b.organization.id},
-            )
+    with pytest.raises(Exception, match="row-level security"), connection.begin_nested():
+        connection.execute(
+            text(
+                "INSERT INTO portfolio_assignments (id, tenant_id, account_manager_id, created_at) "
+                "SELECT gen_random_uuid(), :b, id, now() FROM users LIMIT 1"
+            ),
+            {"b": b.organization.id},
+        )
 
 
 def test_authentication_settings_open_identity_tables_only(connection: Connection, db: Database) -> None:

@@ -16,7 +16,9 @@ from tests.factories import make_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
 # A comparison on a tenant column is a tenant filter; only tenants/ may write one.
-HAND_WRITTEN_FILTER = re.compile(r"\.tenant_id\s*(==|!=|\.in_\(|\.is_\()|tenant_id\s*=\s*:|WHERE\s+tenant_id", re.I)
+HAND_WRITTEN_FILTER = re.compile(
+    r"\.tenant_id\s*(==|!=|\.in_\(|\.is_\()|tenant_id\s*=\s*:|WHERE\s+tenant_id", re.I
+)
 
 
 def test_no_hand_written_tenant_filter_outside_tenants() -> None:
@@ -55,7 +57,9 @@ def test_writing_into_another_tenant_is_refused(db: Database) -> None:
     a, b = make_tenant(db), make_tenant(db)
     with pytest.raises(CrossTenantWrite), db.session() as session:
         bind(session, AccessScope.tenants({a.organization.id}))
-        session.add(ApiClient(tenant_id=b.organization.id, client_id="x", secret_hash="0" * 64, name="n", scopes=""))
+        session.add(
+            ApiClient(tenant_id=b.organization.id, client_id="x", secret_hash="0" * 64, name="n", scopes="")
+        )
         session.flush()
 
 
