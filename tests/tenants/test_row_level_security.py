@@ -14,9 +14,9 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture(autouse=True)
 def _postgres_only(is_postgres: bool) -> None:
-    from tests.conftest import require
-
-    require(is_postgres, "row-level security needs PostgreSQL (set BPO_TEST_DATABASE_URL)")
+    # CI runs the suite a second time on PostgreSQL, where these run.
+    if not is_postgres:
+        pytest.skip("row-level security needs PostgreSQL (set BPO_TEST_DATABASE_URL)")
 
 
 def _tenant_tables(connection: Connection) -> dict[str, str]:
