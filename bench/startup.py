@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.live import free_port  # noqa: E402
+from tests.live import free_port
 
 
 def _rss_kib(pid: int) -> int:
@@ -62,27 +62,31 @@ def _time_to_ready(command: list[str], url: str, env: dict[str, str]) -> tuple[f
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bare = Path(tmp) / "bare.py"
-        bare.write_text(textwrap.dedent("""
+        bare.write_text(
+            textwrap.dedent("""
             from fastapi import FastAPI
             app = FastAPI()
             @app.get("/readyz")
             def ready():
                 return {"status": "ready"}
-        """))
+        """)
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("BPO_")}
         port = free_port()
         base_s, base_rss = _time_to_ready(
             [sys.executable, "-m", "uvicorn", "bare:app", "--app-dir", tmp, "--port", str(port)],
-            f"http://127.0.0.1:{port}/readyz", env,
+            f"http://127.0.0.1:{port}/readyz",
+            env,
         )
         env["BPO_DATA_DIR"] = str(Path(tmp) / "var")
         port = free_port()
         serve_s, serve_rss = _time_to_ready(
             [sys.executable, "-m", "services.cli", "serve", "--port", str(port)],
-            f"http://127.0.0.1:{port}/readyz", env,
+            f"http://127.0.0.1:{port}/readyz",
+            env,
         )
     print(f"bare uvicorn app : ready in {base_s:.2f} s, RSS {base_rss / 1024:.0f} MiB")
-    print(f"bpo serve (fresh): ready in {serve_s:.2f} s, RSS {serve_rss / 1024:.0f} MiB (api + worker + beat)")
+    print(f"bpo serve (fresh): ready in {serve_s:.2f} s, RSS {serve_rss / 1024:.0f} MiB (api, worker, beat)")
     print(f"ratio start time : {serve_s / base_s:.1f}x   ratio RSS: {serve_rss / base_rss:.1f}x")
 
 
