@@ -20,15 +20,8 @@ def _database(request: Request) -> Database:
 def _session(request: Request) -> Iterator[Session]:
     """The request's unit of work: committed when the endpoint returns, before
     the answer is sent (``scope="function"``), rolled back if it raised."""
-    session = _database(request).sessions()
-    try:
+    with _database(request).session() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def _settings(request: Request) -> Settings:

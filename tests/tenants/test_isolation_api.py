@@ -24,6 +24,8 @@ from tests.factories import Tenant, bearer, make_api_client, make_tenant, token
 # path parameter -> factory making one of tenant A's objects, returning its id and
 # the strings that identify it (which tenant B must never see)
 Factory = Callable[[Database, Tenant], tuple[uuid.UUID, list[str]]]
+# tenant A, tenant B, and the bearer headers of each
+TwoTenants = tuple[Tenant, Tenant, dict[str, str], dict[str, str]]
 
 
 def _organization(db: Database, tenant: Tenant) -> tuple[uuid.UUID, list[str]]:
@@ -89,7 +91,7 @@ def _without_echo(body: Any) -> str:
 
 
 @pytest.fixture
-def two_tenants(client: TestClient, db: Database) -> tuple[Tenant, Tenant, dict[str, str], dict[str, str]]:
+def two_tenants(client: TestClient, db: Database) -> TwoTenants:
     a, b = make_tenant(db), make_tenant(db)
     return (
         a,
@@ -118,7 +120,7 @@ def test_foreign_ids_answer_404_on_every_operation(
     app: FastAPI,
     client: TestClient,
     db: Database,
-    two_tenants: tuple[Tenant, Tenant, dict[str, str], dict[str, str]],
+    two_tenants: TwoTenants,
 ) -> None:
     a, _b, as_a, as_b = two_tenants
     document = app.openapi()
@@ -149,7 +151,7 @@ def test_no_response_to_tenant_b_contains_anything_of_tenant_a(
     app: FastAPI,
     client: TestClient,
     db: Database,
-    two_tenants: tuple[Tenant, Tenant, dict[str, str], dict[str, str]],
+    two_tenants: TwoTenants,
 ) -> None:
     a, _b, as_a, as_b = two_tenants
     markers = [a.admin_email, a.client_id]
