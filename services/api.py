@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -11,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from kombu import Connection
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -27,6 +29,7 @@ from services.web.templating import TEMPLATES_DIR
 from tenants import routes as tenant_routes
 
 STATIC_DIR = TEMPLATES_DIR.parent / "static"
+log = structlog.get_logger()
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -79,6 +82,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return problems.render_validation_error(request, exc)
 
+    def on_integrity_error(request: Request, exc: Exception) -> Response:
+        # Two requests raced for the same unique value; the loser is told, not a 500.
+        return on_domain_error(request, errors.Conflict("a concurrent change created the same record"))
+
+    def on_unexpected_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", path=request.url.path)
+        return on_domain_error(request, errors.InternalError())
+
+    app.add_exception_handler(IntegrityError, on_integrity_error)
+    app.add_exception_handler(Exception, on_unexpected_error)
     app.add_exception_handler(errors.DomainError, on_domain_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -14,9 +14,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, ForeignKey, event, false, func, literal, select, true
-from sqlalchemy.orm import Mapped, ORMExecuteState, Session, declared_attr, mapped_column
+from sqlalchemy import Connection, ForeignKey, event, false, func, literal, select, true
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 from sqlalchemy.orm import with_loader_criteria as loader_criteria
+from sqlalchemy.sql.util import find_tables
 
 SCOPE_KEY = "bpo.access"
 T = TypeVar("T")
@@ -49,6 +50,11 @@ class AccessScope:
     def authentication(cls) -> AccessScope:
         return cls(tenant_ids=frozenset(), authenticating=True)
 
+    @classmethod
+    def nothing(cls) -> AccessScope:
+        """After a failed authentication: no tenant data at all."""
+        return cls(tenant_ids=frozenset())
+
     def sees(self, tenant_id: uuid.UUID) -> bool:
         return self.tenant_ids is None or tenant_id in self.tenant_ids
 
@@ -59,13 +65,9 @@ class TenantOwned:
     # Identity tables (users, clients, tokens...) are readable while authenticating.
     readable_while_authenticating: ClassVar[bool] = False
 
-    @declared_attr
-    def tenant_id(cls) -> Mapped[uuid.UUID]:
-        return mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
-
-    @classmethod
-    def tenant_column(cls) -> ColumnElement[Any]:
-        return cls.tenant_id  # type: ignore[return-value]
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
 
 
 def bind(session: Session, scope: AccessScope) -> Session:
@@ -86,41 +88,75 @@ def fetch(session: Session, model: type[T], object_id: uuid.UUID) -> T | None:
     return session.scalars(select(model).where(model.id == object_id)).one_or_none()  # type: ignore[attr-defined]
 
 
-def _criteria_for(scope: AccessScope, entity: type[TenantOwned]) -> Any:
-    if scope.tenant_ids is None:
-        return None
-    if scope.authenticating and entity.readable_while_authenticating:
-        return None
-    ids = tuple(scope.tenant_ids)
-    if not ids:
-        return loader_criteria(entity, lambda cls: false(), include_aliases=True)
-    return loader_criteria(entity, lambda cls: cls.tenant_column().in_(ids), include_aliases=True)
-
-
-def _tenant_entities(state: ORMExecuteState) -> list[type[TenantOwned]]:
+def _tenant_classes() -> list[type[TenantOwned]]:
     found: list[type[TenantOwned]] = []
-    for mapper in state.all_mappers:
-        if issubclass(mapper.class_, TenantOwned) and mapper.class_ not in found:
-            found.append(mapper.class_)
+    pending = list(TenantOwned.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending += cls.__subclasses__()
+        if hasattr(cls, "__table__") and cls not in found:
+            found.append(cls)
     return found
+
+
+def _tenant_table_names() -> set[str]:
+    return {cls.__table__.name for cls in _tenant_classes()}  # type: ignore[attr-defined]
+
+
+def _touched_tenant_tables(state: ORMExecuteState) -> set[str]:
+    """Tenant tables anywhere in the statement: returned, joined, in subqueries or EXISTS."""
+    names = {m.local_table.name for m in state.all_mappers if issubclass(m.class_, TenantOwned)}  # type: ignore[attr-defined]
+    statement: Any = state.statement
+    found = find_tables(statement, include_aliases=True, include_joins=True, include_crud=True)
+    return names | ({t.name for t in found} & _tenant_table_names())
+
+
+def _criteria(scope: AccessScope, state: ORMExecuteState) -> list[Any]:
+    """Criteria on the ``TenantOwned`` base apply to every tenant entity wherever it
+    appears in the statement (joins, subqueries, bulk UPDATE and DELETE)."""
+    if scope.authenticating and state.is_select:
+        # Only identity tables are readable while authenticating.
+        return [
+            loader_criteria(cls, lambda c: false(), include_aliases=True)
+            for cls in _tenant_classes()
+            if not cls.readable_while_authenticating
+        ]
+    ids = tuple(scope.tenant_ids or ())
+    if not ids:
+        return [loader_criteria(TenantOwned, lambda cls: false(), include_aliases=True)]
+    return [loader_criteria(TenantOwned, lambda cls: cls.tenant_id.in_(ids), include_aliases=True)]
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _scope_orm_statement(state: ORMExecuteState) -> None:
-    if not (state.is_select or state.is_update or state.is_delete):
-        return
     if state.is_column_load or state.is_relationship_load:
         return  # criteria of the parent statement propagate to these loads
-    entities = _tenant_entities(state)
-    if not entities:
+    touched = _touched_tenant_tables(state)
+    if not touched:
         return
     scope = current_scope(state.session)
     if scope is None:
-        names = ", ".join(e.__name__ for e in entities)
-        raise UnscopedAccess(f"query on {names} through a session without an access scope")
-    options = [c for c in (_criteria_for(scope, e) for e in entities) if c is not None]
-    if options:
-        state.statement = state.statement.options(*options)
+        raise UnscopedAccess(
+            f"query on {', '.join(sorted(touched))} through a session without an access scope"
+        )
+    if scope.tenant_ids is None:
+        return
+    if not (state.is_select or state.is_update or state.is_delete):
+        # Statement-level INSERT bypasses the flush check; tenant rows are added with session.add.
+        raise CrossTenantWrite(f"statement-level write to {', '.join(sorted(touched))}: use session.add")
+    if state.is_update and _sets_tenant_column(state.statement):
+        raise CrossTenantWrite("a tenant row's tenant cannot be changed by a bulk UPDATE")
+    if not state.is_orm_statement:
+        raise UnscopedAccess(
+            f"statement on {', '.join(sorted(touched))} that the ORM cannot scope: "
+            "select an entity or its columns"
+        )
+    state.statement = state.statement.options(*_criteria(scope, state))
+
+
+def _sets_tenant_column(statement: Any) -> bool:
+    values = getattr(statement, "_values", None) or {}
+    return any(getattr(key, "key", key) in {"tenant_id"} for key in values)
 
 
 @event.listens_for(Session, "before_flush")
@@ -134,7 +170,7 @@ def _refuse_foreign_writes(session: Session, _context: Any, _instances: Any) -> 
     if scope.tenant_ids is None:
         return
     for obj in changed:
-        tenant_id = getattr(obj, str(type(obj).tenant_column().key))
+        tenant_id = obj.tenant_id
         if tenant_id is None or not scope.sees(tenant_id):
             raise CrossTenantWrite(f"{type(obj).__name__} of tenant {tenant_id} is outside the scope")
 

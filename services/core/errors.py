@@ -90,6 +90,11 @@ class RateLimited(DomainError):
     title = _("Too many attempts, try again later")
 
 
+class InternalError(DomainError):
+    type = "/problems/internal"
+    title = _("An unexpected error occurred")
+
+
 class ServiceUnavailable(DomainError):
     type = "/problems/unavailable"
     title = _("A dependency is unavailable")

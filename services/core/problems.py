@@ -30,6 +30,7 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.PayloadTooLarge: 413,
     errors.RateLimited: 429,
     errors.ServiceUnavailable: 503,
+    errors.InternalError: 500,
 }
 
 ERROR_BY_STATUS: dict[int, type[errors.DomainError]] = {
@@ -171,7 +172,9 @@ def _malformed_json(request: Request, document: Any) -> JSONResponse:
 def render_http_exception(request: Request, exc: StarletteHTTPException) -> Response:
     error_cls = ERROR_BY_STATUS.get(exc.status_code)
     if error_cls is None:
-        return problem_response(request, exc.status_code, "about:blank", str(exc.detail))
+        return problem_response(
+            request, exc.status_code, "about:blank", str(exc.detail), headers=dict(exc.headers or {})
+        )
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != error_cls.title else None
     return problem_response(
         request,

@@ -144,6 +144,8 @@ class TokenServer(rfc6749.AuthorizationServer):
     def handle_response(
         self, status: int, body: Any, headers: list[tuple[str, str]]
     ) -> tuple[int, Any, list[tuple[str, str]]]:
+        if status >= 400:
+            bind(self.session, AccessScope.nothing())  # a refused client reads nothing more
         return status, body, headers
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:

@@ -46,6 +46,10 @@ async def _form_request(request: Request) -> FormRequest:
         raise BadRequest("OAuth 2.0 endpoints require https (plain http only on loopback)") from None
 
 
+# Read asynchronously; the endpoints stay sync so database waits never block the event loop.
+OAuthForm = Annotated[FormRequest, Depends(_form_request)]
+
+
 def _oauth_answer(request: Request, status_code: int, body: Any, headers: list[tuple[str, str]]) -> Response:
     """Successes as RFC 6749 JSON; errors as problem+json that keep RFC 6749's fields."""
     if status_code < 400:
@@ -66,15 +70,13 @@ def _oauth_answer(request: Request, status_code: int, body: Any, headers: list[t
 
 
 @oauth_router.post("/token", summary="Issue an access token (client credentials grant)")
-async def token(request: Request, session: DbSession, settings: AppSettings) -> Response:
-    oauth_request = await _form_request(request)
+def token(request: Request, oauth_request: OAuthForm, session: DbSession, settings: AppSettings) -> Response:
     server = TokenServer(session, settings)
     return _oauth_answer(request, *server.create_token_response(oauth_request))
 
 
 @oauth_router.post("/revoke", summary="Revoke an access token (RFC 7009)")
-async def revoke(request: Request, session: DbSession, settings: AppSettings) -> Response:
-    oauth_request = await _form_request(request)
+def revoke(request: Request, oauth_request: OAuthForm, session: DbSession, settings: AppSettings) -> Response:
     server = TokenServer(session, settings)
     return _oauth_answer(request, *server.create_endpoint_response("revocation", oauth_request))
 

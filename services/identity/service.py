@@ -17,6 +17,7 @@ from services.core.errors import (
     Forbidden,
     InvalidToken,
     NotFound,
+    RateLimited,
     ValidationFailed,
 )
 from services.core.pagination import PageRequest, fetch_page
@@ -89,13 +90,18 @@ def authenticate_password(
     Raises ``RateLimited`` when throttled, ``InvalidCredentials`` otherwise.
     """
     bind(session, AccessScope.authentication())
-    throttle.check_allowed(session, settings, email, address)
+    try:
+        throttle.check_allowed(session, settings, email, address)
+    except RateLimited:
+        bind(session, AccessScope.nothing())
+        raise
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if (
         not verify_password(user.password_hash if user else None, password)
         or user is None
         or not user.is_active
     ):
+        bind(session, AccessScope.nothing())  # a failed login reads nothing more
         throttle.record_failure(session, email, address)
         raise InvalidCredentials()
     throttle.clear_failures(session, email)
@@ -134,6 +140,7 @@ def principal_for_web_session(session: Session, token: str) -> Principal | None:
         .where(WebSession.token_hash == digest(token), WebSession.expires_at > utcnow())
     ).first()
     if row is None or not row.User.is_active:
+        bind(session, AccessScope.nothing())
         return None
     principal = principals.for_user(session, row.User)
     bind(session, principal.access)
@@ -265,6 +272,7 @@ def principal_for_bearer(session: Session, token: str) -> Principal:
         or row.ApiClient.revoked_at is not None
         or row.AccessToken.expires_at <= now
     ):
+        bind(session, AccessScope.nothing())
         raise InvalidToken()
     principal = principals.for_api_client(session, row.ApiClient, row.AccessToken.scopes, row.AccessToken.id)
     bind(session, principal.access)

@@ -26,6 +26,10 @@ def email_key(email: str) -> str:
 def check_allowed(session: Session, settings: Settings, email: str, address: str) -> None:
     since = utcnow() - timedelta(seconds=settings.login_window_seconds)
     key = email_key(email)
+    if session.get_bind().dialect.name == "postgresql":
+        # Parallel guesses for one account queue here until the first commits its
+        # failure, so they cannot all pass the count (SQLite's BEGIN IMMEDIATE already does).
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
     by_email, by_address = session.execute(
         select(
             func.count().filter(LoginAttempt.email_key == key),

@@ -41,5 +41,5 @@ async def verify(request: Request) -> None:
     if sent is None:
         form = await request.form()
         sent = str(form.get(FIELD, ""))
-    if not cookie or not sent or not hmac.compare_digest(cookie, sent):
+    if not cookie or not sent or not hmac.compare_digest(cookie.encode(), sent.encode()):
         raise Forbidden("the form is stale or was not sent from this site; reload the page and try again")

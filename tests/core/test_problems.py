@@ -93,3 +93,20 @@ def test_openapi_document_is_served_and_lists_the_v1_routes(client: TestClient) 
     document = client.get("/openapi.json").json()
     assert {"/v1/me", "/v1/organizations", "/v1/api-clients", "/oauth/token"} <= set(document["paths"])
     assert client.get("/docs").status_code == 200
+
+
+def test_an_unexpected_error_is_a_500_problem(settings, engine) -> None:  # type: ignore[no-untyped-def]
+    from services.api import create_app
+    from services.core.database import Database as Db
+
+    app = create_app(settings, Db(settings.resolved_database_url(), bind=engine))
+
+    @app.get("/v1/boom")
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        answer = test_client.get("/v1/boom", headers={"Accept-Language": "de"})
+    assert answer.status_code == 500 and answer.headers["content-type"] == PROBLEM
+    assert answer.json()["title"] == "Ein unerwarteter Fehler ist aufgetreten"
+    assert "boom" not in answer.json().get("detail", "")  # internals are logged, not shown

@@ -158,3 +158,19 @@ def test_a_client_cannot_mint_a_client_with_more_scopes(client: TestClient, db: 
 @pytest.mark.parametrize("scheme", ["Basic abc", "Bearer", "Token xyz"])
 def test_malformed_authorization_is_401(client: TestClient, scheme: str) -> None:
     _assert_problem(client.get("/v1/me", headers={"Authorization": scheme}), 401)
+
+
+def test_a_failed_credential_leaves_the_session_reading_nothing(db: Database) -> None:
+    from sqlalchemy import select
+
+    from services.core.errors import InvalidToken
+    from services.identity import service
+    from services.identity.models import User
+
+    make_tenant(db)
+    with db.session() as session:
+        assert service.principal_for_web_session(session, "bpos_forged") is None
+        assert session.scalars(select(User)).all() == []
+        with pytest.raises(InvalidToken):
+            service.principal_for_bearer(session, "bpoat_forged")
+        assert session.scalars(select(User)).all() == []

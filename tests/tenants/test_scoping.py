@@ -74,3 +74,58 @@ def test_authentication_scope_reads_identity_but_refuses_writes(db: Database) ->
             user.display_name = "changed"
             session.flush()
         session.rollback()
+
+
+def test_tenant_tables_used_only_inside_a_query_are_scoped_too(db: Database) -> None:
+    from sqlalchemy import exists, func, true
+
+    a, b = make_tenant(db), make_tenant(db)
+    with db.session() as session:
+        bind(session, AccessScope.tenants({a.organization.id}))
+        assert session.scalar(select(func.count()).select_from(User)) == 1
+        hidden = exists().where(User.email == b.admin_email)
+        assert session.scalars(select(Organization.id).where(hidden)).all() == []
+        with pytest.raises(UnscopedAccess):  # no ORM entity to scope by: refused, never unfiltered
+            session.scalar(select(hidden))
+        joined = select(Organization.name).join(User, true()).where(User.email == b.admin_email)
+        assert session.scalars(joined).all() == []
+        assert session.scalar(select(select(func.count(User.id)).scalar_subquery())) == 1
+
+
+def test_an_unscoped_session_refuses_counts_and_exists_too(db: Database) -> None:
+    from sqlalchemy import exists, func
+
+    make_tenant(db)
+    with db.session() as session:
+        with pytest.raises(UnscopedAccess):
+            session.scalar(select(func.count()).select_from(ApiClient))
+        with pytest.raises(UnscopedAccess):
+            session.scalars(select(Organization.id).where(exists().where(ApiClient.name == "x"))).all()
+
+
+def test_bulk_writes_cannot_cross_tenants(db: Database) -> None:
+    import uuid as uuid_module
+
+    from sqlalchemy import insert, update
+
+    a, b = make_tenant(db), make_tenant(db)
+    with db.session() as session:
+        bind(session, AccessScope.tenants({a.organization.id}))
+        with pytest.raises(CrossTenantWrite):
+            session.execute(update(ApiClient).values(tenant_id=b.organization.id))
+        with pytest.raises(CrossTenantWrite):
+            session.execute(
+                insert(ApiClient).values(
+                    id=uuid_module.uuid4(),
+                    tenant_id=b.organization.id,
+                    client_id="evil",
+                    secret_hash="0",
+                    name="evil",
+                    scopes="",
+                )
+            )
+        renamed = session.execute(update(ApiClient).values(name="renamed"))
+        assert renamed.rowcount == 1  # type: ignore[attr-defined]  # A's client only
+    with db.session() as session:
+        bind(session, AccessScope.authentication())
+        assert session.execute(update(ApiClient).values(name="pwned")).rowcount == 0  # type: ignore[attr-defined]

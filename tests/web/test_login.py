@@ -128,3 +128,9 @@ def test_pages_for_people_render_errors_as_html(client: TestClient) -> None:
     answer = client.get("/no-such-page", headers={"Accept": "text/html", "Accept-Language": "fr"})
     assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html")
     assert "Introuvable" in answer.text
+
+
+def test_a_non_ascii_csrf_token_is_refused_not_a_crash(client: TestClient) -> None:
+    _csrf(client)
+    answer = client.post("/login", data={"email": "a@b.c", "password": "x", "csrf_token": "é" * 40})
+    assert answer.status_code == 403
