@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -182,14 +183,25 @@ def _celery(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "services.worker:celery_app", *args]
 
 
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when ``bpo serve`` dies, however it dies
+    (uvicorn re-raises the signal that stopped it, so a ``finally`` may never run)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run api, worker and beat together (the embedded default needs nothing else)."""
     settings = get_settings()
     _ensure_schema(settings)
     children = [
-        subprocess.Popen(_celery("worker", "--pool=solo", "--loglevel=INFO", "--hostname=embedded@%h")),
-        subprocess.Popen(_celery("beat", "--loglevel=INFO")),
+        subprocess.Popen(
+            _celery("worker", "--pool=solo", "--loglevel=INFO", "--hostname=embedded@%h"),
+            preexec_fn=_die_with_parent,
+        ),
+        subprocess.Popen(_celery("beat", "--loglevel=INFO"), preexec_fn=_die_with_parent),
     ]
 
     def stop_children(*_: object) -> None:

@@ -70,3 +70,29 @@ def test_the_worker_runs_a_job_sent_through_the_broker(platform: LivePlatform) -
             )
     database.engine.dispose()
     assert remaining == 0, "the worker did not purge the expired session within 60 s"
+
+
+def test_stopping_serve_stops_its_worker_and_beat(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from tests import live
+
+    running = live.start(tmp_path)
+    children_file = Path(f"/proc/{running.process.pid}/task/{running.process.pid}/children")
+    children = [int(pid) for pid in children_file.read_text().split()]
+    assert len(children) == 2  # worker and beat
+    live.stop(running)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
+        time.sleep(0.2)
+    alive = [pid for pid in children if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
+    assert alive == [], f"worker/beat left running after bpo serve stopped: {alive}"
+
+
+def _state(pid: int) -> str:
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return "Z"
