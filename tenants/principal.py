@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from services.core.errors import Forbidden, InsufficientScope
@@ -68,7 +68,6 @@ class Principal:
     locale: str | None = None  # the user's own choice, if any
     org_locale: str = "en"  # the organisation's default
     timezone: str | None = None  # for showing times: the user's, else the organisation's
-    token_id: uuid.UUID | None = field(default=None, compare=False)
 
     @property
     def access(self) -> AccessScope:

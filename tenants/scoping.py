@@ -59,11 +59,22 @@ class AccessScope:
         return self.tenant_ids is None or tenant_id in self.tenant_ids
 
 
+# Filled as tenant-owned models are defined; read on every statement, so never walked.
+_TENANT_CLASSES: list[type[TenantOwned]] = []
+_TENANT_TABLES: set[str] = set()
+
+
 class TenantOwned:
     """Mixin for every table that holds one tenant's data."""
 
     # Identity tables (users, clients, tokens...) are readable while authenticating.
     readable_while_authenticating: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)  # maps the class (DeclarativeBase)
+        if "__tablename__" in cls.__dict__:
+            _TENANT_CLASSES.append(cls)
+            _TENANT_TABLES.add(cls.__table__.name)  # type: ignore[attr-defined]
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
@@ -88,27 +99,12 @@ def fetch(session: Session, model: type[T], object_id: uuid.UUID) -> T | None:
     return session.scalars(select(model).where(model.id == object_id)).one_or_none()  # type: ignore[attr-defined]
 
 
-def _tenant_classes() -> list[type[TenantOwned]]:
-    found: list[type[TenantOwned]] = []
-    pending = list(TenantOwned.__subclasses__())
-    while pending:
-        cls = pending.pop()
-        pending += cls.__subclasses__()
-        if hasattr(cls, "__table__") and cls not in found:
-            found.append(cls)
-    return found
-
-
-def _tenant_table_names() -> set[str]:
-    return {cls.__table__.name for cls in _tenant_classes()}  # type: ignore[attr-defined]
-
-
 def _touched_tenant_tables(state: ORMExecuteState) -> set[str]:
     """Tenant tables anywhere in the statement: returned, joined, in subqueries or EXISTS."""
     names = {m.local_table.name for m in state.all_mappers if issubclass(m.class_, TenantOwned)}  # type: ignore[attr-defined]
     statement: Any = state.statement
     found = find_tables(statement, include_aliases=True, include_joins=True, include_crud=True)
-    return names | ({t.name for t in found} & _tenant_table_names())
+    return names | ({t.name for t in found} & _TENANT_TABLES)
 
 
 def _criteria(scope: AccessScope, state: ORMExecuteState) -> list[Any]:
@@ -118,7 +114,7 @@ def _criteria(scope: AccessScope, state: ORMExecuteState) -> list[Any]:
         # Only identity tables are readable while authenticating.
         return [
             loader_criteria(cls, lambda c: false(), include_aliases=True)
-            for cls in _tenant_classes()
+            for cls in _TENANT_CLASSES
             if not cls.readable_while_authenticating
         ]
     ids = tuple(scope.tenant_ids or ())

@@ -21,22 +21,13 @@ def _bpo(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _create_client(data_dir: Path, name: str, country: str, password: str | None = None):  # type: ignore[no-untyped-def]
+    admin = ("--admin-email", "admin@dossiers.example", "--admin-password", password) if password else ()
+    return _bpo(data_dir, "org", "create", "--kind", "client", "--name", name, "--country", country, *admin)
+
+
 def test_org_and_api_client_creation_print_json(tmp_path: Path) -> None:
-    created = _bpo(
-        tmp_path,
-        "org",
-        "create",
-        "--kind",
-        "client",
-        "--name",
-        "Dossiers Rapides",
-        "--country",
-        "FR",
-        "--admin-email",
-        "admin@dossiers.example",
-        "--admin-password",
-        "long-enough-pass",
-    )
+    created = _create_client(tmp_path, "Dossiers Rapides", "FR", password="long-enough-pass")
     assert created.returncode == 0, created.stderr
     org_id = json.loads(created.stdout.strip().splitlines()[-1])["id"]
     client = _bpo(tmp_path, "api-client", "create", "--org", org_id, "--scopes", "org:read")
@@ -47,29 +38,15 @@ def test_org_and_api_client_creation_print_json(tmp_path: Path) -> None:
 
 
 def test_bad_input_is_one_line_and_keeps_nothing(tmp_path: Path) -> None:
-    bad_country = _bpo(tmp_path, "org", "create", "--kind", "client", "--name", "X", "--country", "XX")
+    bad_country = _create_client(tmp_path, "X", "XX")
     assert bad_country.returncode == 1
     assert bad_country.stderr.strip().splitlines() == [
         "error: The request is not valid; country: 'XX' is not an ISO 3166-1 alpha-2 country code"
     ]
-    short_password = _bpo(
-        tmp_path,
-        "org",
-        "create",
-        "--kind",
-        "client",
-        "--name",
-        "Y",
-        "--country",
-        "FR",
-        "--admin-email",
-        "y@y.example",
-        "--admin-password",
-        "short",
-    )
+    short_password = _create_client(tmp_path, "Y", "FR", password="short")
     assert short_password.returncode == 1 and "password" in short_password.stderr
     # the organisation of the failed command was rolled back with it: the name is free
-    again = _bpo(tmp_path, "org", "create", "--kind", "client", "--name", "Y", "--country", "FR")
+    again = _create_client(tmp_path, "Y", "FR")
     assert again.returncode == 0, again.stderr
     unknown = _bpo(tmp_path, "api-client", "create", "--org", "01a20737-1f4a-72f0-9c8a-8c48ac7f967c")
     assert unknown.returncode == 1 and unknown.stderr.strip() == "error: Not found"

@@ -24,6 +24,7 @@ def _(message: str) -> str:
     return message
 
 
+@lru_cache(maxsize=1)
 def available_locales() -> tuple[str, ...]:
     found = {p.parent.parent.name for p in LOCALES_DIR.glob("*/LC_MESSAGES/messages.po")}
     return tuple(sorted(found | {DEFAULT_LOCALE}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -184,9 +184,3 @@ def render_http_exception(request: Request, exc: StarletteHTTPException) -> Resp
         detail,
         headers=dict(exc.headers or {}),
     )
-
-
-def install(app: FastAPI) -> None:
-    app.add_exception_handler(errors.DomainError, render_domain_error)  # type: ignore[arg-type]
-    app.add_exception_handler(RequestValidationError, render_validation_error)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, render_http_exception)  # type: ignore[arg-type]

@@ -29,13 +29,11 @@ class Settings(BaseSettings):
         default=None, description="Celery broker; defaults to SQLite under data_dir."
     )
     secret_key: str | None = Field(default=None, description="Signs sessions and CSRF tokens.")
-    base_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 10 * 1024 * 1024
     access_token_ttl_seconds: int = 3600
     session_ttl_seconds: int = 12 * 3600
     login_max_failures: int = 5
     login_window_seconds: int = 900
-    default_locale: str = "en"
     log_json: bool = False
 
     @property

@@ -59,9 +59,7 @@ def for_user(session: Session, user: User) -> Principal:
     )
 
 
-def for_api_client(
-    session: Session, client: ApiClient, scopes: str, token_id: uuid.UUID | None = None
-) -> Principal:
+def for_api_client(session: Session, client: ApiClient, scopes: str) -> Principal:
     """An API client acts for its own organisation, within the scopes of its token."""
     organization = _organization(session, client.tenant_id)
     granted = frozenset(p for p in Permission if p.value in scopes.split())
@@ -75,5 +73,4 @@ def for_api_client(
         tenant_ids=frozenset({organization.id}),
         display_name=client.name,
         org_locale=organization.default_locale,
-        token_id=token_id,
     )

@@ -274,15 +274,15 @@ def principal_for_bearer(session: Session, token: str) -> Principal:
     ):
         bind(session, AccessScope.nothing())
         raise InvalidToken()
-    principal = principals.for_api_client(session, row.ApiClient, row.AccessToken.scopes, row.AccessToken.id)
+    principal = principals.for_api_client(session, row.ApiClient, row.AccessToken.scopes)
     bind(session, principal.access)
     return principal
 
 
 def purge_expired_credentials(session: Session, settings: Settings) -> dict[str, int]:
-    """Housekeeping run by beat: expired tokens and sessions, old login failures."""
+    """Housekeeping run by beat (acting for the platform): expired tokens and
+    sessions, old login failures."""
     now = utcnow()
-    bind(session, AccessScope.everything())
     tokens = session.execute(delete(AccessToken).where(AccessToken.expires_at < now - timedelta(days=1)))
     sessions = session.execute(delete(WebSession).where(WebSession.expires_at < now))
     attempts = throttle.purge_older_than(session, settings)
