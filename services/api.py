@@ -26,6 +26,7 @@ from services.identity import routes as identity_routes
 from services.web import errors as web_errors
 from services.web import routes as web_routes
 from services.web.templating import TEMPLATES_DIR
+from services.work import routes as work_routes
 from tenants import routes as tenant_routes
 
 STATIC_DIR = TEMPLATES_DIR.parent / "static"
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(identity_routes.oauth_router)
     app.include_router(identity_routes.router)
     app.include_router(tenant_routes.router)
+    app.include_router(work_routes.router)
     app.include_router(web_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_operations_routes(app)

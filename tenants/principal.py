@@ -40,16 +40,23 @@ class Permission(enum.StrEnum):
 
     ORG_READ = "org:read"
     API_CLIENTS_MANAGE = "api_clients:manage"
+    QUEUES_MANAGE = "queues:manage"  # queues and task kinds
+    TASKS_READ = "tasks:read"
+    TASKS_WRITE = "tasks:write"  # submit, edit, comment, attach, transition
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
+
+_READ = frozenset({Permission.ORG_READ, Permission.TASKS_READ})
+_WORK = _READ | {Permission.TASKS_WRITE}
 
 PERMISSIONS_BY_ROLE: dict[Role, frozenset[Permission]] = {
     Role.CLIENT_ADMIN: frozenset(Permission),
-    Role.CLIENT_SUBMITTER: frozenset({Permission.ORG_READ}),
-    Role.CLIENT_VIEWER: frozenset({Permission.ORG_READ}),
-    Role.PROVIDER_ADMIN: frozenset(Permission),
-    Role.TEAM_LEAD: frozenset({Permission.ORG_READ}),
-    Role.AGENT: frozenset({Permission.ORG_READ}),
-    Role.ACCOUNT_MANAGER: frozenset({Permission.ORG_READ}),
+    Role.CLIENT_SUBMITTER: _WORK,
+    Role.CLIENT_VIEWER: _READ,
+    Role.PROVIDER_ADMIN: _WORK | {Permission.API_CLIENTS_MANAGE},
+    Role.TEAM_LEAD: _WORK,
+    Role.AGENT: _WORK,
+    Role.ACCOUNT_MANAGER: _READ,
     Role.PLATFORM_ADMIN: frozenset(Permission),
 }
 

@@ -11,6 +11,8 @@ on PostgreSQL, where row-level security enforces it a second time (see
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -97,6 +99,20 @@ def fetch(session: Session, model: type[T], object_id: uuid.UUID) -> T | None:
     """One row by id, through the scope. Unlike ``Session.get``, never answers
     from the identity map, which may hold rows loaded under an earlier scope."""
     return session.scalars(select(model).where(model.id == object_id)).one_or_none()  # type: ignore[attr-defined]
+
+
+@contextmanager
+def narrowed_to(session: Session, tenant_id: uuid.UUID) -> Iterator[Session]:
+    """Within the block, only ``tenant_id``'s rows (if the scope sees them at all):
+    for an operator acting on one tenant's object, e.g. checking a unique reference."""
+    scope = current_scope(session)
+    if scope is None:
+        raise UnscopedAccess("narrowing a session without an access scope")
+    bind(session, AccessScope.tenants({tenant_id} if scope.sees(tenant_id) else set()))
+    try:
+        yield session
+    finally:
+        bind(session, scope)
 
 
 def _touched_tenant_tables(state: ORMExecuteState) -> set[str]:

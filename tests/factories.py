@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi.testclient import TestClient
 
 from services.core.database import Database
 from services.identity import service as identity
+from services.work import service as work
+from services.work.history import Actor
+from services.work.lifecycle import Action, Side
+from services.work.models import Queue, Task
+from services.work.schemas import QueueCreate, TaskCreate
 from tenants import service as tenancy
 from tenants.models import Organization
-from tenants.principal import OrgKind, Role
+from tenants.principal import OrgKind, Permission, Principal, Role, permissions_for_roles
 from tenants.scoping import AccessScope, bind
 
 PASSWORD = "correct-horse-battery"
+# The platform itself, for factory steps no client may take (routing, an agent's work).
+OPERATOR = Principal(
+    subject_id=uuid.UUID(int=0),
+    subject_kind="user",
+    org_id=uuid.UUID(int=0),
+    org_kind=OrgKind.OPERATOR,
+    roles=frozenset({Role.PLATFORM_ADMIN}),
+    permissions=frozenset(Permission),
+    tenant_ids=None,
+    display_name="operator",
+)
 _counter = itertools.count(1)
 
 
@@ -92,3 +110,56 @@ def token(client: TestClient, client_id: str, secret: str, scope: str | None = N
 
 def bearer(access_token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {access_token}"}
+
+
+def principal_of(organization: Organization) -> Principal:
+    """The organisation's administrator, as the services see a caller."""
+    role = {
+        OrgKind.CLIENT: Role.CLIENT_ADMIN,
+        OrgKind.PROVIDER: Role.PROVIDER_ADMIN,
+        OrgKind.OPERATOR: Role.PLATFORM_ADMIN,
+    }[organization.kind]
+    return Principal(
+        subject_id=organization.id,
+        subject_kind="user",
+        org_id=organization.id,
+        org_kind=organization.kind,
+        roles=frozenset({role}),
+        permissions=permissions_for_roles(frozenset({role})),
+        tenant_ids=None if organization.kind is OrgKind.OPERATOR else frozenset({organization.id}),
+        display_name=f"{organization.name} admin",
+    )
+
+
+def make_queue(
+    db: Database, organization: Organization, task_kind: str = "support_ticket", **fields: Any
+) -> Queue:
+    principal = principal_of(organization)
+    with db.session() as session:
+        bind(session, principal.access)
+        return work.create_queue(
+            session, principal, QueueCreate(name=f"Queue {next(_counter)}", task_kind=task_kind, **fields)
+        )
+
+
+def make_task(db: Database, queue: Queue, **fields: Any) -> Task:
+    """A task submitted to ``queue`` by its tenant's administrator."""
+    fields.setdefault("title", "Refund not received for order 1042")
+    fields.setdefault("payload", {"description": "I returned the parcel three weeks ago."})
+    fields.setdefault("language", "en")
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        principal = principal_of(tenancy.get_organization(session, queue.tenant_id))
+        bind(session, principal.access)
+        return work.create_task(session, principal, TaskCreate(queue_id=queue.id, **fields))
+
+
+def advance(db: Database, task: Task, *actions: str) -> Task:
+    """Move ``task`` through ``actions`` as the platform's operator would (system and provider steps)."""
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        current = work.get_task(session, OPERATOR, task.id)
+        actor = Actor("system", None, "operator", Side.OPERATOR)
+        for action in actions:
+            current = work.apply(session, actor, current, Action(action))
+        return current

@@ -80,9 +80,19 @@ class Conflict(DomainError):
     title = _("Conflict with the current state")
 
 
+class PreconditionFailed(DomainError):
+    type = "/problems/precondition-failed"
+    title = _("The resource changed since you read it")
+
+
 class PayloadTooLarge(DomainError):
     type = "/problems/payload-too-large"
     title = _("The request body is too large")
+
+
+class UnsupportedMediaType(DomainError):
+    type = "/problems/unsupported-media-type"
+    title = _("This type of content is not accepted")
 
 
 class RateLimited(DomainError):

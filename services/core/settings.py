@@ -35,6 +35,22 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_seconds: int = 900
     log_json: bool = False
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=24 * 3600, description="At least a day.")
+    blob_store_url: str = Field(
+        default="", description='Attachments and bulk files: "" for data_dir, or s3://bucket?endpoint_url=...'
+    )
+    attachment_max_bytes: int = Field(
+        default=25 * 1024 * 1024, description="Per file, unless the tenant has a limit."
+    )
+    bulk_max_bytes: int = 512 * 1024 * 1024
+    bulk_max_rows: int = 1_000_000
+    bulk_sync_max_bytes: int = Field(default=1024 * 1024, description="Larger files become an import job.")
+    webhook_max_attempts: int = Field(default=10, ge=1, description="Then the delivery is dead-lettered.")
+    webhook_backoff_seconds: float = Field(
+        default=15.0, gt=0, description="First retry delay; doubles per try."
+    )
+    webhook_backoff_max_seconds: float = 6 * 3600
+    webhook_timeout_seconds: float = 10.0
 
     @property
     def sqlite_path(self) -> Path:

@@ -11,6 +11,7 @@ from sqlalchemy import update
 from services.core.database import Database
 from services.core.time import utcnow
 from services.identity.models import AccessToken
+from tenants.principal import Permission
 from tenants.scoping import AccessScope, bind
 from tests.factories import bearer, make_tenant, token
 
@@ -35,7 +36,7 @@ def test_token_with_basic_auth_has_the_rfc6749_shape(client: TestClient, db: Dat
     assert answer.status_code == 200
     body = answer.json()
     assert body["token_type"] == "Bearer" and body["expires_in"] == 3600
-    assert set(body["scope"].split()) == {"org:read", "api_clients:manage"}
+    assert set(body["scope"].split()) == {p.value for p in Permission}  # a new client gets every scope
     assert answer.headers["cache-control"] == "no-store"
     me = client.get("/v1/me", headers=bearer(body["access_token"]))
     assert me.status_code == 200 and me.json()["organization_id"] == str(tenant.organization.id)

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from services.core.database import Database
-from tests.factories import Tenant, bearer, make_api_client, make_tenant, token
+from tests.factories import Tenant, bearer, make_api_client, make_queue, make_task, make_tenant, token
 
 # path parameter -> factory making one of tenant A's objects, returning its id and
 # the strings that identify it (which tenant B must never see)
@@ -45,9 +45,22 @@ def _api_client(db: Database, tenant: Tenant) -> tuple[uuid.UUID, list[str]]:
     return row_id, [str(row_id), client_id]
 
 
+def _queue(db: Database, tenant: Tenant) -> tuple[uuid.UUID, list[str]]:
+    queue = make_queue(db, tenant.organization)
+    return queue.id, [str(queue.id), queue.name]
+
+
+def _task(db: Database, tenant: Tenant) -> tuple[uuid.UUID, list[str]]:
+    task = make_task(db, make_queue(db, tenant.organization), external_ref=f"A-{uuid.uuid4().hex[:12]}")
+    assert task.external_ref is not None
+    return task.id, [str(task.id), task.external_ref]
+
+
 FACTORIES: dict[str, Factory] = {
     "organization_id": _organization,
     "api_client_id": _api_client,
+    "queue_id": _queue,
+    "task_id": _task,
 }
 
 

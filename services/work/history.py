@@ -1,0 +1,65 @@
+"""Who acted, and the append-only history of each task."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from services.work.lifecycle import Side
+from services.work.models import Task, TaskEvent
+from tenants.principal import OrgKind, Principal
+
+_SIDE_BY_KIND = {
+    OrgKind.CLIENT: Side.CLIENT,
+    OrgKind.PROVIDER: Side.PROVIDER,
+    OrgKind.OPERATOR: Side.OPERATOR,
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: str  # user, api_client, system
+    id: uuid.UUID | None
+    name: str
+    side: Side
+
+    @classmethod
+    def of(cls, principal: Principal) -> Actor:
+        side = _SIDE_BY_KIND[principal.org_kind]
+        return cls(principal.subject_kind, principal.subject_id, principal.display_name, side)
+
+    @classmethod
+    def system(cls, name: str = "platform") -> Actor:
+        return cls("system", None, name, Side.SYSTEM)
+
+
+def record(
+    session: Session,
+    task: Task,
+    actor: Actor,
+    kind: str,
+    *,
+    action: str | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    changes: dict[str, Any] | None = None,
+    internal: bool = False,
+) -> TaskEvent:
+    event = TaskEvent(
+        tenant_id=task.tenant_id,
+        task_id=task.id,
+        kind=kind,
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        actor_name=actor.name,
+        action=action,
+        from_status=from_status,
+        to_status=to_status,
+        changes=changes or {},
+        internal=internal,
+    )
+    session.add(event)
+    return event

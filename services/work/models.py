@@ -1,0 +1,194 @@
+"""Queues, task kinds, tasks and what hangs off a task (history, comments, attachments)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.core.database import Base, IdMixin, TimestampMixin, str_enum
+from services.core.time import utcnow
+from tenants.scoping import TenantOwned
+
+
+class Priority(enum.StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class QueueMode(enum.StrEnum):
+    PULL = "pull"  # agents ask for their next task
+    PUSH = "push"  # the platform offers each task to an agent
+
+
+class TaskStatus(enum.StrEnum):
+    NEW = "new"
+    QUEUED = "queued"
+    OFFERED = "offered"
+    ASSIGNED = "assigned"
+    IN_PROGRESS = "in_progress"
+    WAITING_ON_CLIENT = "waiting_on_client"
+    ESCALATED = "escalated"
+    REOPENED = "reopened"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+class CommentVisibility(enum.StrEnum):
+    CLIENT = "client"  # seen by the client and the provider
+    INTERNAL = "internal"  # provider and operator only
+
+
+class TaskKind(IdMixin, TenantOwned, Base):
+    """A kind a client defined itself; built-in kinds live in code (``kinds.py``)."""
+
+    __tablename__ = "task_kinds"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", "version"),)
+
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    json_schema: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Queue(IdMixin, TenantOwned, TimestampMixin, Base):
+    __tablename__ = "queues"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    name: Mapped[str] = mapped_column(String(200))
+    task_kind: Mapped[str] = mapped_column(String(64))
+    languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    skills: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    residency_allow: Mapped[list[str]] = mapped_column(JSON, default=list)
+    residency_deny: Mapped[list[str]] = mapped_column(JSON, default=list)
+    default_priority: Mapped[Priority] = mapped_column(str_enum(Priority, 16), default=Priority.NORMAL)
+    out_of_hours: Mapped[bool] = mapped_column(default=False)
+    mode: Mapped[QueueMode] = mapped_column(str_enum(QueueMode, 8), default=QueueMode.PULL)
+    accepted_attachment_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Task(IdMixin, TenantOwned, TimestampMixin, Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "external_ref"),
+        Index("ix_tasks_tenant_id_queue_id_status", "tenant_id", "queue_id", "status"),
+    )
+
+    queue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("queues.id", ondelete="RESTRICT"))
+    external_ref: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(500))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    kind_name: Mapped[str] = mapped_column(String(64))
+    kind_version: Mapped[int] = mapped_column(Integer)
+    priority: Mapped[Priority] = mapped_column(str_enum(Priority, 16))
+    status: Mapped[TaskStatus] = mapped_column(str_enum(TaskStatus, 32), default=TaskStatus.NEW)
+    language: Mapped[str | None] = mapped_column(String(16))
+    language_confidence: Mapped[float | None] = mapped_column(Float)
+    created_by: Mapped[uuid.UUID | None]
+    # Optimistic concurrency: the ETag; SQLAlchemy also checks it on every flush.
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": revision}
+
+
+class TaskEvent(IdMixin, TenantOwned, Base):
+    """One entry of a task's append-only history."""
+
+    __tablename__ = "task_events"
+    __table_args__ = (Index("ix_task_events_task_id_id", "task_id", "id"),)
+
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))  # created, updated, transitioned, commented, attached
+    actor_kind: Mapped[str] = mapped_column(String(16))  # user, api_client, system
+    actor_id: Mapped[uuid.UUID | None]
+    actor_name: Mapped[str] = mapped_column(String(200), default="")
+    action: Mapped[str | None] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str | None] = mapped_column(String(32))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    internal: Mapped[bool] = mapped_column(default=False)  # hidden from the client
+
+
+class TaskComment(IdMixin, TenantOwned, Base):
+    __tablename__ = "task_comments"
+    __table_args__ = (Index("ix_task_comments_task_id_id", "task_id", "id"),)
+
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    body: Mapped[str] = mapped_column(Text)
+    visibility: Mapped[CommentVisibility] = mapped_column(str_enum(CommentVisibility, 16))
+    author_kind: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[uuid.UUID | None]
+    author_name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Attachment(IdMixin, TenantOwned, Base):
+    __tablename__ = "attachments"
+    __table_args__ = (Index("ix_attachments_task_id_id", "task_id", "id"),)
+
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(127))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(200))
+    uploaded_by: Mapped[uuid.UUID | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdempotencyRecord(IdMixin, TenantOwned, Base):
+    """The first answer to a POST with an ``Idempotency-Key``, replayed for retries."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "key", "endpoint"),
+        Index("ix_idempotency_records_expires_at", "expires_at"),
+    )
+
+    key: Mapped[str] = mapped_column(String(255))
+    endpoint: Mapped[str] = mapped_column(String(200))  # method and route template
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[str] = mapped_column(Text)
+    response_headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class ImportStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class ImportJob(IdMixin, TenantOwned, Base):
+    """A large bulk file, imported by a worker; its per-row results are kept as a blob."""
+
+    __tablename__ = "import_jobs"
+    __table_args__ = (Index("ix_import_jobs_status_created_at", "status", "created_at"),)
+
+    queue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"))
+    file_format: Mapped[str] = mapped_column(String(16))  # csv, ndjson
+    all_or_nothing: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[ImportStatus] = mapped_column(str_enum(ImportStatus, 16), default=ImportStatus.PENDING)
+    source_key: Mapped[str] = mapped_column(String(200))
+    result_key: Mapped[str | None] = mapped_column(String(200))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_by: Mapped[uuid.UUID | None]
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]

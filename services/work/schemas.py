@@ -1,0 +1,175 @@
+"""Request and answer shapes of the work API (DESIGN.md, contracts)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.work.models import CommentVisibility, Priority, QueueMode, TaskStatus
+
+
+class Skill(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    min_level: int = Field(default=1, ge=1, le=5)
+
+
+class Residency(BaseModel):
+    allow: list[str] = Field(default_factory=list, description='ISO 3166 countries or regions ("EU", "EEA")')
+    deny: list[str] = Field(default_factory=list)
+
+
+class QueueCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    task_kind: str
+    languages: list[str] = Field(default_factory=list, description="BCP 47 tags the work needs")
+    skills: list[Skill] = Field(default_factory=list)
+    residency: Residency = Field(default_factory=Residency)
+    default_priority: Priority = Priority.NORMAL
+    out_of_hours: bool = False
+    mode: QueueMode = QueueMode.PULL
+    accepted_attachment_types: list[str] = Field(
+        default_factory=list, description='MIME types ("application/pdf", "image/*"); empty: the defaults'
+    )
+
+
+class QueueUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    languages: list[str] | None = None
+    skills: list[Skill] | None = None
+    residency: Residency | None = None
+    default_priority: Priority | None = None
+    out_of_hours: bool | None = None
+    mode: QueueMode | None = None
+    accepted_attachment_types: list[str] | None = None
+
+
+class QueueOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    task_kind: str
+    languages: list[str]
+    skills: list[Skill]
+    residency: Residency
+    default_priority: Priority
+    out_of_hours: bool
+    mode: QueueMode
+    accepted_attachment_types: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaskKindCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(min_length=2, max_length=64)
+    json_schema: dict[str, Any] = Field(
+        alias="schema", description="JSON Schema draft 2020-12 of the payload"
+    )
+
+
+class TaskKindOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    name: str
+    version: int
+    builtin: bool
+    json_schema: dict[str, Any] = Field(serialization_alias="schema")
+
+
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queue_id: uuid.UUID
+    external_ref: str | None = Field(default=None, min_length=1, max_length=200)
+    title: str = Field(min_length=1, max_length=500)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    priority: Priority | None = None
+    language: str | None = Field(default=None, description="BCP 47; detected from the text when absent")
+
+
+class TaskUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=500)
+    payload: dict[str, Any] | None = None
+    priority: Priority | None = None
+    language: str | None = None
+    queue_id: uuid.UUID | None = None
+
+
+class TaskOut(BaseModel):
+    id: uuid.UUID
+    queue_id: uuid.UUID
+    external_ref: str | None
+    title: str
+    payload: dict[str, Any]
+    task_kind: str
+    task_kind_version: int
+    priority: Priority
+    status: TaskStatus
+    language: str | None
+    language_confidence: float | None
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class TransitionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal[
+        "start", "ask_client", "client_replied", "resolve", "close", "cancel", "escalate", "reopen"
+    ]
+    comment: str | None = Field(default=None, min_length=1, max_length=20_000)
+
+
+class TaskEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    at: datetime
+    kind: str
+    actor_kind: str
+    actor_id: uuid.UUID | None
+    actor_name: str
+    action: str | None
+    from_status: str | None
+    to_status: str | None
+    changes: dict[str, Any]
+
+
+class CommentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: str = Field(min_length=1, max_length=20_000)
+    visibility: CommentVisibility = CommentVisibility.CLIENT
+
+
+class CommentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    body: str
+    visibility: CommentVisibility
+    author_kind: str
+    author_id: uuid.UUID | None
+    author_name: str
+    created_at: datetime
+
+
+class AttachmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    created_at: datetime

@@ -1,0 +1,445 @@
+"""Business rules of work intake: queues and tasks, their changes, history and comments.
+
+Every change to a task appends to its history and writes an outbox event in the
+same transaction; the caller's unit of work commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from services.core.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+)
+from services.core.pagination import PageRequest, fetch_page
+from services.notify.outbox import emit
+from services.work import kinds, language, lifecycle, residency
+from services.work.history import Actor, record
+from services.work.lifecycle import Action, Side
+from services.work.models import (
+    CommentVisibility,
+    Priority,
+    Queue,
+    Task,
+    TaskComment,
+    TaskEvent,
+    TaskStatus,
+)
+from services.work.schemas import CommentOut, QueueCreate, QueueUpdate, TaskCreate, TaskOut, TaskUpdate
+from tenants.principal import OrgKind, Permission, Principal
+from tenants.scoping import fetch, narrowed_to
+
+# ---------------------------------------------------------------- queues
+
+
+def create_queue(session: Session, principal: Principal, data: QueueCreate) -> Queue:
+    principal.require(Permission.QUEUES_MANAGE)
+    if principal.org_kind is not OrgKind.CLIENT:
+        raise Forbidden("queues belong to client organisations")
+    if kinds.resolve(session, principal.org_id, data.task_kind) is None:
+        raise ValidationFailed(errors=[FieldError("/task_kind", f"no task kind {data.task_kind}")])
+    queue = Queue(tenant_id=principal.org_id, name=data.name, task_kind=data.task_kind)
+    _apply_queue_fields(queue, data.model_dump(exclude={"name", "task_kind"}))
+    session.add(queue)
+    session.flush()
+    return queue
+
+
+def update_queue(session: Session, principal: Principal, queue_id: uuid.UUID, data: QueueUpdate) -> Queue:
+    principal.require(Permission.QUEUES_MANAGE)
+    queue = get_queue(session, queue_id)
+    changes = data.model_dump(exclude_unset=True)
+    if "name" in changes:
+        if changes["name"] is None:
+            raise ValidationFailed(errors=[FieldError("/name", "may not be null")])
+        queue.name = changes.pop("name")
+    _apply_queue_fields(queue, {k: v for k, v in changes.items() if v is not None})
+    session.flush()
+    return queue
+
+
+def _apply_queue_fields(queue: Queue, fields: dict[str, Any]) -> None:
+    errors: list[FieldError] = []
+    if "languages" in fields:
+        tags = []
+        for index, tag in enumerate(fields["languages"]):
+            normalized = normalize_language(tag)
+            if normalized is None:
+                errors.append(FieldError(f"/languages/{index}", f"{tag} is not a BCP 47 language tag"))
+            tags.append(normalized or tag)
+        queue.languages = sorted(set(tags))
+    if "skills" in fields:
+        queue.skills = [{"name": s["name"], "min_level": s["min_level"]} for s in fields["skills"]]
+    if "residency" in fields:
+        rule = fields["residency"]
+        for side in ("allow", "deny"):
+            codes = [code.upper() for code in rule[side]]
+            errors += [
+                FieldError(
+                    f"/residency/{side}/{codes.index(code)}", f"{code} is not a country code or region"
+                )
+                for code in residency.unknown_codes(codes)
+            ]
+            setattr(queue, f"residency_{side}", codes)
+    for name in ("default_priority", "out_of_hours", "mode", "accepted_attachment_types"):
+        if name in fields:
+            setattr(queue, name, fields[name])
+    if errors:
+        raise ValidationFailed(errors=errors)
+
+
+def get_queue(session: Session, queue_id: uuid.UUID) -> Queue:
+    queue = fetch(session, Queue, queue_id)
+    if queue is None:
+        raise NotFound("no such queue")
+    return queue
+
+
+def list_queues(session: Session, page: PageRequest) -> tuple[Sequence[Queue], str | None]:
+    return fetch_page(session, select(Queue), Queue.id, page)
+
+
+def normalize_language(tag: str) -> str | None:
+    """A BCP 47 tag in its usual casing ("fr", "fr-BE", "zh-Hant"), or None if Babel does not know it."""
+    try:
+        locale = Locale.parse(tag.replace("-", "_"))
+    except (ValueError, UnknownLocaleError):
+        return None
+    return "-".join(part for part in (locale.language, locale.script, locale.territory) if part)
+
+
+# ---------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class TaskFilters:
+    queue_id: uuid.UUID | None = None
+    status: TaskStatus | None = None
+    priority: Priority | None = None
+    language: str | None = None
+    external_ref: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def create_task(session: Session, principal: Principal, data: TaskCreate) -> Task:
+    principal.require(Permission.TASKS_WRITE)
+    queue = fetch(session, Queue, data.queue_id)
+    if queue is None:
+        raise NotFound("no such queue", errors=[FieldError("/queue_id", "no such queue")])
+    return submit(session, Actor.of(principal), queue, data)
+
+
+def submit(
+    session: Session, actor: Actor, queue: Queue, data: TaskCreate, *, check_duplicate: bool = True
+) -> Task:
+    """Validate and take in one task; bulk intake calls this for each good row."""
+    task = prepare(session, queue, data, check_duplicate=check_duplicate)
+    task.created_by = actor.id
+    session.add(task)
+    session.flush()
+    record(
+        session,
+        task,
+        actor,
+        "created",
+        action=Action.ENQUEUE,
+        from_status=TaskStatus.NEW,
+        to_status=task.status,
+    )
+    emit(session, task.tenant_id, "task.created", task.id, {"task": task_document(task)})
+    return task
+
+
+def prepare(session: Session, queue: Queue, data: TaskCreate, *, check_duplicate: bool = True) -> Task:
+    """A validated, enqueued task that is not yet added to the session."""
+    kind = kinds.require(session, queue.tenant_id, queue.task_kind)
+    errors = kinds.payload_errors(kind, data.payload)
+    task_language, confidence = data.language, None
+    if task_language is not None:
+        task_language = normalize_language(task_language)
+        if task_language is None:
+            errors.append(FieldError("/language", f"{data.language} is not a BCP 47 language tag"))
+    if errors:
+        raise ValidationFailed(errors=errors)
+    if check_duplicate and data.external_ref is not None:
+        _refuse_duplicate(session, queue.tenant_id, data.external_ref)
+    if task_language is None:
+        detected = language.detect(language.text_of(data.title, _text_fields(kind, data.payload)))
+        if detected is not None:
+            task_language, confidence = detected.language, detected.confidence
+    return Task(
+        tenant_id=queue.tenant_id,
+        queue_id=queue.id,
+        external_ref=data.external_ref,
+        title=data.title,
+        payload=data.payload,
+        kind_name=kind.name,
+        kind_version=kind.version,
+        priority=data.priority or queue.default_priority,
+        status=lifecycle.target_of(TaskStatus.NEW, Action.ENQUEUE, Side.SYSTEM),
+        language=task_language,
+        language_confidence=confidence,
+    )
+
+
+def _text_fields(kind: kinds.Kind, payload: dict[str, Any]) -> dict[str, Any]:
+    """The kind's declared free-text fields if it declares any, else the whole payload."""
+    if not kind.text_fields:
+        return payload
+    return {name: payload[name] for name in kind.text_fields if name in payload}
+
+
+def _refuse_duplicate(session: Session, tenant_id: uuid.UUID, external_ref: str) -> None:
+    with narrowed_to(session, tenant_id):
+        existing = session.scalars(select(Task.id).where(Task.external_ref == external_ref)).first()
+    if existing is not None:
+        raise Conflict(
+            f"a task with external_ref {external_ref} exists: {existing}",
+            errors=[FieldError("/external_ref", "already used by another task")],
+            extra={"existing_id": str(existing)},
+        )
+
+
+def get_task(session: Session, principal: Principal, task_id: uuid.UUID) -> Task:
+    principal.require(Permission.TASKS_READ)
+    task = fetch(session, Task, task_id)
+    if task is None:
+        raise NotFound("no such task")
+    return task
+
+
+def list_tasks(
+    session: Session, principal: Principal, filters: TaskFilters, page: PageRequest
+) -> tuple[Sequence[Task], str | None]:
+    principal.require(Permission.TASKS_READ)
+    query: Select[Any] = select(Task)
+    for column, value in (
+        (Task.queue_id, filters.queue_id),
+        (Task.status, filters.status),
+        (Task.priority, filters.priority),
+        (Task.language, filters.language),
+        (Task.external_ref, filters.external_ref),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if filters.created_after is not None:
+        query = query.where(Task.created_at >= filters.created_after)
+    if filters.created_before is not None:
+        query = query.where(Task.created_at < filters.created_before)
+    return fetch_page(session, query, Task.id, page)
+
+
+def update_task(
+    session: Session,
+    principal: Principal,
+    task_id: uuid.UUID,
+    data: TaskUpdate,
+    expected_revision: int | None,
+) -> Task:
+    principal.require(Permission.TASKS_WRITE)
+    task = _task_for_change(session, principal, task_id, expected_revision)
+    if task.status in lifecycle.FINAL_STATES:
+        raise Conflict(f"the task is {task.status.value}", extra={"current_status": task.status.value})
+    fields = data.model_dump(exclude_unset=True)
+    changes: dict[str, Any] = {}
+    if fields.get("queue_id") is not None and fields["queue_id"] != task.queue_id:
+        with narrowed_to(session, task.tenant_id):  # a task never moves to another tenant
+            queue = fetch(session, Queue, fields["queue_id"])
+        if queue is None:
+            raise NotFound("no such queue", errors=[FieldError("/queue_id", "no such queue")])
+        if queue.task_kind != task.kind_name:
+            raise ValidationFailed(errors=[FieldError("/queue_id", "the queue takes another task kind")])
+        changes["queue_id"] = [str(task.queue_id), str(queue.id)]
+        task.queue_id = queue.id
+    if fields.get("payload") is not None:
+        kind = kinds.require(session, task.tenant_id, task.kind_name, task.kind_version)
+        errors = kinds.payload_errors(kind, fields["payload"])
+        if errors:
+            raise ValidationFailed(errors=errors)
+    if fields.get("language") is not None:
+        normalized = normalize_language(fields["language"])
+        if normalized is None:
+            raise ValidationFailed(errors=[FieldError("/language", "not a BCP 47 language tag")])
+        fields["language"] = normalized
+        if normalized != task.language:
+            task.language_confidence = None
+    for name in ("title", "payload", "priority", "language"):
+        value = fields.get(name)
+        if value is not None and value != getattr(task, name):
+            old = getattr(task, name)
+            changes[name] = [_plain(old), _plain(value)]
+            setattr(task, name, value)
+    if not changes:
+        return task
+    actor = Actor.of(principal)
+    record(session, task, actor, "updated", changes=changes)
+    session.flush()
+    emit(session, task.tenant_id, "task.updated", task.id, {"task": task_document(task), "changes": changes})
+    return task
+
+
+def transition(
+    session: Session,
+    principal: Principal,
+    task_id: uuid.UUID,
+    action: Action,
+    comment: str | None = None,
+    expected_revision: int | None = None,
+) -> Task:
+    principal.require(Permission.TASKS_WRITE)
+    task = _task_for_change(session, principal, task_id, expected_revision)
+    return apply(session, Actor.of(principal), task, action, comment)
+
+
+def apply(session: Session, actor: Actor, task: Task, action: Action, comment: str | None = None) -> Task:
+    """Take ``action`` on ``task`` as ``actor``: the one way a task changes state."""
+    try:
+        target = lifecycle.target_of(task.status, action, actor.side)
+    except lifecycle.IllegalTransition as exc:
+        allowed = [a.value for a in exc.allowed]
+        raise Conflict(
+            f"{action.value} is not allowed while the task is {exc.current.value}; "
+            f"allowed: {', '.join(allowed) or 'none'}",
+            extra={"current_status": exc.current.value, "allowed_actions": allowed},
+        ) from None
+    except lifecycle.NotYourAction as exc:
+        raise Forbidden(str(exc)) from None
+    source = task.status
+    task.status = target
+    changes = {"status": [source.value, target.value]}
+    record(
+        session,
+        task,
+        actor,
+        "transitioned",
+        action=action,
+        from_status=source,
+        to_status=target,
+        changes=changes,
+    )
+    if comment:
+        _add_comment(session, task, actor, comment, CommentVisibility.CLIENT)
+    session.flush()
+    emit(
+        session,
+        task.tenant_id,
+        "task.status_changed",
+        task.id,
+        {"task": task_document(task), "action": action.value, "from": source.value, "to": target.value},
+    )
+    return task
+
+
+def _task_for_change(
+    session: Session, principal: Principal, task_id: uuid.UUID, expected_revision: int | None
+) -> Task:
+    task = get_task(session, principal, task_id)
+    if expected_revision is not None and expected_revision != task.revision:
+        raise PreconditionFailed(
+            f"the task is at revision {task.revision}, not {expected_revision}; read it again",
+            extra={"current_revision": task.revision},
+        )
+    return task
+
+
+def task_document(task: Task) -> dict[str, Any]:
+    """The task as the API and webhooks show it."""
+    return TaskOut(
+        id=task.id,
+        queue_id=task.queue_id,
+        external_ref=task.external_ref,
+        title=task.title,
+        payload=task.payload,
+        task_kind=task.kind_name,
+        task_kind_version=task.kind_version,
+        priority=task.priority,
+        status=task.status,
+        language=task.language,
+        language_confidence=task.language_confidence,
+        revision=task.revision,
+        created_at=task.created_at,
+        updated_at=task.updated_at,
+    ).model_dump(mode="json")
+
+
+def _plain(value: Any) -> Any:
+    return value.value if hasattr(value, "value") else value
+
+
+# ---------------------------------------------------------------- history and comments
+
+
+def is_client_side(principal: Principal) -> bool:
+    return principal.org_kind is OrgKind.CLIENT
+
+
+def list_events(
+    session: Session, principal: Principal, task_id: uuid.UUID, page: PageRequest
+) -> tuple[Sequence[TaskEvent], str | None]:
+    task = get_task(session, principal, task_id)
+    query = select(TaskEvent).where(TaskEvent.task_id == task.id)
+    if is_client_side(principal):
+        query = query.where(TaskEvent.internal.is_(False))
+    return fetch_page(session, query, TaskEvent.id, page)
+
+
+def add_comment(
+    session: Session, principal: Principal, task_id: uuid.UUID, body: str, visibility: CommentVisibility
+) -> TaskComment:
+    principal.require(Permission.TASKS_WRITE)
+    if visibility is CommentVisibility.INTERNAL and is_client_side(principal):
+        raise Forbidden("internal comments are for the provider and the operator")
+    task = get_task(session, principal, task_id)
+    return _add_comment(session, task, Actor.of(principal), body, visibility)
+
+
+def _add_comment(
+    session: Session, task: Task, actor: Actor, body: str, visibility: CommentVisibility
+) -> TaskComment:
+    comment = TaskComment(
+        tenant_id=task.tenant_id,
+        task_id=task.id,
+        body=body,
+        visibility=visibility,
+        author_kind=actor.kind,
+        author_id=actor.id,
+        author_name=actor.name,
+    )
+    session.add(comment)
+    session.flush()
+    internal = visibility is CommentVisibility.INTERNAL
+    record(session, task, actor, "commented", changes={"comment_id": str(comment.id)}, internal=internal)
+    if not internal:
+        document = CommentOut.model_validate(comment).model_dump(mode="json")
+        emit(
+            session,
+            task.tenant_id,
+            "task.comment_added",
+            task.id,
+            {"task_id": str(task.id), "comment": document},
+        )
+    return comment
+
+
+def list_comments(
+    session: Session, principal: Principal, task_id: uuid.UUID, page: PageRequest
+) -> tuple[Sequence[TaskComment], str | None]:
+    task = get_task(session, principal, task_id)
+    query = select(TaskComment).where(TaskComment.task_id == task.id)
+    if is_client_side(principal):
+        query = query.where(TaskComment.visibility == CommentVisibility.CLIENT)
+    return fetch_page(session, query, TaskComment.id, page)
