@@ -23,6 +23,7 @@ from services.core.http import BodyLimitMiddleware, MetricsMiddleware
 from services.core.logging import configure_logging
 from services.core.settings import Settings, get_settings
 from services.identity import routes as identity_routes
+from services.notify import routes as notify_routes
 from services.web import errors as web_errors
 from services.web import routes as web_routes
 from services.web.templating import TEMPLATES_DIR
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(identity_routes.router)
     app.include_router(tenant_routes.router)
     app.include_router(work_routes.router)
+    app.include_router(notify_routes.router)
     app.include_router(web_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_operations_routes(app)

@@ -34,8 +34,11 @@ celery_app.conf.update(
             "task": "identity.purge_expired_credentials",
             "schedule": 3600.0,
         },
+        "work.purge_idempotency_records": {"task": "work.purge_idempotency_records", "schedule": 3600.0},
+        # Relays may overlap (leases); an expired one is dropped, not piled up while workers are away.
+        "notify.relay": {"task": "notify.relay", "schedule": 2.0, "options": {"expires": 10}},
     },
-    imports=["services.identity.jobs"],
+    imports=["services.identity.jobs", "services.work.jobs", "services.notify.jobs"],
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from services.api import create_app
 from services.core.database import Database, make_engine
 from services.core.settings import Settings
 from services.migrations import alembic_config, upgrade
+from tests.factories import Tenant, bearer, make_tenant, token
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -56,6 +58,7 @@ def settings(data_dir: Path, database_url: str, migration_url: str) -> Settings:
         migration_database_url=migration_url,
         broker_url=os.environ.get("BPO_TEST_BROKER_URL") or f"sqla+sqlite:///{data_dir / 'broker.sqlite'}",
         secret_key="test-secret-key-not-for-production",
+        webhook_allow_private_networks=True,  # the test receivers listen on 127.0.0.1
     )
 
 
@@ -111,3 +114,25 @@ def client(app: FastAPI, db: Database) -> Iterator[TestClient]:
 @pytest.fixture
 def is_postgres(database_url: str) -> bool:
     return database_url.startswith("postgresql")
+
+
+# A client tenant calling the API with a token holding every scope.
+@dataclass
+class Caller:
+    tenant: Tenant
+    headers: dict[str, str]
+
+
+@pytest.fixture
+def acme(client: TestClient, db: Database) -> Caller:
+    tenant = make_tenant(db)
+    return Caller(tenant, bearer(token(client, tenant.client_id, tenant.client_secret)))
+
+
+@pytest.fixture
+def queue_id(client: TestClient, acme: Caller) -> str:
+    answer = client.post(
+        "/v1/queues", headers=acme.headers, json={"name": "Support FR", "task_kind": "support_ticket"}
+    )
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])

@@ -163,3 +163,33 @@ def advance(db: Database, task: Task, *actions: str) -> Task:
         for action in actions:
             current = work.apply(session, actor, current, Action(action))
         return current
+
+
+def make_webhook_endpoint(
+    db: Database, organization: Organization, url: str = "https://hooks.example.com/in"
+) -> Any:
+    from services.notify import service as notify
+    from services.notify.schemas import EndpointCreate
+
+    principal = principal_of(organization)
+    with db.session() as session:
+        bind(session, principal.access)
+        key = notify.sealer("test-secret-key-not-for-production")
+        return notify.create_endpoint(session, principal, EndpointCreate(url=url), key).endpoint
+
+
+def make_delivery(db: Database, organization: Organization) -> Any:
+    """A delivery of a task's creation to a new endpoint of ``organization``."""
+    from sqlalchemy import select
+
+    from services.notify.models import WebhookDelivery
+    from services.notify.relay import fan_out
+
+    endpoint = make_webhook_endpoint(db, organization)
+    make_task(db, make_queue(db, organization))
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        while fan_out(session):
+            pass
+        query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
+        return session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(1)).one()

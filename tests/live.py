@@ -35,6 +35,8 @@ def free_port() -> int:
 def start(data_dir: Path, broker_url: str | None = None, timeout: float = 90) -> LivePlatform:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BPO_")}
     env["BPO_DATA_DIR"] = str(data_dir)
+    env["BPO_WEBHOOK_ALLOW_PRIVATE_NETWORKS"] = "true"  # test receivers listen on 127.0.0.1
+    env["BPO_WEBHOOK_BACKOFF_SECONDS"] = "1"
     if broker_url:
         env["BPO_BROKER_URL"] = broker_url
     seeded = subprocess.run(
@@ -67,3 +69,21 @@ def stop(platform: LivePlatform) -> None:
         platform.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         platform.process.kill()
+
+
+def api_headers(platform: LivePlatform, organization_name: str) -> dict[str, str]:
+    """A bearer token of a new API client of the named demo organisation."""
+    organizations = platform.demo["organizations"]
+    assert isinstance(organizations, list)
+    org_id = next(o["id"] for o in organizations if o["name"] == organization_name)
+    created = subprocess.run(
+        [*BPO, "api-client", "create", "--org", org_id], env=platform.env, capture_output=True, check=True
+    )
+    client = json.loads(created.stdout.decode().strip().splitlines()[-1])
+    answer = httpx.post(
+        f"{platform.url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client["client_id"], client["client_secret"]),
+    )
+    answer.raise_for_status()
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}

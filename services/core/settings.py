@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     )
     webhook_backoff_max_seconds: float = 6 * 3600
     webhook_timeout_seconds: float = 10.0
+    webhook_allow_private_networks: bool = Field(
+        default=False, description="Let webhooks reach loopback and private addresses (development only)."
+    )
 
     @property
     def sqlite_path(self) -> Path:

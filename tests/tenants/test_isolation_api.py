@@ -19,7 +19,17 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from services.core.database import Database
-from tests.factories import Tenant, bearer, make_api_client, make_queue, make_task, make_tenant, token
+from tests.factories import (
+    Tenant,
+    bearer,
+    make_api_client,
+    make_delivery,
+    make_queue,
+    make_task,
+    make_tenant,
+    make_webhook_endpoint,
+    token,
+)
 
 # path parameter -> factory making one of tenant A's objects, returning its id and
 # the strings that identify it (which tenant B must never see)
@@ -56,11 +66,25 @@ def _task(db: Database, tenant: Tenant) -> tuple[uuid.UUID, list[str]]:
     return task.id, [str(task.id), task.external_ref]
 
 
+def _endpoint(db: Database, tenant: Tenant) -> tuple[uuid.UUID, list[str]]:
+    endpoint = make_webhook_endpoint(
+        db, tenant.organization, url=f"https://a-{uuid.uuid4().hex[:8]}.example/in"
+    )
+    return endpoint.id, [str(endpoint.id), endpoint.url]
+
+
+def _delivery(db: Database, tenant: Tenant) -> tuple[uuid.UUID, list[str]]:
+    delivery = make_delivery(db, tenant.organization)
+    return delivery.id, [str(delivery.id), str(delivery.event_id)]
+
+
 FACTORIES: dict[str, Factory] = {
     "organization_id": _organization,
     "api_client_id": _api_client,
     "queue_id": _queue,
     "task_id": _task,
+    "endpoint_id": _endpoint,
+    "delivery_id": _delivery,
 }
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.work.conftest import Caller
+from tests.conftest import Caller
 
 PROBLEM = "application/problem+json"
 

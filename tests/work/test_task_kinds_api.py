@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.work.conftest import Caller
+from tests.conftest import Caller
 
 BUILTIN = {
     "support_ticket",

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from services.core.database import Database
 from services.notify.models import OutboxEvent
 from tenants.scoping import AccessScope, bind
+from tests.conftest import Caller
 from tests.factories import advance, make_queue, make_task, make_tenant
-from tests.work.conftest import Caller
 
 PROBLEM = "application/problem+json"
 
