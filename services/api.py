@@ -56,13 +56,27 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     _add_operations_routes(app)
 
     app.add_middleware(MetricsMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_too_large=_too_large)
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings), on_too_large=_too_large)
     return app
 
 
-async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+def body_limits(settings: Settings) -> Any:
+    """Uploads may be larger than JSON bodies; the services check their own finer limits."""
+    multipart_overhead = 64 * 1024
+
+    def limit_for(path: str) -> int:
+        if path == "/v1/tasks/bulk":
+            return settings.bulk_max_bytes
+        if path.endswith("/attachments"):
+            return settings.attachment_max_bytes + multipart_overhead
+        return settings.max_body_bytes
+
+    return limit_for
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
     request = Request(scope, receive)
-    error = errors.PayloadTooLarge(f"the limit is {request.app.state.settings.max_body_bytes} bytes")
+    error = errors.PayloadTooLarge(f"the limit is {limit} bytes")
     await problems.render_domain_error(request, error)(scope, receive, send)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, synonym
 
 from services.core.database import Base, IdMixin, str_enum
@@ -29,6 +29,8 @@ class Organization(IdMixin, TenantOwned, Base):
     default_locale: Mapped[str] = mapped_column(String(16))
     timezone: Mapped[str] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))  # ISO 4217
+    # Per-file attachment limit of a client, under the platform's (None: the platform's).
+    attachment_max_bytes: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

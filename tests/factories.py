@@ -10,6 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from services.core.database import Database
+from services.core.settings import Settings
 from services.identity import service as identity
 from services.work import service as work
 from services.work.history import Actor
@@ -193,3 +194,22 @@ def make_delivery(db: Database, organization: Organization) -> Any:
             pass
         query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
         return session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(1)).one()
+
+
+# The smallest well-formed PDF header a sniffer recognises.
+PDF = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
+
+
+def make_attachment(db: Database, settings: Settings, task: Task, filename: str = "contrat.pdf") -> Any:
+    """A PDF attached to ``task`` by its tenant's administrator, in the app's blob store."""
+    from services.work import attachments
+    from services.work.storage import blob_store_from_url
+
+    store = blob_store_from_url(settings.blob_store_url, settings.data_dir.resolve())
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        principal = principal_of(tenancy.get_organization(session, task.tenant_id))
+        bind(session, principal.access)
+        return attachments.add(
+            session, principal, task.id, filename, [PDF], store, settings.attachment_max_bytes
+        )

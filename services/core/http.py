@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -22,20 +23,22 @@ class BodyTooLarge(HTTPException):
 
 class BodyLimitMiddleware:
     """Answers 413 before reading a body over the limit: at once when
-    Content-Length says so, else as soon as the streamed bytes pass it."""
+    Content-Length says so, else as soon as the streamed bytes pass it.
+    ``limit_for`` gives the limit of a path (uploads allow more than JSON)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, on_too_large: Any) -> None:
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int], on_too_large: Any) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.limit_for = limit_for
         self.on_too_large = on_too_large
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope["path"])
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self.on_too_large(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await self.on_too_large(scope, receive, send, max_bytes)
             return
         received = 0
         started = False
@@ -45,7 +48,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise BodyTooLarge()
             return message
 
@@ -60,7 +63,7 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if started:
                 raise
-            await self.on_too_large(scope, receive, send)
+            await self.on_too_large(scope, receive, send, max_bytes)
 
 
 class MetricsMiddleware:

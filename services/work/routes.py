@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -17,10 +20,11 @@ from services.core.deps import AppSettings, DbSession
 from services.core.pagination import Page, PageRequest, page_request
 from services.core.problems import PROBLEM_RESPONSES
 from services.identity.deps import CurrentPrincipal
-from services.work import idempotency, kinds, service
+from services.work import attachments, idempotency, kinds, service
 from services.work.lifecycle import Action
 from services.work.models import Priority, Queue, Task, TaskStatus
 from services.work.schemas import (
+    AttachmentOut,
     CommentCreate,
     CommentOut,
     QueueCreate,
@@ -36,6 +40,7 @@ from services.work.schemas import (
     TaskUpdate,
     TransitionIn,
 )
+from services.work.storage import READ_CHUNK_BYTES, BlobStore, blob_store_from_url
 from tenants.principal import Permission, Principal
 
 router = APIRouter(prefix="/v1", tags=["work"], responses=PROBLEM_RESPONSES)
@@ -313,3 +318,83 @@ def list_comments(
 ) -> Page[CommentOut]:
     rows, next_cursor = service.list_comments(session, principal, task_id, page)
     return Page(items=[CommentOut.model_validate(c) for c in rows], next_cursor=next_cursor)
+
+
+# ---------------------------------------------------------------- attachments
+
+
+@cache
+def _blob_store(url: str, data_dir: Path) -> BlobStore:
+    return blob_store_from_url(url, data_dir)
+
+
+def blob_store(settings: AppSettings) -> BlobStore:
+    return _blob_store(settings.blob_store_url, settings.data_dir.resolve())
+
+
+Blobs = Annotated[BlobStore, Depends(blob_store)]
+
+
+def _chunks(upload: UploadFile) -> Iterator[bytes]:
+    while chunk := upload.file.read(READ_CHUNK_BYTES):
+        yield chunk
+
+
+@router.post(
+    "/tasks/{task_id}/attachments",
+    response_model=AttachmentOut,
+    status_code=201,
+    summary="Attach a file (multipart field 'file'); its type is read from its content",
+)
+def add_attachment(
+    task_id: uuid.UUID,
+    file: Annotated[UploadFile, File()],
+    session: DbSession,
+    principal: CurrentPrincipal,
+    settings: AppSettings,
+    store: Blobs,
+) -> AttachmentOut:
+    attachment = attachments.add(
+        session, principal, task_id, file.filename, _chunks(file), store, settings.attachment_max_bytes
+    )
+    return AttachmentOut.model_validate(attachment)
+
+
+@router.get(
+    "/tasks/{task_id}/attachments", response_model=Page[AttachmentOut], summary="A task's attachments"
+)
+def list_attachments(
+    task_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal
+) -> Page[AttachmentOut]:
+    rows = attachments.list_for_task(session, principal, task_id)
+    return Page(items=[AttachmentOut.model_validate(a) for a in rows], next_cursor=None)
+
+
+@router.get(
+    "/tasks/{task_id}/attachments/{attachment_id}/content",
+    response_class=StreamingResponse,
+    summary="Download an attachment",
+)
+def download_attachment(
+    task_id: uuid.UUID,
+    attachment_id: uuid.UUID,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    store: Blobs,
+) -> StreamingResponse:
+    attachment = attachments.get(session, principal, task_id, attachment_id)
+    body = store.open(attachment.storage_key)  # raises before any header is sent if the blob is gone
+    ascii_name = attachment.filename.encode("ascii", "replace").decode().replace('"', "_")
+    disposition = (
+        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(attachment.filename, safe='')}"
+    )
+    return StreamingResponse(
+        body,
+        media_type=attachment.content_type,
+        headers={
+            "Content-Disposition": disposition,
+            "Content-Length": str(attachment.size),
+            "X-Content-Type-Options": "nosniff",
+            "ETag": f'"{attachment.sha256}"',
+        },
+    )

@@ -19,10 +19,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from services.core.database import Database
+from services.core.settings import Settings
 from tests.factories import (
+    PDF,
     Tenant,
     bearer,
     make_api_client,
+    make_attachment,
     make_delivery,
     make_queue,
     make_task,
@@ -31,18 +34,20 @@ from tests.factories import (
     token,
 )
 
-# path parameter -> factory making one of tenant A's objects, returning its id and
-# the strings that identify it (which tenant B must never see)
-Factory = Callable[[Database, Tenant], tuple[uuid.UUID, list[str]]]
+# path parameter -> factory making one of tenant A's objects, returning its id, the
+# strings that identify it (which tenant B must never see) and, for a nested object,
+# the ids of its parents in the path ({"task_id": ...} for an attachment)
+Made = tuple[uuid.UUID, list[str]] | tuple[uuid.UUID, list[str], dict[str, uuid.UUID]]
+Factory = Callable[[Database, Settings, Tenant], Made]
 # tenant A, tenant B, and the bearer headers of each
 TwoTenants = tuple[Tenant, Tenant, dict[str, str], dict[str, str]]
 
 
-def _organization(db: Database, tenant: Tenant) -> tuple[uuid.UUID, list[str]]:
+def _organization(db: Database, settings: Settings, tenant: Tenant) -> Made:
     return tenant.organization.id, [str(tenant.organization.id), tenant.organization.name]
 
 
-def _api_client(db: Database, tenant: Tenant) -> tuple[uuid.UUID, list[str]]:
+def _api_client(db: Database, settings: Settings, tenant: Tenant) -> Made:
     from sqlalchemy import select
 
     from services.identity.models import ApiClient
@@ -55,27 +60,33 @@ def _api_client(db: Database, tenant: Tenant) -> tuple[uuid.UUID, list[str]]:
     return row_id, [str(row_id), client_id]
 
 
-def _queue(db: Database, tenant: Tenant) -> tuple[uuid.UUID, list[str]]:
+def _queue(db: Database, settings: Settings, tenant: Tenant) -> Made:
     queue = make_queue(db, tenant.organization)
     return queue.id, [str(queue.id), queue.name]
 
 
-def _task(db: Database, tenant: Tenant) -> tuple[uuid.UUID, list[str]]:
+def _task(db: Database, settings: Settings, tenant: Tenant) -> Made:
     task = make_task(db, make_queue(db, tenant.organization), external_ref=f"A-{uuid.uuid4().hex[:12]}")
     assert task.external_ref is not None
     return task.id, [str(task.id), task.external_ref]
 
 
-def _endpoint(db: Database, tenant: Tenant) -> tuple[uuid.UUID, list[str]]:
+def _endpoint(db: Database, settings: Settings, tenant: Tenant) -> Made:
     endpoint = make_webhook_endpoint(
         db, tenant.organization, url=f"https://a-{uuid.uuid4().hex[:8]}.example/in"
     )
     return endpoint.id, [str(endpoint.id), endpoint.url]
 
 
-def _delivery(db: Database, tenant: Tenant) -> tuple[uuid.UUID, list[str]]:
+def _delivery(db: Database, settings: Settings, tenant: Tenant) -> Made:
     delivery = make_delivery(db, tenant.organization)
     return delivery.id, [str(delivery.id), str(delivery.event_id)]
+
+
+def _attachment(db: Database, settings: Settings, tenant: Tenant) -> Made:
+    task = make_task(db, make_queue(db, tenant.organization))
+    attachment = make_attachment(db, settings, task, f"contrat-{uuid.uuid4().hex[:8]}.pdf")
+    return attachment.id, [str(attachment.id), attachment.filename], {"task_id": task.id}
 
 
 FACTORIES: dict[str, Factory] = {
@@ -85,6 +96,7 @@ FACTORIES: dict[str, Factory] = {
     "task_id": _task,
     "endpoint_id": _endpoint,
     "delivery_id": _delivery,
+    "attachment_id": _attachment,
 }
 
 
@@ -138,6 +150,17 @@ def two_tenants(client: TestClient, db: Database) -> TwoTenants:
     )
 
 
+def _ids_for(names: list[str], db: Database, settings: Settings, tenant: Tenant) -> dict[str, uuid.UUID]:
+    """Ids for a path, innermost first, so that a nested object comes with its own parents."""
+    ids: dict[str, uuid.UUID] = {}
+    for name in reversed(names):
+        if name not in ids:
+            made = FACTORIES[name](db, settings, tenant)
+            ids[name] = made[0]
+            ids.update(made[2] if len(made) == 3 else {})
+    return ids
+
+
 def test_every_id_in_a_v1_path_has_a_factory(app: FastAPI) -> None:
     missing = {
         f"{method.upper()} {path}: {name}"
@@ -157,6 +180,7 @@ def test_foreign_ids_answer_404_on_every_operation(
     app: FastAPI,
     client: TestClient,
     db: Database,
+    settings: Settings,
     two_tenants: TwoTenants,
 ) -> None:
     a, _b, as_a, as_b = two_tenants
@@ -166,13 +190,16 @@ def test_foreign_ids_answer_404_on_every_operation(
         names = _path_parameters(operation)
         if not names:
             continue
-        ids = {name: FACTORIES[name](db, a)[0] for name in names}
+        ids = _ids_for(names, db, settings, a)
         url = path.format(**ids)
         body_schema = (
             operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
         )
         body = _minimal_body(body_schema, document) if body_schema else None
-        answer = client.request(method, url, headers=as_b, json=body)
+        if "multipart/form-data" in operation.get("requestBody", {}).get("content", {}):
+            answer = client.request(method, url, headers=as_b, files={"file": ("a.pdf", PDF)})
+        else:
+            answer = client.request(method, url, headers=as_b, json=body)
         assert answer.status_code == 404, (
             f"{method.upper()} {path} as tenant B: {answer.status_code} {answer.text}"
         )
@@ -188,15 +215,17 @@ def test_no_response_to_tenant_b_contains_anything_of_tenant_a(
     app: FastAPI,
     client: TestClient,
     db: Database,
+    settings: Settings,
     two_tenants: TwoTenants,
 ) -> None:
     a, _b, as_a, as_b = two_tenants
     markers = [a.admin_email, a.client_id]
     ids: dict[str, uuid.UUID] = {}
     for name, factory in FACTORIES.items():
-        object_id, identifying = factory(db, a)
-        ids[name] = object_id
-        markers += identifying
+        made = factory(db, settings, a)
+        ids[name] = made[0]
+        markers += made[1]
+        ids.update(made[2] if len(made) == 3 else {})  # nested objects bring their parents
     seen_by_a = 0
     for method, path, _operation in _operations(app):
         if method != "get":
