@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
+import structlog
 from celery import Celery
+from kombu import Connection
 from sqlalchemy.orm import Session
 
 from services.core.database import Database
@@ -18,6 +20,7 @@ from services.core.settings import get_settings
 from tenants.scoping import AccessScope, bind
 
 settings = get_settings()
+log = structlog.get_logger()
 
 celery_app = Celery("bpo", broker=settings.resolved_broker_url())
 celery_app.conf.update(
@@ -35,6 +38,12 @@ celery_app.conf.update(
             "schedule": 3600.0,
         },
         "work.purge_idempotency_records": {"task": "work.purge_idempotency_records", "schedule": 3600.0},
+        "work.detect_languages": {
+            "task": "work.detect_languages",
+            "schedule": 5.0,
+            "options": {"expires": 30},
+        },
+        "work.resume_imports": {"task": "work.resume_imports", "schedule": 30.0, "options": {"expires": 60}},
         # Relays may overlap (leases); an expired one is dropped, not piled up while workers are away.
         "notify.relay": {"task": "notify.relay", "schedule": 2.0, "options": {"expires": 10}},
     },
@@ -53,3 +62,15 @@ def unit_of_work(scope: AccessScope) -> Iterator[Session]:
     with database().session() as session:
         bind(session, scope)
         yield session
+
+
+def enqueue(name: str, *args: str, broker_url: str | None = None) -> bool:
+    """Send a job, called after the commit that it depends on. False when the broker is
+    unreachable: the data is safe in the database and a beat sweep picks the work up."""
+    try:
+        with Connection(broker_url or settings.resolved_broker_url(), connect_timeout=3) as connection:
+            celery_app.send_task(name, args=list(args), connection=connection, retry=False)
+        return True
+    except Exception:  # any broker failure; the sweep is the safety net
+        log.warning("enqueue failed; the beat sweep will pick it up", job=name)
+        return False

@@ -213,3 +213,22 @@ def make_attachment(db: Database, settings: Settings, task: Task, filename: str 
         return attachments.add(
             session, principal, task.id, filename, [PDF], store, settings.attachment_max_bytes
         )
+
+
+def make_import(db: Database, settings: Settings, queue: Queue, content: bytes, run: bool = True) -> Any:
+    """A CSV import job for ``queue``, run to its end by the same code as the worker's."""
+    import io
+
+    from services.work import bulk, imports
+    from services.work.storage import blob_store
+
+    store = blob_store(settings)
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        principal = principal_of(tenancy.get_organization(session, queue.tenant_id))
+        bind(session, principal.access)
+        order = imports.BulkRequest(queue.id, bulk.FileFormat.CSV, False, ",")
+        job = imports.start_job(session, principal, order, io.BytesIO(content), len(content), store)
+    if run:
+        imports.run_job(db, store, job.id)
+    return job

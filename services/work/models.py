@@ -7,7 +7,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.core.database import Base, IdMixin, TimestampMixin, str_enum
@@ -39,6 +50,12 @@ class TaskStatus(enum.StrEnum):
     RESOLVED = "resolved"
     CLOSED = "closed"
     CANCELLED = "cancelled"
+
+
+class LanguageSource(enum.StrEnum):
+    CLIENT = "client"  # given with the task
+    DETECTED = "detected"
+    UNDETERMINED = "undetermined"  # too little text for a confident answer
 
 
 class CommentVisibility(enum.StrEnum):
@@ -79,6 +96,13 @@ class Task(IdMixin, TenantOwned, TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "external_ref"),
         Index("ix_tasks_tenant_id_queue_id_status", "tenant_id", "queue_id", "status"),
+        # The worker's language detection finds its work here, never by scanning tasks.
+        Index(
+            "ix_tasks_language_pending",
+            "id",
+            postgresql_where=text("language_source IS NULL"),
+            sqlite_where=text("language_source IS NULL"),
+        ),
     )
 
     queue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("queues.id", ondelete="RESTRICT"))
@@ -91,6 +115,9 @@ class Task(IdMixin, TenantOwned, TimestampMixin, Base):
     status: Mapped[TaskStatus] = mapped_column(str_enum(TaskStatus, 32), default=TaskStatus.NEW)
     language: Mapped[str | None] = mapped_column(String(16))
     language_confidence: Mapped[float | None] = mapped_column(Float)
+    language_source: Mapped[LanguageSource | None] = mapped_column(
+        str_enum(LanguageSource, 16)
+    )  # None: pending
     created_by: Mapped[uuid.UUID | None]
     # Optimistic concurrency: the ETag; SQLAlchemy also checks it on every flush.
     revision: Mapped[int] = mapped_column(Integer, default=1)
@@ -178,6 +205,7 @@ class ImportJob(IdMixin, TenantOwned, Base):
 
     queue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"))
     file_format: Mapped[str] = mapped_column(String(16))  # csv, ndjson
+    delimiter: Mapped[str] = mapped_column(String(1), default=",")
     all_or_nothing: Mapped[bool] = mapped_column(default=False)
     status: Mapped[ImportStatus] = mapped_column(str_enum(ImportStatus, 16), default=ImportStatus.PENDING)
     source_key: Mapped[str] = mapped_column(String(200))
@@ -189,6 +217,7 @@ class ImportJob(IdMixin, TenantOwned, Base):
     error: Mapped[str | None] = mapped_column(String(500))
     created_by: Mapped[uuid.UUID | None]
     actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_name: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -3,30 +3,32 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from functools import cache
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, UploadFile
+from fastapi import APIRouter, BackgroundTasks, Depends, File, Header, Query, Request, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from services.core.deps import AppSettings, DbSession
+from services.core.errors import PayloadTooLarge, UnsupportedMediaType
 from services.core.pagination import Page, PageRequest, page_request
 from services.core.problems import PROBLEM_RESPONSES
 from services.identity.deps import CurrentPrincipal
-from services.work import attachments, idempotency, kinds, service
+from services.work import attachments, bulk, idempotency, imports, kinds, service
 from services.work.lifecycle import Action
-from services.work.models import Priority, Queue, Task, TaskStatus
+from services.work.models import ImportJob, Priority, Queue, Task, TaskStatus
 from services.work.schemas import (
     AttachmentOut,
     CommentCreate,
     CommentOut,
+    ImportOut,
     QueueCreate,
     QueueOut,
     QueueUpdate,
@@ -40,7 +42,8 @@ from services.work.schemas import (
     TaskUpdate,
     TransitionIn,
 )
-from services.work.storage import READ_CHUNK_BYTES, BlobStore, blob_store_from_url
+from services.work.storage import READ_CHUNK_BYTES, BlobStore, blob_store
+from services.worker import enqueue
 from tenants.principal import Permission, Principal
 
 router = APIRouter(prefix="/v1", tags=["work"], responses=PROBLEM_RESPONSES)
@@ -323,16 +326,11 @@ def list_comments(
 # ---------------------------------------------------------------- attachments
 
 
-@cache
-def _blob_store(url: str, data_dir: Path) -> BlobStore:
-    return blob_store_from_url(url, data_dir)
+def _blob_store(settings: AppSettings) -> BlobStore:
+    return blob_store(settings)
 
 
-def blob_store(settings: AppSettings) -> BlobStore:
-    return _blob_store(settings.blob_store_url, settings.data_dir.resolve())
-
-
-Blobs = Annotated[BlobStore, Depends(blob_store)]
+Blobs = Annotated[BlobStore, Depends(_blob_store)]
 
 
 def _chunks(upload: UploadFile) -> Iterator[bytes]:
@@ -398,3 +396,123 @@ def download_attachment(
             "ETag": f'"{attachment.sha256}"',
         },
     )
+
+
+# ---------------------------------------------------------------- bulk intake
+
+BULK_BODY = {
+    "required": True,
+    "content": {
+        "text/csv": {"schema": {"type": "string"}},
+        "application/x-ndjson": {"schema": {"type": "string"}},
+    },
+}
+
+
+async def _spool(request: Request, settings: AppSettings) -> tuple[tempfile.SpooledTemporaryFile[bytes], int]:
+    """The body to a temporary file (in memory while small), refusing it past the limits."""
+    # Closed by the caller (``with spool:``), or here when refused.
+    spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+        max_size=settings.bulk_sync_max_bytes
+    )
+    size = lines = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        lines += chunk.count(b"\n")
+        if lines > settings.bulk_max_rows + 1:  # + a CSV header
+            spool.close()
+            raise PayloadTooLarge(f"more than {settings.bulk_max_rows} rows; split the file")
+        spool.write(chunk)
+    spool.seek(0)
+    return spool, size
+
+
+@router.post(
+    "/tasks/bulk",
+    summary="Submit many tasks from a CSV or NDJSON file",
+    description="Small files answer at once, a result per row; large ones answer 202 and become an import.",
+    openapi_extra={"requestBody": BULK_BODY},
+    responses={202: {"description": "Accepted as an import job: follow /v1/imports/{import_id}"}},
+)
+async def bulk_intake(
+    request: Request,
+    queue_id: uuid.UUID,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    settings: AppSettings,
+    store: Blobs,
+    background: BackgroundTasks,
+    all_or_nothing: bool = False,
+    delimiter: Annotated[str, Query(description="CSV only: , ; tab or |")] = ",",
+) -> Response:
+    file_format = bulk.FileFormat.of_media_type(request.headers.get("content-type", ""))
+    if file_format is None:
+        raise UnsupportedMediaType("send text/csv (with a header row) or application/x-ndjson")
+    order = imports.BulkRequest(queue_id, file_format, all_or_nothing, imports.check_delimiter(delimiter))
+    await run_in_threadpool(service.get_queue, session, queue_id)  # 404 before reading the body
+    spool, size = await _spool(request, settings)
+    with spool:
+        if size <= settings.bulk_sync_max_bytes:
+            summary = await run_in_threadpool(imports.import_now, session, principal, order, spool)
+            return JSONResponse(
+                {
+                    "accepted": summary.accepted,
+                    "rejected": summary.rejected,
+                    "rows": [row.as_json() for row in summary.rows],
+                }
+            )
+        job = await run_in_threadpool(imports.start_job, session, principal, order, spool, size, store)
+    # After the commit (background tasks run once the answer is sent): the worker must find the job.
+    background.add_task(enqueue, "work.run_import", str(job.id), broker_url=settings.resolved_broker_url())
+    return JSONResponse(
+        {"import_id": str(job.id), "status": job.status.value},
+        status_code=202,
+        headers={"Location": f"/v1/imports/{job.id}"},
+    )
+
+
+def _import_out(job: ImportJob) -> ImportOut:
+    return ImportOut(
+        id=job.id,
+        queue_id=job.queue_id,
+        status=job.status,
+        file_format=job.file_format,
+        all_or_nothing=job.all_or_nothing,
+        size_bytes=job.size_bytes,
+        rows_done=job.rows_done,
+        accepted=job.accepted,
+        rejected=job.rejected,
+        error=job.error,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+@router.get("/imports/{import_id}", response_model=ImportOut, summary="Progress and outcome of a bulk import")
+def get_import(import_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> ImportOut:
+    return _import_out(imports.get_job(session, principal, import_id))
+
+
+@router.get(
+    "/imports/{import_id}/rows",
+    summary="The result of every row (NDJSON), or the per-row report with Accept: text/csv",
+    response_class=StreamingResponse,
+)
+def get_import_rows(
+    request: Request,
+    import_id: uuid.UUID,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    store: Blobs,
+    status: Annotated[str | None, Query(pattern="^(accepted|rejected)$")] = None,
+) -> StreamingResponse:
+    job = imports.get_job(session, principal, import_id)
+    rows = (r for r in imports.result_rows(store, job) if status is None or r["status"] == status)
+    if "text/csv" in request.headers.get("accept", ""):
+        return StreamingResponse(
+            imports.report_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="import-{job.id}.csv"'},
+        )
+    return StreamingResponse((json.dumps(r) + "\n" for r in rows), media_type="application/x-ndjson")

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.work.models import CommentVisibility, Priority, QueueMode, TaskStatus
+from services.work.models import CommentVisibility, ImportStatus, Priority, QueueMode, TaskStatus
 
 
 class Skill(BaseModel):
@@ -173,3 +173,19 @@ class AttachmentOut(BaseModel):
     size: int
     sha256: str
     created_at: datetime
+
+
+class ImportOut(BaseModel):
+    id: uuid.UUID
+    queue_id: uuid.UUID
+    status: ImportStatus
+    file_format: str
+    all_or_nothing: bool
+    size_bytes: int
+    rows_done: int
+    accepted: int
+    rejected: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None

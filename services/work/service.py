@@ -24,13 +24,16 @@ from services.core.errors import (
     PreconditionFailed,
     ValidationFailed,
 )
+from services.core.ids import new_id
 from services.core.pagination import PageRequest, fetch_page
+from services.core.time import utcnow
 from services.notify.outbox import emit
 from services.work import kinds, language, lifecycle, residency
 from services.work.history import Actor, record
 from services.work.lifecycle import Action, Side
 from services.work.models import (
     CommentVisibility,
+    LanguageSource,
     Priority,
     Queue,
     Task,
@@ -143,14 +146,20 @@ def create_task(session: Session, principal: Principal, data: TaskCreate) -> Tas
     return submit(session, Actor.of(principal), queue, data)
 
 
-def submit(
-    session: Session, actor: Actor, queue: Queue, data: TaskCreate, *, check_duplicate: bool = True
-) -> Task:
-    """Validate and take in one task; bulk intake calls this for each good row."""
-    task = prepare(session, queue, data, check_duplicate=check_duplicate)
+def submit(session: Session, actor: Actor, queue: Queue, data: TaskCreate) -> Task:
+    """Validate and take in one task. Its language, if not given, is detected later by the
+    worker (``detect_pending_languages``): the detector's model stays out of the API process."""
+    task = prepare(session, queue, data, detect_language=False)
+    submit_prepared(session, actor, task)
+    session.flush()
+    return task
+
+
+def submit_prepared(session: Session, actor: Actor, task: Task) -> None:
+    """Take in a validated task: it, its first history entry and its outbox event."""
+    task.id = new_id()
     task.created_by = actor.id
     session.add(task)
-    session.flush()
     record(
         session,
         task,
@@ -161,14 +170,21 @@ def submit(
         to_status=task.status,
     )
     emit(session, task.tenant_id, "task.created", task.id, {"task": task_document(task)})
-    return task
 
 
-def prepare(session: Session, queue: Queue, data: TaskCreate, *, check_duplicate: bool = True) -> Task:
+def prepare(
+    session: Session,
+    queue: Queue,
+    data: TaskCreate,
+    *,
+    kind: kinds.Kind | None = None,
+    check_duplicate: bool = True,
+    detect_language: bool = True,
+) -> Task:
     """A validated, enqueued task that is not yet added to the session."""
-    kind = kinds.require(session, queue.tenant_id, queue.task_kind)
+    kind = kind or kinds.require(session, queue.tenant_id, queue.task_kind)
     errors = kinds.payload_errors(kind, data.payload)
-    task_language, confidence = data.language, None
+    task_language = data.language
     if task_language is not None:
         task_language = normalize_language(task_language)
         if task_language is None:
@@ -177,11 +193,8 @@ def prepare(session: Session, queue: Queue, data: TaskCreate, *, check_duplicate
         raise ValidationFailed(errors=errors)
     if check_duplicate and data.external_ref is not None:
         _refuse_duplicate(session, queue.tenant_id, data.external_ref)
-    if task_language is None:
-        detected = language.detect(language.text_of(data.title, _text_fields(kind, data.payload)))
-        if detected is not None:
-            task_language, confidence = detected.language, detected.confidence
-    return Task(
+    now = utcnow()
+    task = Task(
         tenant_id=queue.tenant_id,
         queue_id=queue.id,
         external_ref=data.external_ref,
@@ -192,8 +205,55 @@ def prepare(session: Session, queue: Queue, data: TaskCreate, *, check_duplicate
         priority=data.priority or queue.default_priority,
         status=lifecycle.target_of(TaskStatus.NEW, Action.ENQUEUE, Side.SYSTEM),
         language=task_language,
-        language_confidence=confidence,
+        language_source=LanguageSource.CLIENT if task_language else None,
+        revision=1,
+        created_at=now,
+        updated_at=now,
     )
+    if task_language is None and detect_language:
+        _detect_language(task, kind)
+    return task
+
+
+def _detect_language(task: Task, kind: kinds.Kind) -> None:
+    detected = language.detect(language.text_of(task.title, _text_fields(kind, task.payload)))
+    if detected is None:
+        task.language_source = LanguageSource.UNDETERMINED
+        return
+    task.language, task.language_confidence = detected.language, detected.confidence
+    task.language_source = LanguageSource.DETECTED
+
+
+LANGUAGE_BATCH = 500
+
+
+def detect_pending_languages(session: Session, batch: int = LANGUAGE_BATCH) -> int:
+    """Detect the language of tasks submitted without one; each gets a history entry and an event."""
+    tasks = session.scalars(
+        select(Task)
+        .where(Task.language_source.is_(None))
+        .order_by(Task.id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    ).all()
+    actor = Actor.system("language detection")
+    for task in tasks:
+        kind = kinds.require(session, task.tenant_id, task.kind_name, task.kind_version)
+        _detect_language(task, kind)
+        if task.language is None:
+            continue
+        changes = {"language": [None, task.language]}
+        record(session, task, actor, "updated", changes=changes)
+        session.flush()
+        emit(
+            session,
+            task.tenant_id,
+            "task.updated",
+            task.id,
+            {"task": task_document(task), "changes": changes},
+        )
+    session.flush()
+    return len(tasks)
 
 
 def _text_fields(kind: kinds.Kind, payload: dict[str, Any]) -> dict[str, Any]:
@@ -277,6 +337,7 @@ def update_task(
         fields["language"] = normalized
         if normalized != task.language:
             task.language_confidence = None
+            task.language_source = LanguageSource.CLIENT
     for name in ("title", "payload", "priority", "language"):
         value = fields.get(name)
         if value is not None and value != getattr(task, name):

@@ -9,6 +9,7 @@ partial is ever visible under a key.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 from botocore.exceptions import ClientError
 
 from services.core import errors
+from services.core.settings import Settings
 
 HEAD_BYTES = 8 * 1024  # what sniffing needs, kept so the type is told without reading again
 READ_CHUNK_BYTES = 64 * 1024
@@ -270,3 +272,13 @@ def blob_store_from_url(url: str, data_dir: Path) -> BlobStore:
         )
         return S3BlobStore(parts.netloc, client)
     raise ValueError(f"unsupported blob store URL: {url!r} (use file: or s3://bucket)")
+
+
+@functools.cache
+def _cached_store(url: str, data_dir: Path) -> BlobStore:
+    return blob_store_from_url(url, data_dir)
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """The platform's store, made once per configuration."""
+    return _cached_store(settings.blob_store_url, settings.data_dir.resolve())

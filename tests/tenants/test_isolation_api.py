@@ -27,6 +27,7 @@ from tests.factories import (
     make_api_client,
     make_attachment,
     make_delivery,
+    make_import,
     make_queue,
     make_task,
     make_tenant,
@@ -89,6 +90,13 @@ def _attachment(db: Database, settings: Settings, tenant: Tenant) -> Made:
     return attachment.id, [str(attachment.id), attachment.filename], {"task_id": task.id}
 
 
+def _import(db: Database, settings: Settings, tenant: Tenant) -> Made:
+    ref = f"IMP-{uuid.uuid4().hex[:10]}"
+    content = f"title,description,external_ref\nImported,Une ligne importée,{ref}\n".encode()
+    job = make_import(db, settings, make_queue(db, tenant.organization), content)
+    return job.id, [str(job.id), ref]
+
+
 FACTORIES: dict[str, Factory] = {
     "organization_id": _organization,
     "api_client_id": _api_client,
@@ -97,6 +105,7 @@ FACTORIES: dict[str, Factory] = {
     "endpoint_id": _endpoint,
     "delivery_id": _delivery,
     "attachment_id": _attachment,
+    "import_id": _import,
 }
 
 

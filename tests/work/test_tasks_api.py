@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from services.core.database import Database
 from services.notify.models import OutboxEvent
+from services.work import service
 from tenants.scoping import AccessScope, bind
 from tests.conftest import Caller
 from tests.factories import advance, make_queue, make_task, make_tenant
@@ -40,13 +41,26 @@ def test_a_submitted_task_is_queued_with_its_etag_and_history(
     assert events[0]["actor_kind"] == "api_client"
 
 
-def test_the_language_is_detected_from_the_text_when_not_given(
-    client: TestClient, acme: Caller, queue_id: str
+def test_the_worker_detects_the_language_when_not_given(
+    client: TestClient, db: Database, acme: Caller, queue_id: str
 ) -> None:
     task = client.post("/v1/tasks", headers=acme.headers, json=_task(queue_id)).json()
-    assert task["language"] == "fr" and task["language_confidence"] > 0.5
+    assert task["language"] is None  # not in the API process: the detector's model lives in the worker
     given = client.post("/v1/tasks", headers=acme.headers, json=_task(queue_id, language="de-at")).json()
     assert (given["language"], given["language_confidence"]) == ("de-AT", None)
+    short = client.post(
+        "/v1/tasks", headers=acme.headers, json=_task(queue_id, title="PDF", payload={"description": "#4411"})
+    ).json()
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        assert service.detect_pending_languages(session) == 2
+        assert service.detect_pending_languages(session) == 0  # each task is looked at once
+    detected = client.get(f"/v1/tasks/{task['id']}", headers=acme.headers).json()
+    assert detected["language"] == "fr" and detected["language_confidence"] > 0.5
+    assert detected["revision"] == task["revision"] + 1
+    events = client.get(f"/v1/tasks/{task['id']}/events", headers=acme.headers).json()["items"]
+    assert events[-1]["changes"] == {"language": [None, "fr"]} and events[-1]["actor_kind"] == "system"
+    assert client.get(f"/v1/tasks/{short['id']}", headers=acme.headers).json()["language"] is None
 
 
 def test_a_schema_violation_names_each_wrong_member(client: TestClient, acme: Caller, queue_id: str) -> None:

@@ -115,6 +115,7 @@ def upgrade() -> None:
     op.create_table('import_jobs',
     sa.Column('queue_id', sa.Uuid(), nullable=False),
     sa.Column('file_format', sa.String(length=16), nullable=False),
+    sa.Column('delimiter', sa.String(length=1), nullable=False),
     sa.Column('all_or_nothing', sa.Boolean(), nullable=False),
     sa.Column('status', sa.Enum('pending', 'running', 'succeeded', 'failed', name='importstatus', native_enum=False, length=16), nullable=False),
     sa.Column('source_key', sa.String(length=200), nullable=False),
@@ -126,6 +127,7 @@ def upgrade() -> None:
     sa.Column('error', sa.String(length=500), nullable=True),
     sa.Column('created_by', sa.Uuid(), nullable=True),
     sa.Column('actor_kind', sa.String(length=16), nullable=False),
+    sa.Column('actor_name', sa.String(length=200), nullable=False),
     sa.Column('created_at', services.core.database.UTCDateTime(timezone=True), nullable=False),
     sa.Column('started_at', services.core.database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('finished_at', services.core.database.UTCDateTime(timezone=True), nullable=True),
@@ -150,6 +152,7 @@ def upgrade() -> None:
     sa.Column('status', sa.Enum('new', 'queued', 'offered', 'assigned', 'in_progress', 'waiting_on_client', 'escalated', 'reopened', 'resolved', 'closed', 'cancelled', name='taskstatus', native_enum=False, length=32), nullable=False),
     sa.Column('language', sa.String(length=16), nullable=True),
     sa.Column('language_confidence', sa.Float(), nullable=True),
+    sa.Column('language_source', sa.Enum('client', 'detected', 'undetermined', name='languagesource', native_enum=False, length=16), nullable=True),
     sa.Column('created_by', sa.Uuid(), nullable=True),
     sa.Column('revision', sa.Integer(), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -162,6 +165,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('tenant_id', 'external_ref', name=op.f('uq_tasks_tenant_id_external_ref'))
     )
     with op.batch_alter_table('tasks', schema=None) as batch_op:
+        batch_op.create_index('ix_tasks_language_pending', ['id'], unique=False, postgresql_where=sa.text('language_source IS NULL'), sqlite_where=sa.text('language_source IS NULL'))
         batch_op.create_index(batch_op.f('ix_tasks_tenant_id'), ['tenant_id'], unique=False)
         batch_op.create_index('ix_tasks_tenant_id_queue_id_status', ['tenant_id', 'queue_id', 'status'], unique=False)
 
@@ -318,6 +322,7 @@ def downgrade() -> None:
 
     op.drop_table('webhook_deliveries')
     with op.batch_alter_table('tasks', schema=None) as batch_op:
+        batch_op.drop_index('ix_tasks_language_pending', postgresql_where=sa.text('language_source IS NULL'), sqlite_where=sa.text('language_source IS NULL'))
         batch_op.drop_index('ix_tasks_tenant_id_queue_id_status')
         batch_op.drop_index(batch_op.f('ix_tasks_tenant_id'))
 

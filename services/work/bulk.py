@@ -1,0 +1,352 @@
+"""Bulk intake: CSV or NDJSON files read as a stream, row by row, in batches.
+
+Each row is accepted (a task is created) or rejected with its row number, field
+and message; a bad row never costs a good one unless the client asked for all
+or nothing. Rows are numbered from 1, not counting a CSV header.
+
+CSV: a header row, UTF-8 with or without BOM. The columns ``title``,
+``external_ref``, ``priority`` and ``language`` are the task's; every other
+column is a payload field, its text converted to the type the kind's schema
+declares (integer, number, boolean; JSON for arrays and objects).
+NDJSON: one JSON object per line, shaped like the body of ``POST /v1/tasks``
+without ``queue_id``.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.core.errors import BadRequest, ValidationFailed
+from services.work import kinds
+from services.work.history import Actor
+from services.work.models import Queue, Task
+from services.work.schemas import TaskCreate
+from services.work.service import prepare, submit_prepared
+from tenants.scoping import narrowed_to
+
+TASK_COLUMNS = ("title", "external_ref", "priority", "language")
+BATCH_ROWS = 500
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+class FileFormat(enum.StrEnum):
+    CSV = "csv"
+    NDJSON = "ndjson"
+
+    @classmethod
+    def of_media_type(cls, content_type: str) -> FileFormat | None:
+        essence = content_type.partition(";")[0].strip().lower()
+        return {
+            "text/csv": cls.CSV,
+            "application/x-ndjson": cls.NDJSON,
+            "application/ndjson": cls.NDJSON,
+            "application/jsonl": cls.NDJSON,
+        }.get(essence)
+
+
+@dataclass
+class RowOutcome:
+    row: int
+    task_id: uuid.UUID | None = None
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (field, message)
+
+    def as_json(self) -> dict[str, Any]:
+        if self.task_id is not None:
+            return {"row": self.row, "status": "accepted", "id": str(self.task_id)}
+        return {
+            "row": self.row,
+            "status": "rejected",
+            "errors": [{"field": name, "message": message} for name, message in self.errors],
+        }
+
+
+@dataclass
+class Summary:
+    accepted: int = 0
+    rejected: int = 0
+    rows: list[RowOutcome] = field(default_factory=list)
+
+    def add(self, outcome: RowOutcome) -> None:
+        if outcome.task_id is None:
+            self.rejected += 1
+        else:
+            self.accepted += 1
+        self.rows.append(outcome)
+
+
+# A record is a row number and either the fields of a task or why the row cannot be read.
+Record = tuple[int, dict[str, Any] | list[tuple[str, str]]]
+
+
+def text_stream(binary: IO[bytes]) -> io.TextIOWrapper:
+    """UTF-8, a BOM skipped; bytes that are not UTF-8 fail the read (see ``decoding_errors``)."""
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline="")
+
+
+def records(
+    binary: IO[bytes], file_format: FileFormat, kind: kinds.Kind, delimiter: str = ","
+) -> Iterator[Record]:
+    text = text_stream(binary)
+    try:
+        if file_format is FileFormat.CSV:
+            yield from _csv_records(text, kind, delimiter)
+        else:
+            yield from _ndjson_records(text)
+    except UnicodeDecodeError as exc:
+        raise BadRequest(
+            f"the file is not valid UTF-8 (found byte {exc.object[exc.start]:#04x}); save it as UTF-8",
+            extra={"problem": "encoding"},
+        ) from None
+
+
+def _csv_records(text: io.TextIOWrapper, kind: kinds.Kind, delimiter: str) -> Iterator[Record]:
+    reader = csv.reader(text, delimiter=delimiter, strict=True)
+    try:
+        header = [name.strip() for name in next(reader)]
+    except StopIteration:
+        raise BadRequest("the file is empty: a header row is needed", extra={"problem": "header"}) from None
+    _check_header(header, kind, delimiter)
+    properties = kind.schema.get("properties", {})
+    row = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            row += 1
+            yield row, [("", f"unreadable CSV: {exc}")]
+            continue
+        row += 1
+        if not any(cells):
+            row -= 1  # blank lines (often the last one) are not rows
+            continue
+        if len(cells) != len(header):
+            yield row, [("", f"{len(cells)} values for {len(header)} columns")]
+            continue
+        yield row, _csv_fields(dict(zip(header, cells, strict=True)), properties)
+
+
+def _check_header(header: list[str], kind: kinds.Kind, delimiter: str) -> None:
+    if len(header) == 1:
+        others = [d for d in DELIMITERS if d != delimiter and d in header[0]]
+        if others:
+            found = others[0]
+            raise BadRequest(
+                f"the header is one column holding {DELIMITERS[found]}s: the file seems {DELIMITERS[found]}-"
+                f"separated; send delimiter={found!r} or save it with {DELIMITERS[delimiter]}s",
+                extra={"problem": "delimiter", "delimiter": found},
+            )
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise BadRequest(f"columns named twice: {', '.join(duplicates)}", extra={"problem": "header"})
+    required = ["title", *kind.schema.get("required", [])]
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise BadRequest(
+            f"missing required column(s): {', '.join(missing)}; the header has: {', '.join(header)}",
+            extra={"problem": "columns", "missing": missing},
+        )
+
+
+def _csv_fields(values: dict[str, str], properties: dict[str, Any]) -> dict[str, Any] | list[tuple[str, str]]:
+    task: dict[str, Any] = {"payload": {}}
+    errors: list[tuple[str, str]] = []
+    for column, raw in values.items():
+        if raw == "":
+            continue  # an empty cell is an absent value
+        if column in TASK_COLUMNS:
+            task[column] = raw
+            continue
+        try:
+            task["payload"][column] = _typed(raw, properties.get(column, {}))
+        except ValueError as exc:
+            errors.append((column, str(exc)))
+    return errors or task
+
+
+def _typed(raw: str, schema: dict[str, Any]) -> Any:
+    declared = schema.get("type")
+    types = declared if isinstance(declared, list) else [declared]
+    text = raw.strip()
+    if "integer" in types:
+        try:
+            return int(text)
+        except ValueError:
+            if types == ["integer"]:
+                raise ValueError(f"{raw!r} is not a whole number") from None
+    if "number" in types:
+        try:
+            return float(text.replace(",", ".")) if "." in text or "," in text else int(text)
+        except ValueError:
+            if types == ["number"]:
+                raise ValueError(f"{raw!r} is not a number") from None
+    if "boolean" in types:
+        lowered = text.lower()
+        if lowered in {"true", "yes", "1"}:
+            return True
+        if lowered in {"false", "no", "0"}:
+            return False
+        if types == ["boolean"]:
+            raise ValueError(f"{raw!r} is not true or false")
+    if "array" in types or "object" in types:
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not JSON") from None
+    return raw
+
+
+def _ndjson_records(text: io.TextIOWrapper) -> Iterator[Record]:
+    row = 0
+    for line in text:
+        if not line.strip():
+            continue
+        row += 1
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            yield row, [("", f"not JSON: {exc}")]
+            continue
+        if not isinstance(value, dict):
+            yield row, [("", "each line must be a JSON object")]
+            continue
+        yield row, value
+
+
+def _field_of(pointer_or_loc: Iterable[Any], file_format: FileFormat) -> str:
+    """Where the error is, as the client named it: the CSV column, or a dotted path in NDJSON."""
+    parts = [str(p) for p in pointer_or_loc]
+    if file_format is FileFormat.CSV and parts[:1] == ["payload"] and len(parts) > 1:
+        return parts[1]
+    return ".".join(parts)
+
+
+def _pointer_parts(pointer: str) -> list[str]:
+    return [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
+
+
+def import_records(
+    session: Session,
+    actor: Actor,
+    queue: Queue,
+    source: Iterable[Record],
+    file_format: FileFormat,
+    *,
+    detect_language: bool,
+    all_or_nothing: bool = False,
+    commit_batches: bool = True,
+    on_batch: Callable[[Summary], None] | None = None,
+) -> Summary:
+    """Take in every good row; with ``all_or_nothing``, take in nothing if a row is bad
+    (the caller rolls back). Batches are committed as they go unless told not to."""
+    summary = Summary()
+    seen_refs: set[str] = set()
+    batch: list[Record] = []
+    for record in source:
+        batch.append(record)
+        if len(batch) == BATCH_ROWS:
+            _import_batch(session, actor, queue, batch, file_format, summary, seen_refs, detect_language)
+            batch = []
+            if commit_batches and not all_or_nothing:
+                session.commit()
+                session.expunge_all()  # the identity map would otherwise hold every task of the file
+            if on_batch:
+                on_batch(summary)
+    if batch:
+        _import_batch(session, actor, queue, batch, file_format, summary, seen_refs, detect_language)
+        if on_batch:
+            on_batch(summary)
+    return summary
+
+
+def _import_batch(
+    session: Session,
+    actor: Actor,
+    queue: Queue,
+    batch: list[Record],
+    file_format: FileFormat,
+    summary: Summary,
+    seen_refs: set[str],
+    detect_language: bool,
+) -> None:
+    kind = kinds.require(session, queue.tenant_id, queue.task_kind)
+    outcomes: list[RowOutcome] = []
+    prepared: list[tuple[RowOutcome, Task]] = []
+    for row, content in batch:
+        outcome = RowOutcome(row)
+        outcomes.append(outcome)
+        if isinstance(content, list):
+            outcome.errors = content
+            continue
+        task = _prepare_row(session, queue, kind, content, file_format, outcome, detect_language)
+        if task is not None:
+            prepared.append((outcome, task))
+    _refuse_duplicate_refs(session, queue.tenant_id, prepared, seen_refs)
+    for outcome, task in prepared:
+        if not outcome.errors:
+            submit_prepared(session, actor, task)
+            outcome.task_id = task.id
+    session.flush()
+    for outcome in outcomes:  # in the order of the file
+        summary.add(outcome)
+
+
+def _prepare_row(
+    session: Session,
+    queue: Queue,
+    kind: kinds.Kind,
+    content: dict[str, Any],
+    file_format: FileFormat,
+    outcome: RowOutcome,
+    detect_language: bool,
+) -> Task | None:
+    given_queue = content.pop("queue_id", None)
+    if given_queue is not None and str(given_queue) != str(queue.id):
+        outcome.errors = [("queue_id", "differs from the queue_id of the request")]
+        return None
+    try:
+        data = TaskCreate.model_validate({**content, "queue_id": queue.id})
+    except ValidationError as exc:
+        outcome.errors = [(_field_of(e["loc"], file_format), e["msg"]) for e in exc.errors()]
+        return None
+    try:
+        return prepare(
+            session, queue, data, kind=kind, check_duplicate=False, detect_language=detect_language
+        )
+    except ValidationFailed as exc:
+        outcome.errors = [(_field_of(_pointer_parts(e.pointer), file_format), e.message) for e in exc.errors]
+        return None
+
+
+def _refuse_duplicate_refs(
+    session: Session, tenant_id: uuid.UUID, prepared: list[tuple[RowOutcome, Task]], seen_refs: set[str]
+) -> None:
+    """An external_ref already used by a task, or earlier in the same file, rejects the row."""
+    refs = [task.external_ref for _o, task in prepared if task.external_ref is not None]
+    if not refs:
+        return
+    with narrowed_to(session, tenant_id):
+        found = session.execute(select(Task.external_ref, Task.id).where(Task.external_ref.in_(refs))).all()
+    existing = {ref: task_id for ref, task_id in found}
+    for outcome, task in prepared:
+        ref = task.external_ref
+        if ref is None:
+            continue
+        if ref in existing:
+            outcome.errors = [("external_ref", f"already used by task {existing[ref]}")]
+        elif ref in seen_refs:
+            outcome.errors = [("external_ref", "used by an earlier row of this file")]
+        else:
+            seen_refs.add(ref)

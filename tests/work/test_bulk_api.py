@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.api import create_app
+from services.core.database import Database
+from services.core.settings import Settings
+from services.work import imports
+from services.work.storage import blob_store
+from tests.conftest import Caller
+
+CSV = "text/csv"
+NDJSON = "application/x-ndjson"
+ClientWith = Callable[..., Any]
+
+
+def _bulk(
+    client: TestClient, caller: Caller, queue_id: str, body: bytes, media: str = CSV, **params: Any
+) -> Any:
+    headers = {**caller.headers, "Content-Type": media}
+    return client.post(
+        "/v1/tasks/bulk", params={"queue_id": queue_id, **params}, headers=headers, content=body
+    )
+
+
+@pytest.fixture
+def client_with(settings: Settings, db: Database) -> ClientWith:
+    """A client of an app whose settings differ from the suite's."""
+
+    @contextmanager
+    def make(**changes: Any) -> Iterator[TestClient]:
+        with TestClient(
+            create_app(settings.model_copy(update=changes), db), base_url="http://localhost"
+        ) as c:
+            yield c
+
+    return make
+
+
+def _tasks(client: TestClient, caller: Caller) -> list[dict[str, Any]]:
+    return list(client.get("/v1/tasks", headers=caller.headers, params={"limit": 200}).json()["items"])
+
+
+def test_good_rows_are_taken_and_each_bad_row_is_reported(
+    client: TestClient, acme: Caller, queue_id: str
+) -> None:
+    body = (
+        "\ufefftitle,description,priority,external_ref,channel\n"
+        "Colis perdu,Mon colis n'est jamais arrivé.,high,R-1,email\n"
+        "Sans description,,normal,R-2,email\n"
+        'Adresse,"Nouvelle adresse :\n12 rue de Paris",low,R-3,web\n'
+        "Mauvais canal,Bonjour,normal,R-4,pigeon\n"
+        "Priorité,Bonjour,extreme,R-5,chat\n"
+        "Doublon,Encore,normal,R-1,chat\n"
+    ).encode()
+    answer = _bulk(client, acme, queue_id, body)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert (result["accepted"], result["rejected"]) == (2, 4)
+    rows = {r["row"]: r for r in result["rows"]}
+    assert [rows[i]["status"] for i in range(1, 7)] == ["accepted", "rejected", "accepted"] + ["rejected"] * 3
+    assert [e["field"] for e in rows[2]["errors"]] == ["description"]
+    assert [e["field"] for e in rows[4]["errors"]] == ["channel"]
+    assert [e["field"] for e in rows[5]["errors"]] == ["priority"]
+    assert rows[6]["errors"] == [{"field": "external_ref", "message": "used by an earlier row of this file"}]
+    stored = {t["external_ref"]: t for t in _tasks(client, acme)}
+    assert set(stored) == {"R-1", "R-3"}
+    assert stored["R-3"]["payload"]["description"] == "Nouvelle adresse :\n12 rue de Paris"
+    assert stored["R-1"]["id"] == rows[1]["id"] and stored["R-1"]["priority"] == "high"
+
+
+def test_an_external_ref_already_used_rejects_its_row(
+    client: TestClient, acme: Caller, queue_id: str
+) -> None:
+    client.post(
+        "/v1/tasks",
+        headers=acme.headers,
+        json={"queue_id": queue_id, "external_ref": "OLD-1", "title": "t", "payload": {"description": "d"}},
+    )
+    result = _bulk(client, acme, queue_id, b"title,description,external_ref\nA,b,OLD-1\nC,d,NEW-1\n").json()
+    assert result["rows"][0]["errors"][0]["field"] == "external_ref"
+    assert result["rows"][1]["status"] == "accepted"
+
+
+def test_ndjson_rows_are_checked_one_by_one(client: TestClient, acme: Caller, queue_id: str) -> None:
+    lines = [
+        json.dumps({"title": "Facture", "payload": {"description": "Double débit"}, "language": "fr"}),
+        "{not json",
+        json.dumps({"title": "Sans payload"}),
+        json.dumps(["an", "array"]),
+        "",
+        json.dumps({"title": "Ok", "payload": {"description": "Fine", "customer_email": "x@example.com"}}),
+    ]
+    result = _bulk(client, acme, queue_id, "\n".join(lines).encode(), NDJSON).json()
+    assert (result["accepted"], result["rejected"]) == (2, 3)
+    rejected = {r["row"]: r["errors"][0]["field"] for r in result["rows"] if r["status"] == "rejected"}
+    assert rejected == {2: "", 3: "payload.description", 4: ""}
+
+
+def test_csv_cells_take_the_types_of_the_schema(client: TestClient, acme: Caller) -> None:
+    queue = client.post(
+        "/v1/queues", headers=acme.headers, json={"name": "Claims", "task_kind": "claim"}
+    ).json()
+    body = (
+        "title,claim_type,description,claimed_amount_minor,currency\n"
+        "Pare-brise,insurance,Fissure,45000,EUR\n"
+        "Rétroviseur,insurance,Cassé,12x,EUR\n"
+    ).encode()
+    result = _bulk(client, acme, queue["id"], body).json()
+    assert result["rows"][1]["errors"] == [
+        {"field": "claimed_amount_minor", "message": "'12x' is not a whole number"}
+    ]
+    task = client.get(f"/v1/tasks/{result['rows'][0]['id']}", headers=acme.headers).json()
+    assert task["payload"]["claimed_amount_minor"] == 45000
+
+
+def test_all_or_nothing_takes_nothing_when_a_row_is_bad(
+    client: TestClient, acme: Caller, queue_id: str
+) -> None:
+    body = b"title,description\nGood,one\nBad,\nGood,two\n"
+    answer = _bulk(client, acme, queue_id, body, all_or_nothing="true")
+    assert answer.status_code == 422
+    assert answer.json()["rows"] == [
+        {
+            "row": 2,
+            "status": "rejected",
+            "errors": [{"field": "description", "message": answer.json()["rows"][0]["errors"][0]["message"]}],
+        }
+    ]
+    assert _tasks(client, acme) == []
+    clean = _bulk(client, acme, queue_id, b"title,description\nGood,one\nGood,two\n", all_or_nothing="true")
+    assert clean.json()["accepted"] == 2
+
+
+def test_missing_required_columns_are_named(client: TestClient, acme: Caller, queue_id: str) -> None:
+    answer = _bulk(client, acme, queue_id, b"title,channel\nA,email\n")
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["missing"] == ["description"] and "description" in answer.json()["detail"]
+
+
+def test_a_wrong_delimiter_is_named(client: TestClient, acme: Caller, queue_id: str) -> None:
+    body = "title;description\nFacture;Double débit\n".encode()
+    answer = _bulk(client, acme, queue_id, body)
+    assert answer.status_code == 400
+    assert answer.json()["delimiter"] == ";" and "semicolon" in answer.json()["detail"]
+    assert _bulk(client, acme, queue_id, body, delimiter=";").json()["accepted"] == 1
+
+
+def test_invalid_utf8_is_named_and_nothing_is_taken(client: TestClient, acme: Caller, queue_id: str) -> None:
+    body = "title,description\nFacture,Débit\n".encode("latin-1")
+    answer = _bulk(client, acme, queue_id, body)
+    assert answer.status_code == 400 and "UTF-8" in answer.json()["detail"]
+    assert _tasks(client, acme) == []
+
+
+def test_an_unknown_media_type_is_415(client: TestClient, acme: Caller, queue_id: str) -> None:
+    assert _bulk(client, acme, queue_id, b"{}", "application/json").status_code == 415
+
+
+def test_an_unknown_or_foreign_queue_is_404(client: TestClient, acme: Caller) -> None:
+    answer = _bulk(client, acme, "0190c4b4-0000-7000-8000-000000000000", b"title,description\nA,b\n")
+    assert answer.status_code == 404
+
+
+def test_too_many_rows_or_bytes_is_413(client_with: ClientWith, acme: Caller, queue_id: str) -> None:
+    with client_with(bulk_max_rows=3) as client:
+        four = b"title,description\n" + b"A,b\n" * 4
+        assert _bulk(client, acme, queue_id, four).status_code == 413
+        assert _bulk(client, acme, queue_id, b"title,description\n" + b"A,b\n" * 3).status_code == 200
+    with client_with(bulk_max_bytes=100) as client:
+        answer = _bulk(client, acme, queue_id, b"title,description\n" + b"Another row,with text\n" * 10)
+        assert answer.status_code == 413
+
+
+def test_a_large_file_becomes_an_import_with_a_per_row_report(
+    client_with: ClientWith, settings: Settings, db: Database, acme: Caller, queue_id: str
+) -> None:
+    lines = ["title,description,external_ref"]
+    for i in range(1, 2001):
+        description = "" if i % 100 == 0 else f"Demande numéro {i}"  # 1% bad rows
+        lines.append(f"Ticket {i},{description},B-{i}")
+    body = ("\n".join(lines) + "\n").encode()
+    with client_with(bulk_sync_max_bytes=1024) as client:
+        answer = _bulk(client, acme, queue_id, body)
+        assert answer.status_code == 202, answer.text
+        import_id = answer.json()["import_id"]
+        assert answer.headers["location"] == f"/v1/imports/{import_id}"
+        import uuid
+
+        imports.run_job(db, blob_store(settings), uuid.UUID(import_id))  # what the worker does
+        job = client.get(f"/v1/imports/{import_id}", headers=acme.headers).json()
+        assert (job["status"], job["accepted"], job["rejected"], job["rows_done"]) == (
+            "succeeded",
+            1980,
+            20,
+            2000,
+        )
+        rows = [
+            json.loads(line)
+            for line in client.get(f"/v1/imports/{import_id}/rows", headers=acme.headers).text.splitlines()
+        ]
+        assert [r["row"] for r in rows] == list(range(1, 2001))
+        assert [r["row"] for r in rows if r["status"] == "rejected"] == list(range(100, 2001, 100))
+        report = client.get(
+            f"/v1/imports/{import_id}/rows",
+            headers={**acme.headers, "Accept": "text/csv"},
+            params={"status": "rejected"},
+        )
+        assert report.headers["content-type"].startswith("text/csv")
+        lines_out = report.text.splitlines()
+        assert lines_out[0] == "row,status,task_id,field,message" and len(lines_out) == 21
+        assert lines_out[1].startswith("100,rejected,,description,")
+    total = client_with  # the tasks really exist
+    with total() as client:
+        count, cursor = 0, None
+        while True:
+            page = client.get(
+                "/v1/tasks",
+                headers=acme.headers,
+                params={"limit": 200, **({"cursor": cursor} if cursor else {})},
+            ).json()
+            count += len(page["items"])
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert count == 1980
