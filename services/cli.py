@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,10 +27,12 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
 org_app = typer.Typer(help="Organisations.", no_args_is_help=True)
 client_app = typer.Typer(help="OAuth API clients.", no_args_is_help=True)
+tasks_app = typer.Typer(help="Tasks.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(org_app, name="org")
 app.add_typer(client_app, name="api-client")
+app.add_typer(tasks_app, name="tasks")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -149,6 +152,79 @@ def api_client_create(
             }
         )
     )
+
+
+@tasks_app.command("import")
+def tasks_import(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV or NDJSON file")
+    ],
+    queue: Annotated[str, typer.Option(help="Queue id")],
+    file_format: Annotated[
+        str | None, typer.Option("--format", help="csv or ndjson; else from the name")
+    ] = None,
+    delimiter: Annotated[str, typer.Option(help="CSV delimiter: , ; tab or |")] = ",",
+    all_or_nothing: Annotated[bool, typer.Option(help="Import nothing if a row is bad")] = False,
+    report: Annotated[Path | None, typer.Option(help="Write the per-row report (CSV) here")] = None,
+) -> None:
+    """Import tasks from a file, as the platform; prints the counts and the rejected rows as JSON."""
+    import uuid
+
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from services.work import bulk, imports, kinds
+    from services.work.history import Actor
+    from services.work.service import get_queue
+    from tenants.scoping import AccessScope, bind
+
+    try:
+        queue_id = uuid.UUID(queue)
+    except ValueError:
+        raise _fail(f"--queue must be a queue id (a UUID), got {queue!r}") from None
+    chosen = file_format or {".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson"}.get(file.suffix.lower())
+    if chosen not in {"csv", "ndjson"}:
+        raise _fail("give --format csv or --format ndjson (the file name does not tell)")
+    if delimiter == "tab":
+        delimiter = "\t"
+    if delimiter not in bulk.DELIMITERS:
+        raise _fail(f"--delimiter must be one of , ; tab |, got {delimiter!r}")
+    with (
+        _platform_session() as session,
+        file.open("rb") as source,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        ) as progress,
+    ):
+        target = get_queue(session, queue_id)
+        bind(session, AccessScope.tenants({target.tenant_id}))
+        kind = kinds.require(session, target.tenant_id, target.task_kind)
+        bar = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
+        summary = bulk.import_records(
+            session,
+            Actor.system("command line import"),
+            target,
+            bulk.records(source, bulk.FileFormat(chosen), kind, delimiter),
+            bulk.FileFormat(chosen),
+            detect_language=True,
+            all_or_nothing=all_or_nothing,
+            on_batch=lambda _summary: progress.update(bar, completed=source.tell()),
+        )
+        if all_or_nothing and summary.rejected:
+            session.rollback()
+    rows = [row.as_json() for row in summary.rows]
+    if report is not None:
+        report.write_text("".join(imports.report_csv(rows)), encoding="utf-8")
+    imported = 0 if all_or_nothing and summary.rejected else summary.accepted
+    rejected_rows = [row for row in rows if row["status"] == "rejected"]
+    typer.echo(
+        json.dumps({"accepted": imported, "rejected": summary.rejected, "rejected_rows": rejected_rows})
+    )
+    if imported == 0 and summary.rejected:
+        raise typer.Exit(code=1)
 
 
 @demo_app.command("seed")

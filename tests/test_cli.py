@@ -50,3 +50,49 @@ def test_bad_input_is_one_line_and_keeps_nothing(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     unknown = _bpo(tmp_path, "api-client", "create", "--org", "01a20737-1f4a-72f0-9c8a-8c48ac7f967c")
     assert unknown.returncode == 1 and unknown.stderr.strip() == "error: Not found"
+
+
+def _client_queue(data_dir: Path) -> str:
+    from services.core.database import Database
+    from tenants import service as tenancy
+    from tenants.scoping import AccessScope, bind
+    from tests.factories import make_queue
+
+    created = _create_client(data_dir, "Import Client", "FR")
+    org_id = json.loads(created.stdout.strip().splitlines()[-1])["id"]
+    database = Database(f"sqlite:///{data_dir / 'bpo.sqlite'}")
+    with database.session() as session:
+        bind(session, AccessScope.everything())
+        import uuid
+
+        organization = tenancy.get_organization(session, uuid.UUID(org_id))
+    queue = make_queue(database, organization)
+    database.engine.dispose()
+    return str(queue.id)
+
+
+def test_tasks_import_takes_good_rows_and_reports_bad_ones(tmp_path: Path) -> None:
+    queue_id = _client_queue(tmp_path)
+    source = tmp_path / "tickets.csv"
+    source.write_text(
+        "title,description\nFacture,Débitée deux fois\nVide,\nColis,Jamais arrivé\n", encoding="utf-8"
+    )
+    report = tmp_path / "report.csv"
+    done = _bpo(tmp_path, "tasks", "import", str(source), "--queue", queue_id, "--report", str(report))
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (answer["accepted"], answer["rejected"]) == (2, 1)
+    assert answer["rejected_rows"][0]["row"] == 2
+    assert report.read_text().splitlines()[2].startswith("2,rejected,,description,")
+
+
+def test_tasks_import_names_a_bad_file_in_one_line(tmp_path: Path) -> None:
+    queue_id = _client_queue(tmp_path)
+    source = tmp_path / "tickets.csv"
+    source.write_text("title;description\nFacture;Débitée\n", encoding="utf-8")
+    done = _bpo(tmp_path, "tasks", "import", str(source), "--queue", queue_id)
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "semicolon" in line
+    unknown = _bpo(tmp_path, "tasks", "import", str(source), "--queue", "not-a-uuid")
+    assert unknown.returncode == 1 and "--queue" in unknown.stderr

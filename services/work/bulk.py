@@ -108,6 +108,8 @@ def records(
             f"the file is not valid UTF-8 (found byte {exc.object[exc.start]:#04x}); save it as UTF-8",
             extra={"problem": "encoding"},
         ) from None
+    finally:
+        text.detach()  # the caller's file stays open (it may report progress from it)
 
 
 def _csv_records(text: io.TextIOWrapper, kind: kinds.Kind, delimiter: str) -> Iterator[Record]:
