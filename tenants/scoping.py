@@ -21,6 +21,8 @@ from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 from sqlalchemy.orm import with_loader_criteria as loader_criteria
 from sqlalchemy.sql.util import find_tables
 
+from services.core.database import insert_many
+
 SCOPE_KEY = "bpo.access"
 T = TypeVar("T")
 
@@ -108,11 +110,35 @@ def narrowed_to(session: Session, tenant_id: uuid.UUID) -> Iterator[Session]:
     scope = current_scope(session)
     if scope is None:
         raise UnscopedAccess("narrowing a session without an access scope")
-    bind(session, AccessScope.tenants({tenant_id} if scope.sees(tenant_id) else set()))
+    # Only the ORM criteria narrow: the database settings stay as broad as the outer scope,
+    # which row-level security still enforces, and no round trip is spent re-setting them.
+    session.info[SCOPE_KEY] = AccessScope.tenants({tenant_id} if scope.sees(tenant_id) else set())
     try:
         yield session
     finally:
-        bind(session, scope)
+        session.info[SCOPE_KEY] = scope
+
+
+def insert_rows(
+    session: Session,
+    model: type[Any],
+    rows: list[dict[str, Any]],
+    unless_taken: tuple[str, ...] | None = None,
+) -> set[uuid.UUID]:
+    """Many tenant rows at once (bulk intake), each checked against the scope first; on
+    PostgreSQL the insert policy checks them again. The ids inserted (see ``insert_many``)."""
+    if not rows:
+        return set()
+    scope = current_scope(session)
+    if scope is None:
+        raise UnscopedAccess(f"insert into {model.__tablename__} through a session without an access scope")
+    if scope.tenant_ids is not None:
+        outside = {row["tenant_id"] for row in rows} - scope.tenant_ids
+        if outside:
+            raise CrossTenantWrite(
+                f"{model.__name__} rows of tenants {sorted(outside)} are outside the scope"
+            )
+    return insert_many(session.connection(), model.__table__, rows, unless_taken=unless_taken)
 
 
 def _touched_tenant_tables(state: ORMExecuteState) -> set[str]:

@@ -7,13 +7,26 @@ PostgreSQL (production): ``Uuid`` and ``UTCDateTime`` behave the same on both.
 from __future__ import annotations
 
 import enum
+import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, Enum, MetaData, Uuid, create_engine, event
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Engine,
+    Enum,
+    MetaData,
+    Table,
+    Uuid,
+    create_engine,
+    event,
+    select,
+)
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -136,3 +149,69 @@ class Database:
             raise
         finally:
             session.close()
+
+
+def insert_many(
+    connection: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    *,
+    unless_taken: tuple[str, ...] | None = None,
+) -> set[uuid.UUID]:
+    """Many rows at once; the ids of the rows inserted. With ``unless_taken`` (the columns
+    of a unique constraint), rows whose key is taken are skipped, not an error: the
+    constraint's index decides, so this holds under concurrency and costs a lookup a row.
+
+    On PostgreSQL: ``COPY`` into a temporary staging table, then one ``INSERT ... SELECT``,
+    which row-level security checks like any insert (``COPY`` straight into a table under
+    RLS is refused). About five times faster than executemany or ``unnest()`` of arrays,
+    whose values psycopg adapts one by one in Python (bench/intake.py)."""
+    if not rows:
+        return set()
+    if connection.dialect.name != "postgresql":
+        return _insert_each(connection, table, rows, unless_taken)
+    names = list(rows[0])
+    columns = [table.c[name] for name in names]
+    listed = ", ".join(names)
+    stage = f"bpo_stage_{table.name}"
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name} INCLUDING DEFAULTS)"
+        " ON COMMIT DELETE ROWS"
+    )
+    converters = [(name, _converter(column)) for name, column in zip(names, columns, strict=True)]
+    with cursor.copy(f"COPY {stage} ({listed}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([convert(row[name]) if convert else row[name] for name, convert in converters])
+    insert = f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM {stage}"  # noqa: S608
+    if unless_taken:
+        cursor.execute(f"{insert} ON CONFLICT ({', '.join(unless_taken)}) DO NOTHING RETURNING id")
+        inserted = {row[0] for row in cursor.fetchall()}
+    else:
+        cursor.execute(insert)
+        inserted = {row["id"] for row in rows}
+    cursor.execute(f"TRUNCATE {stage}")  # the next batch of the same transaction starts empty
+    return inserted
+
+
+def _insert_each(
+    connection: Connection, table: Table, rows: list[dict[str, Any]], unless_taken: tuple[str, ...] | None
+) -> set[uuid.UUID]:
+    if unless_taken is None:
+        connection.execute(table.insert(), rows)
+        return {row["id"] for row in rows}
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(unless_taken))
+    connection.execute(statement, rows)
+    ids = [row["id"] for row in rows]
+    return set(connection.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars())
+
+
+def _converter(column: Column[Any]) -> Callable[[Any], Any] | None:
+    """How a column's Python value is written to COPY; None when psycopg adapts it as it is."""
+    if isinstance(column.type, JSON):
+        return lambda value: None if value is None else json.dumps(value)
+    if isinstance(column.type, Enum):
+        return lambda value: value.value if isinstance(value, enum.Enum) else value
+    return None

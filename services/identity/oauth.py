@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.core.settings import Settings
-from services.identity import principals, service
+from services.identity import service
 from services.identity.credentials import matches, new_token
 from services.identity.models import AccessToken, ApiClient
 from tenants.scoping import AccessScope, bind
@@ -136,7 +136,7 @@ class TokenServer(rfc6749.AuthorizationServer):
 
     def act_for(self, client: ApiClient) -> None:
         """Once the client is authenticated, the request acts for its organisation only."""
-        bind(self.session, principals.for_api_client(self.session, client, client.scopes).access)
+        bind(self.session, AccessScope.tenants({client.tenant_id}))
 
     def create_oauth2_request(self, request: FormRequest) -> FormRequest:
         return request

@@ -59,9 +59,8 @@ def for_user(session: Session, user: User) -> Principal:
     )
 
 
-def for_api_client(session: Session, client: ApiClient, scopes: str) -> Principal:
+def for_api_client(organization: Organization, client: ApiClient, scopes: str) -> Principal:
     """An API client acts for its own organisation, within the scopes of its token."""
-    organization = _organization(session, client.tenant_id)
     granted = frozenset(p for p in Permission if p.value in scopes.split())
     return Principal(
         subject_id=client.id,

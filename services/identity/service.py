@@ -260,9 +260,10 @@ def revoke_access_token(row: AccessToken) -> None:
 def principal_for_bearer(session: Session, token: str) -> Principal:
     """Resolve a bearer token; the session is re-scoped to the client's principal."""
     bind(session, AccessScope.authentication())
-    row = session.execute(
-        select(AccessToken, ApiClient)
+    row = session.execute(  # one round trip: the token, its client and the client's organisation
+        select(AccessToken, ApiClient, Organization)
         .join(ApiClient, ApiClient.id == AccessToken.api_client_id)
+        .join(Organization, Organization.id == ApiClient.tenant_id)
         .where(AccessToken.token_hash == digest(token))
     ).first()
     now = utcnow()
@@ -274,7 +275,7 @@ def principal_for_bearer(session: Session, token: str) -> Principal:
     ):
         bind(session, AccessScope.nothing())
         raise InvalidToken()
-    principal = principals.for_api_client(session, row.ApiClient, row.AccessToken.scopes)
+    principal = principals.for_api_client(row.Organization, row.ApiClient, row.AccessToken.scopes)
     bind(session, principal.access)
     return principal
 

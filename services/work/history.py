@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from services.core.ids import new_id
+from services.core.time import utcnow
 from services.work.lifecycle import Side
 from services.work.models import Task, TaskEvent
 from tenants.principal import OrgKind, Principal
@@ -49,17 +51,47 @@ def record(
     internal: bool = False,
 ) -> TaskEvent:
     event = TaskEvent(
-        tenant_id=task.tenant_id,
-        task_id=task.id,
-        kind=kind,
-        actor_kind=actor.kind,
-        actor_id=actor.id,
-        actor_name=actor.name,
-        action=action,
-        from_status=from_status,
-        to_status=to_status,
-        changes=changes or {},
-        internal=internal,
+        **entry(
+            task.tenant_id,
+            task.id,
+            actor,
+            kind,
+            action=action,
+            from_status=from_status,
+            to_status=to_status,
+            changes=changes,
+            internal=internal,
+        )
     )
     session.add(event)
     return event
+
+
+def entry(
+    tenant_id: uuid.UUID,
+    task_id: uuid.UUID,
+    actor: Actor,
+    kind: str,
+    *,
+    action: str | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    changes: dict[str, Any] | None = None,
+    internal: bool = False,
+) -> dict[str, Any]:
+    """The column values of one history entry (bulk intake inserts them as rows)."""
+    return {
+        "id": new_id(),
+        "tenant_id": tenant_id,
+        "task_id": task_id,
+        "at": utcnow(),
+        "kind": kind,
+        "actor_kind": actor.kind,
+        "actor_id": actor.id,
+        "actor_name": actor.name,
+        "action": action,
+        "from_status": from_status,
+        "to_status": to_status,
+        "changes": changes or {},
+        "internal": internal,
+    }

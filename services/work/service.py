@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
@@ -41,7 +42,7 @@ from services.work.models import (
     TaskEvent,
     TaskStatus,
 )
-from services.work.schemas import CommentOut, QueueCreate, QueueUpdate, TaskCreate, TaskOut, TaskUpdate
+from services.work.schemas import CommentOut, QueueCreate, QueueUpdate, TaskCreate, TaskUpdate
 from tenants.principal import OrgKind, Permission, Principal
 from tenants.scoping import fetch, narrowed_to
 
@@ -115,6 +116,7 @@ def list_queues(session: Session, page: PageRequest) -> tuple[Sequence[Queue], s
     return fetch_page(session, select(Queue), Queue.id, page)
 
 
+@lru_cache(maxsize=4096)
 def normalize_language(tag: str) -> str | None:
     """A BCP 47 tag in its usual casing ("fr", "fr-BE", "zh-Hant"), or None if Babel does not know it."""
     try:
@@ -149,17 +151,11 @@ def create_task(session: Session, principal: Principal, data: TaskCreate) -> Tas
 def submit(session: Session, actor: Actor, queue: Queue, data: TaskCreate) -> Task:
     """Validate and take in one task. Its language, if not given, is detected later by the
     worker (``detect_pending_languages``): the detector's model stays out of the API process."""
-    task = prepare(session, queue, data, detect_language=False)
-    submit_prepared(session, actor, task)
-    session.flush()
-    return task
-
-
-def submit_prepared(session: Session, actor: Actor, task: Task) -> None:
-    """Take in a validated task: it, its first history entry and its outbox event."""
-    task.id = new_id()
-    task.created_by = actor.id
+    values = prepare(session, queue, data, detect_language=False)
+    values.update(id=new_id(), created_by=actor.id)
+    task = Task(**values)
     session.add(task)
+    session.flush()
     record(
         session,
         task,
@@ -169,7 +165,8 @@ def submit_prepared(session: Session, actor: Actor, task: Task) -> None:
         from_status=TaskStatus.NEW,
         to_status=task.status,
     )
-    emit(session, task.tenant_id, "task.created", task.id, {"task": task_document(task)})
+    emit(session, task.tenant_id, "task.created", task.id, {"task": document_of(values)})
+    return task
 
 
 def prepare(
@@ -180,8 +177,8 @@ def prepare(
     kind: kinds.Kind | None = None,
     check_duplicate: bool = True,
     detect_language: bool = True,
-) -> Task:
-    """A validated, enqueued task that is not yet added to the session."""
+) -> dict[str, Any]:
+    """The column values of a validated, enqueued task (without id and author)."""
     kind = kind or kinds.require(session, queue.tenant_id, queue.task_kind)
     errors = kinds.payload_errors(kind, data.payload)
     task_language = data.language
@@ -194,34 +191,38 @@ def prepare(
     if check_duplicate and data.external_ref is not None:
         _refuse_duplicate(session, queue.tenant_id, data.external_ref)
     now = utcnow()
-    task = Task(
-        tenant_id=queue.tenant_id,
-        queue_id=queue.id,
-        external_ref=data.external_ref,
-        title=data.title,
-        payload=data.payload,
-        kind_name=kind.name,
-        kind_version=kind.version,
-        priority=data.priority or queue.default_priority,
-        status=lifecycle.target_of(TaskStatus.NEW, Action.ENQUEUE, Side.SYSTEM),
-        language=task_language,
-        language_source=LanguageSource.CLIENT if task_language else None,
-        revision=1,
-        created_at=now,
-        updated_at=now,
-    )
+    values: dict[str, Any] = {
+        "tenant_id": queue.tenant_id,
+        "queue_id": queue.id,
+        "external_ref": data.external_ref,
+        "title": data.title,
+        "payload": data.payload,
+        "kind_name": kind.name,
+        "kind_version": kind.version,
+        "priority": data.priority or queue.default_priority,
+        "status": lifecycle.target_of(TaskStatus.NEW, Action.ENQUEUE, Side.SYSTEM),
+        "language": task_language,
+        "language_confidence": None,
+        "language_source": LanguageSource.CLIENT if task_language else None,
+        "revision": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
     if task_language is None and detect_language:
-        _detect_language(task, kind)
-    return task
+        values.update(detected_language(kind, data.title, data.payload))
+    return values
 
 
-def _detect_language(task: Task, kind: kinds.Kind) -> None:
-    detected = language.detect(language.text_of(task.title, _text_fields(kind, task.payload)))
+def detected_language(kind: kinds.Kind, title: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The language columns as the detector sees the task's text."""
+    detected = language.detect(language.text_of(title, _text_fields(kind, payload)))
     if detected is None:
-        task.language_source = LanguageSource.UNDETERMINED
-        return
-    task.language, task.language_confidence = detected.language, detected.confidence
-    task.language_source = LanguageSource.DETECTED
+        return {"language_source": LanguageSource.UNDETERMINED}
+    return {
+        "language": detected.language,
+        "language_confidence": detected.confidence,
+        "language_source": LanguageSource.DETECTED,
+    }
 
 
 LANGUAGE_BATCH = 500
@@ -239,7 +240,8 @@ def detect_pending_languages(session: Session, batch: int = LANGUAGE_BATCH) -> i
     actor = Actor.system("language detection")
     for task in tasks:
         kind = kinds.require(session, task.tenant_id, task.kind_name, task.kind_version)
-        _detect_language(task, kind)
+        for name, value in detected_language(kind, task.title, task.payload).items():
+            setattr(task, name, value)
         if task.language is None:
             continue
         changes = {"language": [None, task.language]}
@@ -417,24 +419,39 @@ def _task_for_change(
     return task
 
 
+DOCUMENT_COLUMNS = (
+    "id", "queue_id", "external_ref", "title", "payload", "kind_name", "kind_version", "priority", "status",
+    "language", "language_confidence", "revision", "created_at", "updated_at",
+)  # fmt: skip
+
+
 def task_document(task: Task) -> dict[str, Any]:
-    """The task as the API and webhooks show it."""
-    return TaskOut(
-        id=task.id,
-        queue_id=task.queue_id,
-        external_ref=task.external_ref,
-        title=task.title,
-        payload=task.payload,
-        task_kind=task.kind_name,
-        task_kind_version=task.kind_version,
-        priority=task.priority,
-        status=task.status,
-        language=task.language,
-        language_confidence=task.language_confidence,
-        revision=task.revision,
-        created_at=task.created_at,
-        updated_at=task.updated_at,
-    ).model_dump(mode="json")
+    """The task as the API and webhooks show it (the shape of ``TaskOut``)."""
+    return document_of({name: getattr(task, name) for name in DOCUMENT_COLUMNS})
+
+
+def document_of(values: dict[str, Any]) -> dict[str, Any]:
+    """``task_document`` from column values, without a model object (bulk intake)."""
+    return {
+        "id": str(values["id"]),
+        "queue_id": str(values["queue_id"]),
+        "external_ref": values["external_ref"],
+        "title": values["title"],
+        "payload": values["payload"],
+        "task_kind": values["kind_name"],
+        "task_kind_version": values["kind_version"],
+        "priority": _plain(values["priority"]),
+        "status": _plain(values["status"]),
+        "language": values["language"],
+        "language_confidence": values["language_confidence"],
+        "revision": values["revision"],
+        "created_at": _iso(values["created_at"]),
+        "updated_at": _iso(values["updated_at"]),
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _plain(value: Any) -> Any:
