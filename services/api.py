@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from kombu import Connection
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -24,8 +25,11 @@ from services.core.logging import configure_logging
 from services.core.settings import Settings, get_settings
 from services.identity import routes as identity_routes
 from services.notify import routes as notify_routes
+from services.web import deps as web_deps
 from services.web import errors as web_errors
+from services.web import portal as web_portal
 from services.web import routes as web_routes
+from services.web import webhooks as web_webhooks
 from services.web.templating import TEMPLATES_DIR
 from services.work import routes as work_routes
 from tenants import routes as tenant_routes
@@ -52,6 +56,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(work_routes.router)
     app.include_router(notify_routes.router)
     app.include_router(web_routes.router)
+    app.include_router(web_portal.router)
+    app.include_router(web_webhooks.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_operations_routes(app)
 
@@ -108,6 +114,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled error", path=request.url.path)
         return on_domain_error(request, errors.InternalError())
 
+    def on_sign_in_required(request: Request, exc: Exception) -> Response:
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+    app.add_exception_handler(web_deps.SignInRequired, on_sign_in_required)
     app.add_exception_handler(IntegrityError, on_integrity_error)
     app.add_exception_handler(Exception, on_unexpected_error)
     app.add_exception_handler(errors.DomainError, on_domain_error)

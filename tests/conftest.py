@@ -22,6 +22,7 @@ from services.core.database import Database, make_engine
 from services.core.settings import Settings
 from services.migrations import alembic_config, upgrade
 from tests.factories import Tenant, bearer, make_tenant, token
+from tests.notify.receiver import Receiver
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -136,3 +137,15 @@ def queue_id(client: TestClient, acme: Caller) -> str:
     )
     assert answer.status_code == 201, answer.text
     return str(answer.json()["id"])
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real webhook receiver on 127.0.0.1."""
+    from tests.notify.receiver import serve
+
+    found = Receiver()
+    server = serve(found)
+    yield found
+    server.shutdown()
+    server.server_close()

@@ -30,3 +30,16 @@ def _viewer(request: Request, session: DbSession) -> Principal | None:
 
 
 Viewer = Annotated[Principal | None, Depends(_viewer)]
+
+
+class SignInRequired(Exception):
+    """A page that needs a signed-in person was asked for without one: go to the login page."""
+
+
+def _member(viewer: Viewer) -> Principal:
+    if viewer is None:
+        raise SignInRequired()
+    return viewer
+
+
+Member = Annotated[Principal, Depends(_member)]

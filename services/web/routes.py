@@ -46,11 +46,19 @@ def index(viewer: Viewer) -> Response:
     return _redirect("/home" if viewer else "/login")
 
 
+def _local_path(target: str | None) -> str:
+    """Where to go after signing in: only a path of this site (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/home"
+
+
 @router.get("/login")
-def login_page(request: Request, viewer: Viewer) -> Response:
+def login_page(request: Request, viewer: Viewer, next: str | None = None) -> Response:
     if viewer:
-        return _redirect("/home")
-    return _with_csrf_cookie(request, render(request, "login.html", {"email": ""}))
+        return _redirect(_local_path(next))
+    context = {"email": "", "next": _local_path(next)}
+    return _with_csrf_cookie(request, render(request, "login.html", context))
 
 
 @router.post("/login", dependencies=[Depends(csrf.verify)])
@@ -61,6 +69,7 @@ def login(
     viewer: Viewer,
     email: Annotated[str, Form(max_length=320)],
     password: Annotated[str, Form(max_length=1000)],
+    next: Annotated[str, Form(max_length=2000)] = "/home",
 ) -> Response:
     try:
         principal = identity.authenticate_password(
@@ -72,7 +81,7 @@ def login(
         error, status = i18n._("Wrong email or password."), 401
     else:
         token = identity.open_web_session(session, settings, principal, request.headers.get("user-agent"))
-        response = _redirect("/home")
+        response = _redirect(_local_path(next))
         response.set_cookie(
             SESSION_COOKIE,
             token,
@@ -84,7 +93,13 @@ def login(
         )
         return response
     return _with_csrf_cookie(
-        request, render(request, "login.html", {"email": email, "error": error}, status_code=status)
+        request,
+        render(
+            request,
+            "login.html",
+            {"email": email, "error": error, "next": _local_path(next)},
+            status_code=status,
+        ),
     )
 
 

@@ -33,6 +33,53 @@ KIND_LABELS = {
     "operator": i18n._("Operator"),
 }
 
+STATUS_LABELS = {
+    "new": i18n._("New"),
+    "queued": i18n._("Queued"),
+    "offered": i18n._("Offered"),
+    "assigned": i18n._("Assigned"),
+    "in_progress": i18n._("In progress"),
+    "waiting_on_client": i18n._("Waiting on you"),
+    "escalated": i18n._("Escalated"),
+    "reopened": i18n._("Reopened"),
+    "resolved": i18n._("Resolved"),
+    "closed": i18n._("Closed"),
+    "cancelled": i18n._("Cancelled"),
+}
+PRIORITY_LABELS = {
+    "low": i18n._("Low"),
+    "normal": i18n._("Normal"),
+    "high": i18n._("High"),
+    "urgent": i18n._("Urgent"),
+}
+MODE_LABELS = {"pull": i18n._("Agents pull"), "push": i18n._("Offered to agents")}
+ACTION_LABELS = {
+    "start": i18n._("Start"),
+    "ask_client": i18n._("Ask the client"),
+    "client_replied": i18n._("I have replied"),
+    "resolve": i18n._("Resolve"),
+    "close": i18n._("Close"),
+    "cancel": i18n._("Cancel the task"),
+    "escalate": i18n._("Escalate"),
+    "reopen": i18n._("Reopen"),
+}
+EVENT_LABELS = {
+    "updated": i18n._("Changed"),
+    "commented": i18n._("Commented"),
+    "attached": i18n._("Attached a file"),
+}
+IMPORT_LABELS = {
+    "pending": i18n._("Waiting"),
+    "running": i18n._("Importing"),
+    "succeeded": i18n._("Done"),
+    "failed": i18n._("Failed"),
+}
+DELIVERY_LABELS = {
+    "pending": i18n._("Pending"),
+    "succeeded": i18n._("Delivered"),
+    "dead": i18n._("Given up"),
+}
+
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 templates = Jinja2Templates(
     env=jinja2.Environment(
@@ -77,6 +124,19 @@ def locale_helpers(locale: str, timezone: str | None) -> dict[str, Any]:
         "language_name": i18n.language_name,
         "role_labels": ROLE_LABELS,
         "kind_labels": KIND_LABELS,
+        # Translated already: templates show them as they are.
+        **{
+            name: {key: translations.gettext(label) for key, label in labels.items()}
+            for name, labels in (
+                ("status_labels", STATUS_LABELS),
+                ("priority_labels", PRIORITY_LABELS),
+                ("mode_labels", MODE_LABELS),
+                ("action_labels", ACTION_LABELS),
+                ("event_labels", EVENT_LABELS),
+                ("import_labels", IMPORT_LABELS),
+                ("delivery_labels", DELIVERY_LABELS),
+            )
+        },
     }
 
 

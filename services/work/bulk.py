@@ -176,13 +176,13 @@ def _csv_fields(values: dict[str, str], properties: dict[str, Any]) -> dict[str,
             task[column] = raw
             continue
         try:
-            task["payload"][column] = _typed(raw, properties.get(column, {}))
+            task["payload"][column] = typed_value(raw, properties.get(column, {}))
         except ValueError as exc:
             errors.append((column, str(exc)))
     return errors or task
 
 
-def _typed(raw: str, schema: dict[str, Any]) -> Any:
+def typed_value(raw: str, schema: dict[str, Any]) -> Any:
     declared = schema.get("type")
     types = declared if isinstance(declared, list) else [declared]
     text = raw.strip()
