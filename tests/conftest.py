@@ -149,3 +149,27 @@ def receiver() -> Iterator[Receiver]:
     yield found
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def committed(engine: Engine, settings: Settings, is_postgres: bool) -> Iterator[Database]:
+    """A database whose transactions really commit, for tests of concurrent processes
+    (PostgreSQL only); the organisations they create are deleted afterwards."""
+    if not is_postgres:  # CI runs the suite a second time on PostgreSQL, where these run
+        pytest.skip("concurrency tests need PostgreSQL (BPO_TEST_DATABASE_URL)")
+    from sqlalchemy import delete, select
+
+    from services.work.models import Task
+    from tenants.models import Organization
+    from tenants.scoping import AccessScope, bind
+
+    database = Database(settings.resolved_database_url(), bind=engine)
+    with database.session() as session:
+        bind(session, AccessScope.everything())
+        before = set(session.scalars(select(Organization.id)))
+    yield database
+    with database.session() as session:
+        bind(session, AccessScope.everything())
+        created = set(session.scalars(select(Organization.id))) - before
+        session.execute(delete(Task).where(Task.tenant_id.in_(created)))
+        session.execute(delete(Organization).where(Organization.id.in_(created)))

@@ -37,6 +37,7 @@ def start(data_dir: Path, broker_url: str | None = None, timeout: float = 90) ->
     env["BPO_DATA_DIR"] = str(data_dir)
     env["BPO_WEBHOOK_ALLOW_PRIVATE_NETWORKS"] = "true"  # test receivers listen on 127.0.0.1
     env["BPO_WEBHOOK_BACKOFF_SECONDS"] = "1"
+    env["BPO_BULK_SYNC_MAX_BYTES"] = str(64 * 1024)  # so that a test file becomes an import job
     if broker_url:
         env["BPO_BROKER_URL"] = broker_url
     seeded = subprocess.run(

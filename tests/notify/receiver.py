@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +26,7 @@ class Received:
 class Receiver:
     fail_first: int = 0  # answer 503 to the first n tries of each event id
     fail_ids: set[str] = field(default_factory=set)  # only these ids fail (all if empty)
+    delay: float = 0.0  # seconds before answering, to widen races in concurrency tests
     log: list[Received] = field(default_factory=list)
     tries: Counter[str] = field(default_factory=Counter)
     url: str = ""
@@ -42,6 +44,7 @@ def serve(receiver: Receiver) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            time.sleep(receiver.delay)
             message_id = self.headers.get("webhook-id", "")
             with lock:
                 receiver.tries[message_id] += 1

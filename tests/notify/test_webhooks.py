@@ -202,3 +202,27 @@ def test_the_secret_is_shown_once_and_sealed_at_rest(client: TestClient, db: Dat
         bind(session, AccessScope.everything())
         stored = session.scalars(select(WebhookEndpoint.sealed_secret)).one()
     assert endpoint["secret"] not in stored and endpoint["secret"][6:] not in stored
+
+
+def test_a_leased_delivery_is_not_claimed_again_until_its_lease_ends(
+    client: TestClient, db: Database, acme: Caller, queue_id: str, receiver: Receiver
+) -> None:
+    from sqlalchemy import update
+
+    from services.notify.models import WebhookDelivery
+    from tenants.scoping import AccessScope, bind
+
+    _endpoint(client, acme, receiver.url)
+    client.post("/v1/tasks", headers=acme.headers, json={"queue_id": queue_id, **TASK})
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        relay.fan_out(session)
+        first = relay.claim(session)
+    with db.session() as session:  # another relay, while the first one is sending
+        bind(session, AccessScope.everything())
+        assert first is not None and relay.claim(session) is None
+        session.execute(update(WebhookDelivery).values(lease_until=relay.utcnow() - relay.LEASE))
+        assert relay.claim(session) not in (
+            None,
+            first,
+        )  # a relay that died: its lease ends, another takes over
