@@ -56,6 +56,16 @@ def _all_queues(session: DbSession) -> list[Any]:
 
 @router.get("/queues")
 def queues_page(request: Request, session: DbSession, viewer: Member) -> Response:
+    return _queues(request, session, viewer)
+
+
+def _queues(
+    request: Request,
+    session: DbSession,
+    viewer: Any,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+) -> Response:
     return _page(
         request,
         session,
@@ -65,8 +75,8 @@ def queues_page(request: Request, session: DbSession, viewer: Member) -> Respons
         kinds=kinds.list_kinds(session),
         priorities=list(Priority),
         modes=list(QueueMode),
-        errors={},
-        values={},
+        errors=errors or {},
+        values=values or {},
     )
 
 
@@ -95,18 +105,7 @@ def create_queue(
         service.create_queue(session, viewer, data)
     except (ValidationError, ValueError, ValidationFailed) as exc:
         session.rollback()
-        return _page(
-            request,
-            session,
-            viewer,
-            "portal/queues.html",
-            queues=_all_queues(session),
-            kinds=kinds.list_kinds(session),
-            priorities=list(Priority),
-            modes=list(QueueMode),
-            errors=_messages(exc),
-            values=values,
-        )
+        return _queues(request, session, viewer, _messages(exc), values)
     return _redirect("/portal/queues")
 
 

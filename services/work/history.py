@@ -38,31 +38,9 @@ class Actor:
         return cls("system", None, name, Side.SYSTEM)
 
 
-def record(
-    session: Session,
-    task: Task,
-    actor: Actor,
-    kind: str,
-    *,
-    action: str | None = None,
-    from_status: str | None = None,
-    to_status: str | None = None,
-    changes: dict[str, Any] | None = None,
-    internal: bool = False,
-) -> TaskEvent:
-    event = TaskEvent(
-        **entry(
-            task.tenant_id,
-            task.id,
-            actor,
-            kind,
-            action=action,
-            from_status=from_status,
-            to_status=to_status,
-            changes=changes,
-            internal=internal,
-        )
-    )
+def record(session: Session, task: Task, actor: Actor, kind: str, **details: Any) -> TaskEvent:
+    """Append an entry to ``task``'s history (``details`` as in ``entry``)."""
+    event = TaskEvent(**entry(task.tenant_id, task.id, actor, kind, **details))
     session.add(event)
     return event
 
