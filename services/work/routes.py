@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 import uuid
@@ -82,6 +83,10 @@ def _idempotent(
             session, principal, key, endpoint, request_hash, stored, settings.idempotency_ttl_seconds
         )
         return JSONResponse(content, status_code=status_code, headers=headers)
+    return _replayed(stored)
+
+
+def _replayed(stored: idempotency.StoredAnswer) -> Response:
     return Response(
         stored.body,
         status_code=stored.status_code,
@@ -409,22 +414,27 @@ BULK_BODY = {
 }
 
 
-async def _spool(request: Request, settings: AppSettings) -> tuple[tempfile.SpooledTemporaryFile[bytes], int]:
-    """The body to a temporary file (in memory while small), refusing it past the limits."""
+async def _spool(
+    request: Request, settings: AppSettings
+) -> tuple[tempfile.SpooledTemporaryFile[bytes], int, str]:
+    """The body to a temporary file (in memory while small), refusing it past the limits;
+    with its size and SHA-256 (what an ``Idempotency-Key`` is checked against)."""
     # Closed by the caller (``with spool:``), or here when refused.
     spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115
         max_size=settings.bulk_sync_max_bytes
     )
     size = lines = 0
+    digest = hashlib.sha256()
     async for chunk in request.stream():
         size += len(chunk)
+        digest.update(chunk)
         lines += chunk.count(b"\n")
         if lines > settings.bulk_max_rows + 1:  # + a CSV header
             spool.close()
             raise PayloadTooLarge(f"more than {settings.bulk_max_rows} rows; split the file")
         spool.write(chunk)
     spool.seek(0)
-    return spool, size
+    return spool, size, digest.hexdigest()
 
 
 @router.post(
@@ -444,31 +454,61 @@ async def bulk_intake(
     background: BackgroundTasks,
     all_or_nothing: bool = False,
     delimiter: Annotated[str, Query(description="CSV only: , ; tab or |")] = ",",
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     file_format = bulk.FileFormat.of_media_type(request.headers.get("content-type", ""))
     if file_format is None:
         raise UnsupportedMediaType("send text/csv (with a header row) or application/x-ndjson")
     order = imports.BulkRequest(queue_id, file_format, all_or_nothing, imports.check_delimiter(delimiter))
     await run_in_threadpool(service.get_queue, session, queue_id)  # 404 before reading the body
-    spool, size = await _spool(request, settings)
+    spool, size, digest = await _spool(request, settings)
+    endpoint = "POST /v1/tasks/bulk"
+    request_hash = idempotency.fingerprint(
+        {
+            "file": digest,
+            "format": file_format.value,
+            "queue_id": str(queue_id),
+            "all": all_or_nothing,
+            "sep": delimiter,
+        }
+    )
+    if idempotency_key is not None:
+        stored = await run_in_threadpool(
+            idempotency.replay, session, principal, idempotency_key, endpoint, request_hash
+        )
+        if stored is not None:
+            spool.close()
+            return _replayed(stored)
     with spool:
         if size <= settings.bulk_sync_max_bytes:
             summary = await run_in_threadpool(imports.import_now, session, principal, order, spool)
-            return JSONResponse(
-                {
-                    "accepted": summary.accepted,
-                    "rejected": summary.rejected,
-                    "rows": [row.as_json() for row in summary.rows],
-                }
+            status_code, headers = 200, {}
+            content: dict[str, Any] = {
+                "accepted": summary.accepted,
+                "rejected": summary.rejected,
+                "rows": [row.as_json() for row in summary.rows],
+            }
+        else:
+            job = await run_in_threadpool(imports.start_job, session, principal, order, spool, size, store)
+            # After the commit (background tasks run once the answer is sent): the worker must find the job.
+            background.add_task(
+                enqueue, "work.run_import", str(job.id), broker_url=settings.resolved_broker_url()
             )
-        job = await run_in_threadpool(imports.start_job, session, principal, order, spool, size, store)
-    # After the commit (background tasks run once the answer is sent): the worker must find the job.
-    background.add_task(enqueue, "work.run_import", str(job.id), broker_url=settings.resolved_broker_url())
-    return JSONResponse(
-        {"import_id": str(job.id), "status": job.status.value},
-        status_code=202,
-        headers={"Location": f"/v1/imports/{job.id}"},
-    )
+            status_code, headers = 202, {"Location": f"/v1/imports/{job.id}"}
+            content = {"import_id": str(job.id), "status": job.status.value}
+    if idempotency_key is not None:
+        answer = idempotency.StoredAnswer(status_code, json.dumps(content), headers)
+        await run_in_threadpool(
+            idempotency.remember,
+            session,
+            principal,
+            idempotency_key,
+            endpoint,
+            request_hash,
+            answer,
+            settings.idempotency_ttl_seconds,
+        )
+    return JSONResponse(content, status_code=status_code, headers=headers)
 
 
 def _import_out(job: ImportJob) -> ImportOut:

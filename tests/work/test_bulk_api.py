@@ -231,3 +231,18 @@ def test_a_large_file_becomes_an_import_with_a_per_row_report(
             if not cursor:
                 break
         assert count == 1980
+
+
+def test_a_bulk_retry_with_the_same_key_replays_and_imports_nothing_twice(
+    client: TestClient, acme: Caller, queue_id: str
+) -> None:
+    body = b"title,description\nA,premier\nB,second\n"
+    headers = {**acme.headers, "Content-Type": CSV, "Idempotency-Key": "upload-1"}
+    first = client.post("/v1/tasks/bulk", params={"queue_id": queue_id}, headers=headers, content=body)
+    again = client.post("/v1/tasks/bulk", params={"queue_id": queue_id}, headers=headers, content=body)
+    assert first.json() == again.json() and again.headers["idempotent-replayed"] == "true"
+    assert len(_tasks(client, acme)) == 2
+    other = client.post(
+        "/v1/tasks/bulk", params={"queue_id": queue_id}, headers=headers, content=body + b"C,x\n"
+    )
+    assert other.status_code == 409
