@@ -14,6 +14,7 @@ from kombu import Connection
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -71,7 +72,7 @@ def body_limits(settings: Settings) -> Any:
     multipart_overhead = 64 * 1024
 
     def limit_for(path: str) -> int:
-        if path == "/v1/tasks/bulk":
+        if path in ("/v1/tasks/bulk", "/portal/imports"):
             return settings.bulk_max_bytes
         if path.endswith("/attachments"):
             return settings.attachment_max_bytes + multipart_overhead
@@ -110,6 +111,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         # Two requests raced for the same unique value; the loser is told, not a 500.
         return on_domain_error(request, errors.Conflict("a concurrent change created the same record"))
 
+    def on_stale_data(request: Request, exc: Exception) -> Response:
+        # Another transaction changed the row between our read and our write (version_id_col).
+        if request.headers.get("if-match"):
+            return on_domain_error(request, errors.PreconditionFailed("it changed while your request ran"))
+        return on_domain_error(request, errors.Conflict("it changed while your request ran; read it again"))
+
     def on_unexpected_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", path=request.url.path)
         return on_domain_error(request, errors.InternalError())
@@ -119,6 +126,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(web_deps.SignInRequired, on_sign_in_required)
     app.add_exception_handler(IntegrityError, on_integrity_error)
+    app.add_exception_handler(StaleDataError, on_stale_data)
     app.add_exception_handler(Exception, on_unexpected_error)
     app.add_exception_handler(errors.DomainError, on_domain_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -7,17 +7,11 @@ pagination by id is also pagination by age.
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
 import uuid
 
 _lock = threading.Lock()
-# Ids must be unique, not secret (every read goes through the tenant scope): a generator
-# seeded from the OS, instead of two system calls per id on the bulk intake hot path.
-_random = random.Random(os.urandom(32))  # noqa: S311
-# Forked workers (Celery prefork) must not share the parent's sequence.
-os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(32)))
 _last_ms = 0
 _counter = 0
 
@@ -35,8 +29,12 @@ def new_id() -> uuid.UUID:
             now_ms = _last_ms
         else:
             _last_ms = now_ms
-            _counter = _random.getrandbits(10)  # random start, room to count
-        rand_b = _random.getrandbits(62)
+            _counter = -1  # set below from the random bytes: a random start, room to count
+        # One system call per id; ids are unguessable, so they reveal nothing of other tenants' volume.
+        random_bytes = int.from_bytes(os.urandom(10), "big")
+        if _counter < 0:
+            _counter = random_bytes >> 70
+        rand_b = random_bytes & ((1 << 62) - 1)
         value = (now_ms & ((1 << 48) - 1)) << 80
         value |= 0x7 << 76
         value |= _counter << 64

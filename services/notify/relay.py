@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import structlog
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from services.core.database import Database, affected_rows
@@ -42,9 +42,10 @@ from services.notify.service import sealer, signing_secrets
 from tenants.scoping import AccessScope, bind
 
 log = structlog.get_logger()
-LEASE = timedelta(seconds=120)  # longer than one send with its timeout
+LEASE = timedelta(seconds=120)  # a batch is sent well within it (see ``run``)
 FAN_OUT_BATCH = 1000
-DELIVERY_BATCH = 50
+DELIVERY_BATCH = 10
+PER_ENDPOINT = 3  # deliveries of one endpoint in one claim
 
 
 def fan_out(session: Session, batch: int = FAN_OUT_BATCH) -> int:
@@ -82,7 +83,8 @@ def fan_out(session: Session, batch: int = FAN_OUT_BATCH) -> int:
 
 
 def claim(session: Session, batch: int = DELIVERY_BATCH) -> uuid.UUID | None:
-    """Lease due deliveries that no earlier pending delivery of the same task holds back."""
+    """Lease due deliveries that no earlier pending delivery of the same task holds back,
+    a few per endpoint at most, so that one slow or failing endpoint never starves the rest."""
     now = utcnow()
     earlier = aliased(WebhookDelivery)
     held_back = exists().where(
@@ -91,14 +93,27 @@ def claim(session: Session, batch: int = DELIVERY_BATCH) -> uuid.UUID | None:
         earlier.status == DeliveryStatus.PENDING,
         earlier.event_id < WebhookDelivery.event_id,
     )
-    ids = session.scalars(
-        select(WebhookDelivery.id)
+    free = or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now)
+    ranked = (
+        select(
+            WebhookDelivery.id,
+            func.row_number()
+            .over(partition_by=WebhookDelivery.endpoint_id, order_by=WebhookDelivery.event_id)
+            .label("place"),
+        )
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
         .where(
+            WebhookEndpoint.enabled.is_(True),  # a disabled endpoint keeps its deliveries for later
             WebhookDelivery.status == DeliveryStatus.PENDING,
             WebhookDelivery.next_attempt_at <= now,
-            or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
+            free,
             ~held_back,
         )
+        .subquery()
+    )
+    ids = session.scalars(
+        select(WebhookDelivery.id)
+        .where(WebhookDelivery.id.in_(select(ranked.c.id).where(ranked.c.place <= PER_ENDPOINT)))
         .order_by(WebhookDelivery.event_id)
         .limit(batch)
         .with_for_update(skip_locked=True)
@@ -108,13 +123,19 @@ def claim(session: Session, batch: int = DELIVERY_BATCH) -> uuid.UUID | None:
     token = uuid.uuid4()
     taken = session.execute(
         update(WebhookDelivery)
-        .where(
-            WebhookDelivery.id.in_(ids),
-            or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
-        )
+        .where(WebhookDelivery.id.in_(ids), free)
         .values(lease_until=now + LEASE, lease_token=token)
     )
     return token if affected_rows(taken) else None
+
+
+def release(session: Session, token: uuid.UUID, delivery_ids: list[uuid.UUID]) -> None:
+    """Give back leased deliveries this relay will not send (its time is up)."""
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(delivery_ids), WebhookDelivery.lease_token == token)
+        .values(lease_until=None, lease_token=None)
+    )
 
 
 @dataclass(frozen=True)
@@ -168,8 +189,10 @@ def send(client: httpx.Client, item: Outgoing, allow_private: bool) -> Outcome:
     try:
         if not allow_private:
             _refuse_private_target(item.url)
-        answer = client.post(item.url, content=item.body, headers=item.headers)
-        code, error = answer.status_code, None if answer.is_success else f"HTTP {answer.status_code}"
+        # The status is all we need: the body is never read, so a receiver that trickles or
+        # floods one cannot hold the worker or its memory.
+        with client.stream("POST", item.url, content=item.body, headers=item.headers) as answer:
+            code, error = answer.status_code, None if answer.is_success else f"HTTP {answer.status_code}"
     except (httpx.HTTPError, OSError, ValueError) as exc:
         code, error = None, f"{type(exc).__name__}: {exc}"[:500]
     return Outcome(code, error, int((time.monotonic() - started) * 1000))
@@ -235,6 +258,9 @@ def run(database: Database, settings: Settings, deadline_seconds: float = 20.0) 
         bind(session, AccessScope.everything())
         while fan_out(session):
             session.commit()
+    # One send takes at most about three timeouts (connect, write, read the status line);
+    # nothing is sent unless that fits in the lease and in the run's own deadline.
+    one_send = 3 * settings.webhook_timeout_seconds
     with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
         while time.monotonic() < stop_at:
             with database.session() as session:
@@ -243,7 +269,13 @@ def run(database: Database, settings: Settings, deadline_seconds: float = 20.0) 
                 outgoing = prepare(session, token, key) if token else []
             if token is None:
                 break
-            for item in outgoing:
+            leased_until = time.monotonic() + LEASE.total_seconds()
+            for index, item in enumerate(outgoing):
+                if time.monotonic() + one_send > min(leased_until, stop_at + one_send):
+                    with database.session() as session:
+                        bind(session, AccessScope.everything())
+                        release(session, token, [left.delivery_id for left in outgoing[index:]])
+                    return sent
                 outcome = send(client, item, settings.webhook_allow_private_networks)
                 with database.session() as session:
                     bind(session, AccessScope.everything())

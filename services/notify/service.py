@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.core.errors import FieldError, NotFound, ValidationFailed
+from services.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from services.core.pagination import PageRequest, fetch_page
 from services.core.sealing import Sealer
 from services.core.time import utcnow
@@ -171,6 +171,8 @@ def attempts_of(session: Session, delivery: WebhookDelivery) -> Sequence[Webhook
 def redeliver(session: Session, principal: Principal, delivery_id: uuid.UUID) -> WebhookDelivery:
     """Send again now: after a dead letter, or to replay one the receiver lost."""
     delivery = get_delivery(session, principal, delivery_id)
+    if delivery.status is DeliveryStatus.PENDING:
+        raise Conflict("this delivery is still being tried", extra={"status": delivery.status.value})
     delivery.status = DeliveryStatus.PENDING
     delivery.attempts = 0  # a new round of retries; the attempt log keeps the earlier ones
     delivery.next_attempt_at = utcnow()

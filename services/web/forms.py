@@ -100,6 +100,6 @@ def payload_of(form: dict[str, str], schema: dict[str, Any]) -> tuple[dict[str, 
                 payload[spec_field.name] = json.loads(raw)
             else:
                 payload[spec_field.name] = typed_value(raw, spec)
-        except ValueError as exc:
-            problems[spec_field.name] = str(exc)
+        except (ValueError, RecursionError) as exc:
+            problems[spec_field.name] = str(exc) or "nested too deeply"
     return payload, problems

@@ -14,6 +14,7 @@ without ``queue_id``.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import enum
 import io
@@ -98,6 +99,31 @@ def text_stream(binary: IO[bytes]) -> io.TextIOWrapper:
     return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline="")
 
 
+def check_readable(
+    binary: IO[bytes], file_format: FileFormat, kind: kinds.Kind, delimiter: str = ","
+) -> None:
+    """The whole file is UTF-8 and a CSV has a usable header: checked before a row is taken,
+    so that an import committed in batches never stops half-way on a file-level problem."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    try:
+        while chunk := binary.read(1024 * 1024):
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(exc) from None
+    binary.seek(0)
+    if file_format is FileFormat.CSV:
+        next(records(binary, file_format, kind, delimiter), None)  # reads the header and one row
+        binary.seek(0)
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> BadRequest:
+    return BadRequest(
+        f"the file is not valid UTF-8 (found byte {exc.object[exc.start]:#04x}); save it as UTF-8",
+        extra={"problem": "encoding"},
+    )
+
+
 def records(
     binary: IO[bytes], file_format: FileFormat, kind: kinds.Kind, delimiter: str = ","
 ) -> Iterator[Record]:
@@ -108,10 +134,7 @@ def records(
         else:
             yield from _ndjson_records(text)
     except UnicodeDecodeError as exc:
-        raise BadRequest(
-            f"the file is not valid UTF-8 (found byte {exc.object[exc.start]:#04x}); save it as UTF-8",
-            extra={"problem": "encoding"},
-        ) from None
+        raise _not_utf8(exc) from None
     finally:
         text.detach()  # the caller's file stays open (it may report progress from it)
 
@@ -122,6 +145,8 @@ def _csv_records(text: io.TextIOWrapper, kind: kinds.Kind, delimiter: str) -> It
         header = [name.strip() for name in next(reader)]
     except StopIteration:
         raise BadRequest("the file is empty: a header row is needed", extra={"problem": "header"}) from None
+    except csv.Error as exc:
+        raise BadRequest(f"the header row is not valid CSV: {exc}", extra={"problem": "header"}) from None
     _check_header(header, kind, delimiter)
     properties = kind.schema.get("properties", {})
     row = 0
@@ -177,8 +202,8 @@ def _csv_fields(values: dict[str, str], properties: dict[str, Any]) -> dict[str,
             continue
         try:
             task["payload"][column] = typed_value(raw, properties.get(column, {}))
-        except ValueError as exc:
-            errors.append((column, str(exc)))
+        except (ValueError, RecursionError) as exc:
+            errors.append((column, str(exc) or "nested too deeply"))
     return errors or task
 
 
@@ -222,8 +247,8 @@ def _ndjson_records(text: io.TextIOWrapper) -> Iterator[Record]:
         row += 1
         try:
             value = json.loads(line)
-        except ValueError as exc:
-            yield row, [("", f"not JSON: {exc}")]
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than Python goes
+            yield row, [("", f"not JSON: {exc or 'nested too deeply'}")]
             continue
         if not isinstance(value, dict):
             yield row, [("", "each line must be a JSON object")]
@@ -265,11 +290,11 @@ def import_records(
         if len(batch) == BATCH_ROWS:
             _import_batch(session, actor, queue, batch, file_format, summary, seen_refs, detect_language)
             batch = []
+            if on_batch:
+                on_batch(summary)  # in the batch's transaction: its progress is kept with its rows
             if commit_batches and not all_or_nothing:
                 session.commit()
                 session.expunge_all()  # the identity map would otherwise hold every task of the file
-            if on_batch:
-                on_batch(summary)
     if batch:
         _import_batch(session, actor, queue, batch, file_format, summary, seen_refs, detect_language)
         if on_batch:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from services.core.database import Database, affected_rows
@@ -132,16 +134,16 @@ def get_job(session: Session, principal: Principal, job_id: uuid.UUID) -> Import
 
 
 def result_rows(store: BlobStore, job: ImportJob, only_rejected: bool = False) -> Iterator[dict[str, Any]]:
-    if job.result_key is None:
-        return
-    pending = b""
-    for chunk in store.open(job.result_key):
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            row = json.loads(line)
-            if not only_rejected or row["status"] == "rejected":
-                yield row
+    """Every row's outcome, in file order, from the parts written batch by batch."""
+    for part in range(job.result_parts):
+        pending = b""
+        for chunk in store.open(part_key(job.tenant_id, job.id, part)):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                row = json.loads(line)
+                if not only_rejected or row["status"] == "rejected":
+                    yield row
 
 
 def report_csv(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
@@ -170,83 +172,127 @@ def claim(database: Database, job_id: uuid.UUID) -> bool:
         return affected_rows(claimed) == 1
 
 
-def run_job(database: Database, store: BlobStore, job_id: uuid.UUID) -> None:
-    """Import a claimed-or-pending job's file; does nothing if another worker has it."""
-    if not claim(database, job_id):
-        return
+def run_job(database: Database, store: BlobStore, job_id: uuid.UUID, *, detect_language: bool = True) -> None:
+    """Import a pending job's file; does nothing if another worker has it. Outside the
+    worker (a small portal upload), ``detect_language=False`` leaves it to the worker."""
+    if claim(database, job_id):
+        _import(database, store, job_id, detect_language)
+
+
+def resume_stalled(
+    database: Database, store: BlobStore, job_id: uuid.UUID, heartbeat: datetime | None
+) -> None:
+    """Carry on a job whose worker died, from its last committed batch, if no one else has."""
+    with database.session() as session:
+        bind(session, AccessScope.everything())
+        taken = session.execute(
+            update(ImportJob)
+            .where(
+                ImportJob.id == job_id,
+                ImportJob.status == ImportStatus.RUNNING,
+                ImportJob.heartbeat_at.is_(None)
+                if heartbeat is None
+                else ImportJob.heartbeat_at == heartbeat,
+            )
+            .values(heartbeat_at=utcnow())
+        )
+        if affected_rows(taken) != 1:
+            return
+    _import(database, store, job_id, detect_language=True)
+
+
+def _import(database: Database, store: BlobStore, job_id: uuid.UUID, detect_language: bool) -> None:
     with database.session() as session:
         bind(session, AccessScope.everything())
         job = session.scalars(select(ImportJob).where(ImportJob.id == job_id)).one()
         bind(session, AccessScope.tenants({job.tenant_id}))
         try:
-            _run(session, store, job)
-        except DomainError as exc:  # the file itself is unreadable: header, encoding
+            _run(session, store, job, detect_language)
+        except DomainError as exc:  # the file itself is unreadable: encoding, header
             session.rollback()
             _finish(session, job_id, ImportStatus.FAILED, error=exc.detail or exc.title)
         except Exception:
             log.exception("import failed", import_id=str(job_id))
-            session.rollback()
-            _finish(session, job_id, ImportStatus.FAILED, error="internal error; the operator was alerted")
+            session.rollback()  # the failing batch only: the batches before it stay, with their report
+            _finish(session, job_id, ImportStatus.FAILED, error=STOPPED)
 
 
-def _run(session: Session, store: BlobStore, job: ImportJob) -> None:
+STOPPED = (
+    "stopped by an internal error; the rows counted were imported (see the report); the operator was alerted"
+)
+
+
+def _run(session: Session, store: BlobStore, job: ImportJob, detect_language: bool) -> None:
+    """Batches commit with their progress and their part of the report, so a job that
+    stops keeps what it did, and a resumed one starts at the first row not done."""
     job_id, tenant_id, all_or_nothing = job.id, job.tenant_id, job.all_or_nothing
+    done, accepted_before, rejected_before, parts = (
+        job.rows_done,
+        job.accepted,
+        job.rejected,
+        job.result_parts,
+    )
     queue = session.scalars(select(Queue).where(Queue.id == job.queue_id)).one()
     kind = kinds.require(session, tenant_id, queue.task_kind)
     actor = Actor(job.actor_kind, job.created_by, job.actor_name, Side.CLIENT)
     file_format = bulk.FileFormat(job.file_format)
-    result_key = f"{tenant_id}/imports/{job_id}/rows.ndjson"
-    with tempfile.TemporaryFile() as source, tempfile.TemporaryFile() as results:
+    with tempfile.TemporaryFile() as source:
         for chunk in store.open(job.source_key):
             source.write(chunk)
         source.seek(0)
+        bulk.check_readable(source, file_format, kind, job.delimiter)
 
         def on_batch(summary: bulk.Summary) -> None:
-            for row in summary.rows:
-                if not all_or_nothing or row.task_id is None:
-                    results.write(json.dumps(row.as_json()).encode() + b"\n")
+            nonlocal parts
+            lines = [
+                json.dumps(row.as_json()).encode() + b"\n"
+                for row in summary.rows
+                if not all_or_nothing or row.task_id is None
+            ]
+            store.put(part_key(tenant_id, job_id, parts), [b"".join(lines)], max_bytes=2**40)
+            parts += 1
             summary.rows.clear()  # written out: memory stays flat on a large file
             session.execute(
                 update(ImportJob)
                 .where(ImportJob.id == job_id)
                 .values(
-                    rows_done=summary.accepted + summary.rejected,
-                    accepted=0 if all_or_nothing else summary.accepted,
-                    rejected=summary.rejected,
+                    rows_done=done + summary.accepted + summary.rejected,
+                    accepted=0 if all_or_nothing else accepted_before + summary.accepted,
+                    rejected=rejected_before + summary.rejected,
+                    result_parts=parts,
+                    heartbeat_at=utcnow(),
                 )
             )
 
+        rows = itertools.islice(bulk.records(source, file_format, kind, job.delimiter), done, None)
         summary = bulk.import_records(
             session,
             actor,
             queue,
-            bulk.records(source, file_format, kind, job.delimiter),
+            rows,
             file_format,
-            detect_language=True,
+            detect_language=detect_language,
             all_or_nothing=all_or_nothing,
             on_batch=on_batch,
         )
-        if all_or_nothing and summary.rejected:
-            session.rollback()
-            status, error, accepted = (
-                ImportStatus.FAILED,
-                "rows rejected; nothing imported (all_or_nothing)",
-                0,
-            )
-        else:
-            status, error, accepted = ImportStatus.SUCCEEDED, None, summary.accepted
-        results.seek(0)
-        store.put(result_key, _chunks(results), max_bytes=2**40)
-    _finish(
-        session,
-        job_id,
-        status,
-        error=error,
-        result_key=result_key,
-        rows_done=summary.accepted + summary.rejected,
-        accepted=accepted,
-        rejected=summary.rejected,
-    )
+    if all_or_nothing and summary.rejected:
+        session.rollback()
+        _finish(
+            session,
+            job_id,
+            ImportStatus.FAILED,
+            error="rows rejected; nothing imported (all_or_nothing)",
+            rows_done=summary.rejected + summary.accepted,
+            accepted=0,
+            rejected=summary.rejected,
+            result_parts=parts,
+        )
+    else:
+        _finish(session, job_id, ImportStatus.SUCCEEDED)
+
+
+def part_key(tenant_id: uuid.UUID, job_id: uuid.UUID, part: int) -> str:
+    return f"{tenant_id}/imports/{job_id}/rows-{part:06d}.ndjson"
 
 
 def _finish(session: Session, job_id: uuid.UUID, status: ImportStatus, **values: Any) -> None:
@@ -256,10 +302,20 @@ def _finish(session: Session, job_id: uuid.UUID, status: ImportStatus, **values:
     session.commit()
 
 
+def stalled_jobs(session: Session, quiet_seconds: float = 600) -> list[tuple[uuid.UUID, datetime | None]]:
+    """Running jobs with no progress for a while: their worker died (the sweep resumes them)."""
+    cutoff = utcnow() - timedelta(seconds=quiet_seconds)
+    quiet = or_(
+        ImportJob.heartbeat_at < cutoff, ImportJob.heartbeat_at.is_(None) & (ImportJob.started_at < cutoff)
+    )
+    found = session.execute(
+        select(ImportJob.id, ImportJob.heartbeat_at).where(ImportJob.status == ImportStatus.RUNNING, quiet)
+    ).all()
+    return [(job_id, heartbeat) for job_id, heartbeat in found]
+
+
 def pending_jobs(session: Session, older_than_seconds: float = 10) -> list[uuid.UUID]:
     """Jobs whose enqueue was lost (broker down at upload time): the beat sweep runs them."""
-    from datetime import timedelta
-
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     return list(
         session.scalars(

@@ -36,9 +36,14 @@ def run_import(import_id: str) -> None:
 
 @celery_app.task(name="work.resume_imports")
 def resume_imports() -> int:
-    """Runs the jobs whose enqueue was lost while the broker was down."""
+    """Runs the jobs whose enqueue was lost while the broker was down, and carries on
+    the ones whose worker died (from their last committed batch)."""
     with unit_of_work(AccessScope.everything()) as session:
         waiting = imports.pending_jobs(session)
+        stalled = imports.stalled_jobs(session)
+    store = blob_store(get_settings())
     for import_id in waiting:
-        imports.run_job(database(), blob_store(get_settings()), import_id)
-    return len(waiting)
+        imports.run_job(database(), store, import_id)
+    for import_id, heartbeat in stalled:
+        imports.resume_stalled(database(), store, import_id, heartbeat)
+    return len(waiting) + len(stalled)

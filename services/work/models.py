@@ -209,7 +209,7 @@ class ImportJob(IdMixin, TenantOwned, Base):
     all_or_nothing: Mapped[bool] = mapped_column(default=False)
     status: Mapped[ImportStatus] = mapped_column(str_enum(ImportStatus, 16), default=ImportStatus.PENDING)
     source_key: Mapped[str] = mapped_column(String(200))
-    result_key: Mapped[str | None] = mapped_column(String(200))
+    result_parts: Mapped[int] = mapped_column(Integer, default=0)  # report blobs, one per committed batch
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     rows_done: Mapped[int] = mapped_column(Integer, default=0)
     accepted: Mapped[int] = mapped_column(Integer, default=0)
@@ -220,4 +220,5 @@ class ImportJob(IdMixin, TenantOwned, Base):
     actor_name: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]  # progress of a running job; silence means its worker died
     finished_at: Mapped[datetime | None]

@@ -72,8 +72,7 @@ def _idempotent(
     if key is None:
         status_code, content, headers = produce()
         return JSONResponse(content, status_code=status_code, headers=headers)
-    route = request.scope.get("route")
-    endpoint = f"{request.method} {getattr(route, 'path', request.url.path)}"
+    endpoint = f"{request.method} {request.url.path}"  # the path itself: a key is not shared by two tasks
     request_hash = idempotency.fingerprint(body.model_dump(mode="json", exclude_unset=True))
     stored = idempotency.replay(session, principal, key, endpoint, request_hash)
     if stored is None:

@@ -226,3 +226,60 @@ def test_a_leased_delivery_is_not_claimed_again_until_its_lease_ends(
             None,
             first,
         )  # a relay that died: its lease ends, another takes over
+
+
+def test_a_disabled_endpoint_gets_nothing_more_and_a_pending_delivery_is_not_resent_by_hand(
+    client: TestClient, db: Database, acme: Caller, queue_id: str, receiver: Receiver, fast: Settings
+) -> None:
+    from tenants.scoping import AccessScope, bind
+
+    endpoint = _endpoint(client, acme, receiver.url)
+    client.post("/v1/tasks", headers=acme.headers, json={"queue_id": queue_id, **TASK})
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        relay.fan_out(session)
+    client.patch(f"/v1/webhook-endpoints/{endpoint['id']}", headers=acme.headers, json={"enabled": False})
+    _drain(db, fast)
+    assert receiver.log == []
+    (delivery,) = client.get(
+        f"/v1/webhook-endpoints/{endpoint['id']}/deliveries", headers=acme.headers
+    ).json()["items"]
+    again = client.post(f"/v1/webhook-deliveries/{delivery['id']}/redeliver", headers=acme.headers)
+    assert again.status_code == 409
+    client.patch(f"/v1/webhook-endpoints/{endpoint['id']}", headers=acme.headers, json={"enabled": True})
+    _drain(db, fast)
+    assert len(receiver.accepted()) == 1
+
+
+def test_an_idempotency_key_does_not_reach_across_tasks(
+    client: TestClient, acme: Caller, queue_id: str
+) -> None:
+    first, second = (
+        client.post("/v1/tasks", headers=acme.headers, json={"queue_id": queue_id, **TASK}).json()
+        for _ in range(2)
+    )
+    headers = {**acme.headers, "Idempotency-Key": "comment-1"}
+    for task in (first, second):
+        assert (
+            client.post(
+                f"/v1/tasks/{task['id']}/comments", headers=headers, json={"body": "merci"}
+            ).status_code
+            == 201
+        )
+    for task in (first, second):
+        assert len(client.get(f"/v1/tasks/{task['id']}/comments", headers=acme.headers).json()["items"]) == 1
+
+
+def test_a_write_that_lost_a_race_is_412_or_409_not_500(app: Any) -> None:
+    from sqlalchemy.orm.exc import StaleDataError
+    from starlette.requests import Request
+
+    handler = app.exception_handlers[StaleDataError]
+
+    def request(headers: list[tuple[bytes, bytes]]) -> Request:
+        return Request(
+            {"type": "http", "method": "PATCH", "path": "/v1/tasks/x", "headers": headers, "app": app}
+        )
+
+    assert handler(request([(b"if-match", b'"1"')]), StaleDataError("x")).status_code == 412
+    assert handler(request([]), StaleDataError("x")).status_code == 409

@@ -218,3 +218,15 @@ def _every_route(routes: list[Any]) -> Any:
     for route in routes:
         included = getattr(route, "original_router", None)
         yield from _every_route(included.routes) if included is not None else [route]
+
+
+def test_a_portal_form_without_its_csrf_token_is_refused(person: tuple[Portal, Any], db: Database) -> None:
+    portal, organization = person
+    task = make_task(db, make_queue(db, organization))
+    for url, data in (
+        (f"/portal/tasks/{task.id}/comments", {"body": "x"}),
+        ("/portal/queues", {"name": "Q", "task_kind": "claim"}),
+        ("/portal/webhooks", {"url": "https://hooks.example.com/x"}),
+    ):
+        answer = portal.client.post(url, data=data, headers=HTML, follow_redirects=False)
+        assert answer.status_code == 403, url

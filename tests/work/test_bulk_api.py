@@ -246,3 +246,96 @@ def test_a_bulk_retry_with_the_same_key_replays_and_imports_nothing_twice(
         "/v1/tasks/bulk", params={"queue_id": queue_id}, headers=headers, content=body + b"C,x\n"
     )
     assert other.status_code == 409
+
+
+def test_a_broken_header_or_a_too_deep_row_never_costs_the_good_rows(
+    client: TestClient, acme: Caller, queue_id: str
+) -> None:
+    broken = _bulk(client, acme, queue_id, b'title,"description"x\nA,b\n')
+    assert broken.status_code == 400 and broken.json()["problem"] == "header"
+    deep = "[" * 100_000 + "]" * 100_000
+    lines = [json.dumps({"title": "ok", "payload": {"description": "fine"}}), deep]
+    result = _bulk(client, acme, queue_id, "\n".join(lines).encode(), NDJSON).json()
+    assert (result["accepted"], result["rejected"]) == (1, 1)
+
+
+def test_a_foreign_queue_is_404_for_bulk_and_for_moving_a_task(
+    client: TestClient, db: Database, acme: Caller, queue_id: str
+) -> None:
+    from tests.factories import make_queue, make_tenant
+
+    foreign = make_queue(db, make_tenant(db).organization)
+    answer = _bulk(client, acme, str(foreign.id), b"title,description\nA,b\n")
+    assert answer.status_code == 404
+    task = client.post(
+        "/v1/tasks",
+        headers=acme.headers,
+        json={"queue_id": queue_id, "title": "t", "payload": {"description": "d"}},
+    ).json()
+    moved = client.patch(f"/v1/tasks/{task['id']}", headers=acme.headers, json={"queue_id": str(foreign.id)})
+    assert moved.status_code == 404
+    assert client.get(f"/v1/tasks/{task['id']}", headers=acme.headers).json()["queue_id"] == queue_id
+
+
+def test_a_job_whose_file_breaks_half_way_imports_nothing(
+    db: Database, settings: Settings, acme: Caller, queue_id: str
+) -> None:
+    """A file-level problem is found before the first batch is committed."""
+    import uuid as uuid_module
+
+    from sqlalchemy import func, select
+
+    from services.work.models import Task
+    from tenants import service as tenancy
+    from tenants.scoping import AccessScope, bind
+    from tests.factories import make_import, principal_of
+
+    rows = b"".join(f"Ticket {i},Demande {i}\n".encode() for i in range(2500))
+    content = b"title,description\n" + rows.replace(b"Demande 2300", b"Demande \xff2300")
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        queue = service_queue(session, uuid_module.UUID(queue_id))
+    job = make_import(db, settings, queue, content)
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        owner = principal_of(tenancy.get_organization(session, queue.tenant_id))
+        done = imports.get_job(session, owner, job.id)
+        assert done.status.value == "failed" and "UTF-8" in (done.error or "")
+        assert session.scalar(select(func.count()).select_from(Task)) == 0
+
+
+def test_a_job_whose_worker_died_is_carried_on_once(
+    db: Database, settings: Settings, acme: Caller, queue_id: str
+) -> None:
+    import uuid as uuid_module
+    from datetime import timedelta
+
+    from sqlalchemy import func, select, update
+
+    from services.core.time import utcnow
+    from services.work.models import ImportJob, Task
+    from tenants.scoping import AccessScope, bind
+    from tests.factories import make_import
+
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        queue = service_queue(session, uuid_module.UUID(queue_id))
+    job = make_import(db, settings, queue, b"title,description\nA,un\nB,deux\n", run=False)
+    assert imports.claim(db, job.id)  # a worker took it, then died before its first batch
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        session.execute(update(ImportJob).values(started_at=utcnow() - timedelta(hours=1)))
+        stalled = imports.stalled_jobs(session)
+    assert [job_id for job_id, _beat in stalled] == [job.id]
+    for job_id, heartbeat in stalled * 2:  # the sweep twice: the second finds it taken
+        imports.resume_stalled(db, blob_store(settings), job_id, heartbeat)
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        assert session.scalar(select(func.count()).select_from(Task)) == 2
+        assert session.scalars(select(ImportJob.status)).one().value == "succeeded"
+
+
+def service_queue(session: Any, queue_id: Any) -> Any:
+    from services.work import service
+
+    return service.get_queue(session, queue_id)
