@@ -97,10 +97,14 @@ def current_scope(session: Session) -> AccessScope | None:
     return session.info.get(SCOPE_KEY)
 
 
-def fetch(session: Session, model: type[T], object_id: uuid.UUID) -> T | None:
+def fetch(session: Session, model: type[T], object_id: uuid.UUID, *, lock: bool = False) -> T | None:
     """One row by id, through the scope. Unlike ``Session.get``, never answers
-    from the identity map, which may hold rows loaded under an earlier scope."""
-    return session.scalars(select(model).where(model.id == object_id)).one_or_none()  # type: ignore[attr-defined]
+    from the identity map, which may hold rows loaded under an earlier scope.
+    ``lock`` takes the row for the transaction (``FOR UPDATE``; SQLite writers are serial anyway)."""
+    statement = select(model).where(model.id == object_id)  # type: ignore[attr-defined]
+    if lock:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    return session.scalars(statement).one_or_none()
 
 
 @contextmanager

@@ -48,7 +48,7 @@ def add(
     platform_limit: int,
 ) -> Attachment:
     principal.require(Permission.TASKS_WRITE)
-    task = get_task(session, principal, task_id)
+    task = get_task(session, principal, task_id, for_change=True)
     attachment_id = uuid.uuid4()
     key = f"{task.tenant_id}/{task.id}/{attachment_id}"
     name = clean_filename(filename)

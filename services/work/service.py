@@ -276,9 +276,11 @@ def _refuse_duplicate(session: Session, tenant_id: uuid.UUID, external_ref: str)
         )
 
 
-def get_task(session: Session, principal: Principal, task_id: uuid.UUID) -> Task:
+def get_task(session: Session, principal: Principal, task_id: uuid.UUID, *, for_change: bool = False) -> Task:
+    """``for_change`` locks the task until the commit: the changes of one task (and so its
+    history and outbox events, whose ids order them) are made one after the other."""
     principal.require(Permission.TASKS_READ)
-    task = fetch(session, Task, task_id)
+    task = fetch(session, Task, task_id, lock=for_change)
     if task is None:
         raise NotFound("no such task")
     return task
@@ -410,7 +412,7 @@ def apply(session: Session, actor: Actor, task: Task, action: Action, comment: s
 def _task_for_change(
     session: Session, principal: Principal, task_id: uuid.UUID, expected_revision: int | None
 ) -> Task:
-    task = get_task(session, principal, task_id)
+    task = get_task(session, principal, task_id, for_change=True)
     if expected_revision is not None and expected_revision != task.revision:
         raise PreconditionFailed(
             f"the task is at revision {task.revision}, not {expected_revision}; read it again",
@@ -481,7 +483,7 @@ def add_comment(
     principal.require(Permission.TASKS_WRITE)
     if visibility is CommentVisibility.INTERNAL and is_client_side(principal):
         raise Forbidden("internal comments are for the provider and the operator")
-    task = get_task(session, principal, task_id)
+    task = get_task(session, principal, task_id, for_change=True)
     return _add_comment(session, task, Actor.of(principal), body, visibility)
 
 
