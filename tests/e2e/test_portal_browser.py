@@ -38,7 +38,9 @@ def test_a_person_submits_work_through_the_portal(browser: Any, platform: LivePl
     page.click("[data-testid=task-form] button[type=submit]")
     page.wait_for_selector("[data-testid=task-title]")
     assert page.get_by_test_id("task-title").inner_text() == "Dégât des eaux cuisine"
-    assert page.get_by_test_id("task-status").inner_text() == "En file d’attente"
+    assert (
+        page.get_by_test_id("task-status").inner_text() == "En file d\u2019attente"
+    )  # the typographic apostrophe of the catalog
 
     page.fill("#c-body", "Photos disponibles sur demande.")
     page.click("#comments button[type=submit]")
