@@ -35,6 +35,7 @@ def test_state_changes_reach_the_receiver_through_worker_and_beat(
         json={
             "queue_id": queue["id"],
             "title": "Bris de glace",
+            "language": "fr",  # given: no language-detection event joins the two expected here
             "payload": {"claim_type": "insurance", "description": "Pare-brise fissuré sur autoroute."},
         },
     ).json()
