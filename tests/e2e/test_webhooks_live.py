@@ -36,7 +36,6 @@ def test_state_changes_reach_the_receiver_through_worker_and_beat(
             "queue_id": queue["id"],
             "title": "Bris de glace",
             "language": "fr",  # given: the worker's language detection adds no event of its own
-            "language": "fr",  # given: no language-detection event joins the two expected here
             "payload": {"claim_type": "insurance", "description": "Pare-brise fissuré sur autoroute."},
         },
     ).json()
