@@ -32,6 +32,7 @@ from services.web import portal as web_portal
 from services.web import routes as web_routes
 from services.web import webhooks as web_webhooks
 from services.web.templating import TEMPLATES_DIR
+from services.work import file_routes as work_file_routes
 from services.work import routes as work_routes
 from tenants import routes as tenant_routes
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(identity_routes.router)
     app.include_router(tenant_routes.router)
     app.include_router(work_routes.router)
+    app.include_router(work_file_routes.router)
     app.include_router(notify_routes.router)
     app.include_router(web_routes.router)
     app.include_router(web_portal.router)

@@ -174,7 +174,7 @@ def tasks_import(
 
     from services.work import bulk, imports, kinds
     from services.work.history import Actor
-    from services.work.service import get_queue
+    from services.work.queues import get_queue
     from tenants.scoping import AccessScope, bind
 
     try:

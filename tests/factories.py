@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from services.core.database import Database
 from services.core.settings import Settings
 from services.identity import service as identity
+from services.work import queues
 from services.work import service as work
 from services.work.history import Actor
 from services.work.lifecycle import Action, Side
@@ -138,7 +139,7 @@ def make_queue(
     principal = principal_of(organization)
     with db.session() as session:
         bind(session, principal.access)
-        return work.create_queue(
+        return queues.create_queue(
             session, principal, QueueCreate(name=f"Queue {next(_counter)}", task_kind=task_kind, **fields)
         )
 

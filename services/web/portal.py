@@ -23,7 +23,7 @@ from services.core.pagination import PageRequest, decode_cursor
 from services.web import csrf, forms
 from services.web.deps import Member
 from services.web.templating import render
-from services.work import attachments, bulk, imports, kinds, lifecycle, service
+from services.work import attachments, bulk, imports, kinds, lifecycle, queues, service
 from services.work.history import Actor
 from services.work.models import CommentVisibility, ImportStatus, Priority, QueueMode, TaskStatus
 from services.work.schemas import QueueCreate, TaskCreate
@@ -47,8 +47,8 @@ def _page(request: Request, session: DbSession, viewer: Any, template: str, **co
 
 
 def _all_queues(session: DbSession) -> list[Any]:
-    queues, _next = service.list_queues(session, PageRequest(limit=200, after=None))
-    return list(queues)
+    found, _next = queues.list_queues(session, PageRequest(limit=200, after=None))
+    return list(found)
 
 
 # ---------------------------------------------------------------- queues
@@ -102,7 +102,7 @@ def create_queue(
             mode=QueueMode(mode),
             out_of_hours=bool(out_of_hours),
         )
-        service.create_queue(session, viewer, data)
+        queues.create_queue(session, viewer, data)
     except (ValidationError, ValueError, ValidationFailed) as exc:
         session.rollback()
         return _queues(request, session, viewer, _messages(exc), values)
@@ -216,7 +216,7 @@ async def submit_task(request: Request, session: DbSession, viewer: Member) -> R
 
 def _submit_task(request: Request, session: DbSession, viewer: Any, form: dict[str, str]) -> Response:
     queue_id = _uuid_or_none(form.get("queue_id", ""))
-    queue = service.get_queue(session, queue_id) if queue_id else None
+    queue = queues.get_queue(session, queue_id) if queue_id else None
     if queue is None:
         return _task_form(request, session, viewer, None, form, {"queue_id": "choose a queue"}, 422)
     kind = kinds.require(session, queue.tenant_id, queue.task_kind)
@@ -254,7 +254,7 @@ def task_page(request: Request, task_id: uuid.UUID, session: DbSession, viewer: 
         viewer,
         "portal/task.html",
         task=task,
-        queue=service.get_queue(session, task.queue_id),
+        queue=queues.get_queue(session, task.queue_id),
         events=events,
         comments=comments,
         files=attachments.list_for_task(session, viewer, task.id),

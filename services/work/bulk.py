@@ -33,11 +33,12 @@ from services.core.ids import new_id
 from services.notify import outbox
 from services.notify.models import OutboxEvent
 from services.work import history, kinds
+from services.work.documents import document_of
 from services.work.history import Actor
 from services.work.lifecycle import Action
 from services.work.models import Queue, Task, TaskEvent, TaskStatus
 from services.work.schemas import TaskCreate
-from services.work.service import document_of, prepare
+from services.work.service import prepare
 from tenants.scoping import insert_rows, narrowed_to
 
 TASK_COLUMNS = ("title", "external_ref", "priority", "language")

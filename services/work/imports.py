@@ -29,7 +29,7 @@ from services.work import bulk, kinds
 from services.work.history import Actor
 from services.work.lifecycle import Side
 from services.work.models import ImportJob, ImportStatus, Queue
-from services.work.service import get_queue
+from services.work.queues import get_queue
 from services.work.storage import BlobStore
 from tenants.principal import Permission, Principal
 from tenants.scoping import AccessScope, bind, fetch

@@ -22,7 +22,10 @@ import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+
+from babel import Locale, UnknownLocaleError
 
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "fr", "de", "es", "it", "pl", "ro", "hu", "bg", "sv", "da")
 
@@ -100,3 +103,13 @@ def _is_prose(value: str) -> bool:
     # (a German compound such as "Umsatzsteuer-Identifikationsnummer").
     words = [token for token in value.split() if _WORD.fullmatch(token.strip(_EDGE_PUNCTUATION))]
     return len(words) >= 2 or any(len(word) > 20 for word in words)
+
+
+@lru_cache(maxsize=4096)
+def normalize(tag: str) -> str | None:
+    """A BCP 47 tag in its usual casing ("fr", "fr-BE", "zh-Hant"), or None if Babel does not know it."""
+    try:
+        locale = Locale.parse(tag.replace("-", "_"))
+    except (ValueError, UnknownLocaleError):
+        return None
+    return "-".join(part for part in (locale.language, locale.script, locale.territory) if part)

@@ -10,10 +10,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
-from babel import Locale, UnknownLocaleError
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
@@ -29,7 +27,7 @@ from services.core.ids import new_id
 from services.core.pagination import PageRequest, fetch_page
 from services.core.time import utcnow
 from services.notify.outbox import emit
-from services.work import kinds, language, lifecycle, residency
+from services.work import detection, documents, kinds, language, lifecycle
 from services.work.history import Actor, record
 from services.work.lifecycle import Action, Side
 from services.work.models import (
@@ -42,89 +40,9 @@ from services.work.models import (
     TaskEvent,
     TaskStatus,
 )
-from services.work.schemas import CommentOut, QueueCreate, QueueUpdate, TaskCreate, TaskUpdate
+from services.work.schemas import CommentOut, TaskCreate, TaskUpdate
 from tenants.principal import OrgKind, Permission, Principal
 from tenants.scoping import fetch, narrowed_to
-
-# ---------------------------------------------------------------- queues
-
-
-def create_queue(session: Session, principal: Principal, data: QueueCreate) -> Queue:
-    principal.require(Permission.QUEUES_MANAGE)
-    if principal.org_kind is not OrgKind.CLIENT:
-        raise Forbidden("queues belong to client organisations")
-    if kinds.resolve(session, principal.org_id, data.task_kind) is None:
-        raise ValidationFailed(errors=[FieldError("/task_kind", f"no task kind {data.task_kind}")])
-    queue = Queue(tenant_id=principal.org_id, name=data.name, task_kind=data.task_kind)
-    _apply_queue_fields(queue, data.model_dump(exclude={"name", "task_kind"}))
-    session.add(queue)
-    session.flush()
-    return queue
-
-
-def update_queue(session: Session, principal: Principal, queue_id: uuid.UUID, data: QueueUpdate) -> Queue:
-    principal.require(Permission.QUEUES_MANAGE)
-    queue = get_queue(session, queue_id)
-    changes = data.model_dump(exclude_unset=True)
-    if "name" in changes:
-        if changes["name"] is None:
-            raise ValidationFailed(errors=[FieldError("/name", "may not be null")])
-        queue.name = changes.pop("name")
-    _apply_queue_fields(queue, {k: v for k, v in changes.items() if v is not None})
-    session.flush()
-    return queue
-
-
-def _apply_queue_fields(queue: Queue, fields: dict[str, Any]) -> None:
-    errors: list[FieldError] = []
-    if "languages" in fields:
-        tags = []
-        for index, tag in enumerate(fields["languages"]):
-            normalized = normalize_language(tag)
-            if normalized is None:
-                errors.append(FieldError(f"/languages/{index}", f"{tag} is not a BCP 47 language tag"))
-            tags.append(normalized or tag)
-        queue.languages = sorted(set(tags))
-    if "skills" in fields:
-        queue.skills = [{"name": s["name"], "min_level": s["min_level"]} for s in fields["skills"]]
-    if "residency" in fields:
-        rule = fields["residency"]
-        for side in ("allow", "deny"):
-            codes = [code.upper() for code in rule[side]]
-            errors += [
-                FieldError(
-                    f"/residency/{side}/{codes.index(code)}", f"{code} is not a country code or region"
-                )
-                for code in residency.unknown_codes(codes)
-            ]
-            setattr(queue, f"residency_{side}", codes)
-    for name in ("default_priority", "out_of_hours", "mode", "accepted_attachment_types"):
-        if name in fields:
-            setattr(queue, name, fields[name])
-    if errors:
-        raise ValidationFailed(errors=errors)
-
-
-def get_queue(session: Session, queue_id: uuid.UUID) -> Queue:
-    queue = fetch(session, Queue, queue_id)
-    if queue is None:
-        raise NotFound("no such queue")
-    return queue
-
-
-def list_queues(session: Session, page: PageRequest) -> tuple[Sequence[Queue], str | None]:
-    return fetch_page(session, select(Queue), Queue.id, page)
-
-
-@lru_cache(maxsize=4096)
-def normalize_language(tag: str) -> str | None:
-    """A BCP 47 tag in its usual casing ("fr", "fr-BE", "zh-Hant"), or None if Babel does not know it."""
-    try:
-        locale = Locale.parse(tag.replace("-", "_"))
-    except (ValueError, UnknownLocaleError):
-        return None
-    return "-".join(part for part in (locale.language, locale.script, locale.territory) if part)
-
 
 # ---------------------------------------------------------------- tasks
 
@@ -165,7 +83,7 @@ def submit(session: Session, actor: Actor, queue: Queue, data: TaskCreate) -> Ta
         from_status=TaskStatus.NEW,
         to_status=task.status,
     )
-    emit(session, task.tenant_id, "task.created", task.id, {"task": document_of(values)})
+    emit(session, task.tenant_id, "task.created", task.id, {"task": documents.document_of(values)})
     return task
 
 
@@ -183,7 +101,7 @@ def prepare(
     errors = kinds.payload_errors(kind, data.payload)
     task_language = data.language
     if task_language is not None:
-        task_language = normalize_language(task_language)
+        task_language = language.normalize(task_language)
         if task_language is None:
             errors.append(FieldError("/language", f"{data.language} is not a BCP 47 language tag"))
     if errors:
@@ -209,20 +127,8 @@ def prepare(
         "updated_at": now,
     }
     if task_language is None and detect_language:
-        values.update(detected_language(kind, data.title, data.payload))
+        values.update(detection.detected_language(kind, data.title, data.payload))
     return values
-
-
-def detected_language(kind: kinds.Kind, title: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """The language columns as the detector sees the task's text."""
-    detected = language.detect(language.text_of(title, _text_fields(kind, payload)))
-    if detected is None:
-        return {"language_source": LanguageSource.UNDETERMINED}
-    return {
-        "language": detected.language,
-        "language_confidence": detected.confidence,
-        "language_source": LanguageSource.DETECTED,
-    }
 
 
 LANGUAGE_BATCH = 500
@@ -240,7 +146,7 @@ def detect_pending_languages(session: Session, batch: int = LANGUAGE_BATCH) -> i
     actor = Actor.system("language detection")
     for task in tasks:
         kind = kinds.require(session, task.tenant_id, task.kind_name, task.kind_version)
-        for name, value in detected_language(kind, task.title, task.payload).items():
+        for name, value in detection.detected_language(kind, task.title, task.payload).items():
             setattr(task, name, value)
         if task.language is None:
             continue
@@ -252,17 +158,10 @@ def detect_pending_languages(session: Session, batch: int = LANGUAGE_BATCH) -> i
             task.tenant_id,
             "task.updated",
             task.id,
-            {"task": task_document(task), "changes": changes},
+            {"task": documents.task_document(task), "changes": changes},
         )
     session.flush()
     return len(tasks)
-
-
-def _text_fields(kind: kinds.Kind, payload: dict[str, Any]) -> dict[str, Any]:
-    """The kind's declared free-text fields if it declares any, else the whole payload."""
-    if not kind.text_fields:
-        return payload
-    return {name: payload[name] for name in kind.text_fields if name in payload}
 
 
 def _refuse_duplicate(session: Session, tenant_id: uuid.UUID, external_ref: str) -> None:
@@ -335,7 +234,7 @@ def update_task(
         if errors:
             raise ValidationFailed(errors=errors)
     if fields.get("language") is not None:
-        normalized = normalize_language(fields["language"])
+        normalized = language.normalize(fields["language"])
         if normalized is None:
             raise ValidationFailed(errors=[FieldError("/language", "not a BCP 47 language tag")])
         fields["language"] = normalized
@@ -346,14 +245,20 @@ def update_task(
         value = fields.get(name)
         if value is not None and value != getattr(task, name):
             old = getattr(task, name)
-            changes[name] = [_plain(old), _plain(value)]
+            changes[name] = [documents.plain(old), documents.plain(value)]
             setattr(task, name, value)
     if not changes:
         return task
     actor = Actor.of(principal)
     record(session, task, actor, "updated", changes=changes)
     session.flush()
-    emit(session, task.tenant_id, "task.updated", task.id, {"task": task_document(task), "changes": changes})
+    emit(
+        session,
+        task.tenant_id,
+        "task.updated",
+        task.id,
+        {"task": documents.task_document(task), "changes": changes},
+    )
     return task
 
 
@@ -404,7 +309,12 @@ def apply(session: Session, actor: Actor, task: Task, action: Action, comment: s
         task.tenant_id,
         "task.status_changed",
         task.id,
-        {"task": task_document(task), "action": action.value, "from": source.value, "to": target.value},
+        {
+            "task": documents.task_document(task),
+            "action": action.value,
+            "from": source.value,
+            "to": target.value,
+        },
     )
     return task
 
@@ -419,45 +329,6 @@ def _task_for_change(
             extra={"current_revision": task.revision},
         )
     return task
-
-
-DOCUMENT_COLUMNS = (
-    "id", "queue_id", "external_ref", "title", "payload", "kind_name", "kind_version", "priority", "status",
-    "language", "language_confidence", "revision", "created_at", "updated_at",
-)  # fmt: skip
-
-
-def task_document(task: Task) -> dict[str, Any]:
-    """The task as the API and webhooks show it (the shape of ``TaskOut``)."""
-    return document_of({name: getattr(task, name) for name in DOCUMENT_COLUMNS})
-
-
-def document_of(values: dict[str, Any]) -> dict[str, Any]:
-    """``task_document`` from column values, without a model object (bulk intake)."""
-    return {
-        "id": str(values["id"]),
-        "queue_id": str(values["queue_id"]),
-        "external_ref": values["external_ref"],
-        "title": values["title"],
-        "payload": values["payload"],
-        "task_kind": values["kind_name"],
-        "task_kind_version": values["kind_version"],
-        "priority": _plain(values["priority"]),
-        "status": _plain(values["status"]),
-        "language": values["language"],
-        "language_confidence": values["language_confidence"],
-        "revision": values["revision"],
-        "created_at": _iso(values["created_at"]),
-        "updated_at": _iso(values["updated_at"]),
-    }
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def _plain(value: Any) -> Any:
-    return value.value if hasattr(value, "value") else value
 
 
 # ---------------------------------------------------------------- history and comments

@@ -336,6 +336,6 @@ def test_a_job_whose_worker_died_is_carried_on_once(
 
 
 def service_queue(session: Any, queue_id: Any) -> Any:
-    from services.work import service
+    from services.work import queues
 
-    return service.get_queue(session, queue_id)
+    return queues.get_queue(session, queue_id)
