@@ -39,7 +39,8 @@ def _redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def _page(request: Request, session: DbSession, viewer: Any, template: str, **context: Any) -> Response:
+def page(request: Request, session: DbSession, viewer: Any, template: str, **context: Any) -> Response:
+    """A portal page: the viewer and their organisation in the context, the CSRF cookie set."""
     organization = tenancy.get_organization(session, viewer.org_id)
     response = render(request, template, {"viewer": viewer, "organization": organization, **context})
     csrf.set_cookie(request, response)
@@ -66,7 +67,7 @@ def _queues(
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
 ) -> Response:
-    return _page(
+    return page(
         request,
         session,
         viewer,
@@ -140,8 +141,8 @@ def tasks_page(
         language=language or None,
         external_ref=external_ref or None,
     )
-    page = PageRequest(limit=PAGE, after=decode_cursor(cursor) if cursor else None)
-    tasks, next_cursor = service.list_tasks(session, viewer, filters, page)
+    paging = PageRequest(limit=PAGE, after=decode_cursor(cursor) if cursor else None)
+    tasks, next_cursor = service.list_tasks(session, viewer, filters, paging)
     chosen = {
         "queue_id": queue_id,
         "status": status,
@@ -149,7 +150,7 @@ def tasks_page(
         "language": language,
         "external_ref": external_ref,
     }
-    return _page(
+    return page(
         request,
         session,
         viewer,
@@ -192,7 +193,7 @@ def _task_form(
     if queue is not None:
         kind = kinds.require(session, queue.tenant_id, queue.task_kind)
         fields = forms.fields_of(kind.schema)
-    response = _page(
+    response = page(
         request,
         session,
         viewer,
@@ -248,7 +249,7 @@ def task_page(request: Request, task_id: uuid.UUID, session: DbSession, viewer: 
     events, _next = service.list_events(session, viewer, task.id, PageRequest(limit=200, after=None))
     comments, _next = service.list_comments(session, viewer, task.id, PageRequest(limit=200, after=None))
     side = Actor.of(viewer).side
-    return _page(
+    return page(
         request,
         session,
         viewer,
@@ -310,11 +311,7 @@ def download_attachment(
     return StreamingResponse(
         blob_store(settings).open(attachment.storage_key),
         media_type=attachment.content_type,
-        headers={
-            "Content-Disposition": "attachment",
-            "X-Content-Type-Options": "nosniff",
-            "Content-Length": str(attachment.size),
-        },
+        headers=attachments.download_headers(attachment),
     )
 
 
@@ -323,7 +320,7 @@ def download_attachment(
 
 @router.get("/imports")
 def imports_page(request: Request, session: DbSession, viewer: Member) -> Response:
-    return _page(request, session, viewer, "portal/imports.html", queues=_all_queues(session), error=None)
+    return page(request, session, viewer, "portal/imports.html", queues=_all_queues(session), error=None)
 
 
 @router.post("/imports")
@@ -366,7 +363,7 @@ def import_page(
     job = imports.get_job(session, viewer, import_id)
     rejected = list(_first(imports.result_rows(blob_store(settings), job, only_rejected=True), 500))
     running = job.status in (ImportStatus.PENDING, ImportStatus.RUNNING)
-    return _page(request, session, viewer, "portal/import.html", job=job, rejected=rejected, running=running)
+    return page(request, session, viewer, "portal/import.html", job=job, rejected=rejected, running=running)
 
 
 def _first(rows: Any, count: int) -> Any:

@@ -17,17 +17,14 @@ from services.notify.models import WebhookDelivery
 from services.notify.schemas import EndpointCreate, EndpointUpdate
 from services.web import csrf
 from services.web.deps import Member
-from services.web.templating import render
-from tenants import service as tenancy
+from services.web.portal import page
 
 router = APIRouter(prefix="/portal/webhooks", include_in_schema=False, dependencies=[Depends(csrf.verify)])
 ALL = PageRequest(limit=200, after=None)
 
 
 def _page(request: Request, session: DbSession, viewer: Any, template: str, **context: Any) -> Response:
-    organization = tenancy.get_organization(session, viewer.org_id)
-    response = render(request, template, {"viewer": viewer, "organization": organization, **context})
-    csrf.set_cookie(request, response)
+    response = page(request, session, viewer, template, **context)
     response.headers["Cache-Control"] = "no-store"  # a secret may be on the page
     return response
 
@@ -74,40 +71,34 @@ def create_endpoint(
 
 @router.get("/{endpoint_id}")
 def endpoint_page(request: Request, endpoint_id: uuid.UUID, session: DbSession, viewer: Member) -> Response:
-    endpoint = service.get_endpoint(session, viewer, endpoint_id)
-    deliveries, _next = service.list_deliveries(session, viewer, endpoint.id, None, ALL)
-    return _page(
-        request,
-        session,
-        viewer,
-        "portal/webhook.html",
-        endpoint=endpoint,
-        deliveries=sorted(deliveries, key=lambda d: d.id, reverse=True),
-        attempts=_attempts(session, deliveries),
-        secret=None,
-    )
-
-
-def _attempts(session: DbSession, deliveries: Any) -> dict[uuid.UUID, Any]:
-    return {d.id: service.attempts_of(session, d) for d in deliveries}
+    return _endpoint(request, session, viewer, service.get_endpoint(session, viewer, endpoint_id), None)
 
 
 @router.post("/{endpoint_id}/rotate")
 def rotate(
     request: Request, endpoint_id: uuid.UUID, session: DbSession, viewer: Member, settings: AppSettings
 ) -> Response:
-    key = service.sealer(settings.resolved_secret_key())
-    rotated = service.rotate_secret(session, viewer, endpoint_id, key)
-    deliveries, _next = service.list_deliveries(session, viewer, endpoint_id, None, ALL)
+    rotated = service.rotate_secret(
+        session, viewer, endpoint_id, service.sealer(settings.resolved_secret_key())
+    )
+    return _endpoint(request, session, viewer, rotated.endpoint, rotated.secret)
+
+
+def _endpoint(
+    request: Request, session: DbSession, viewer: Any, endpoint: Any, secret: str | None
+) -> Response:
+    """An endpoint with its delivery log, newest first, each delivery with its attempts."""
+    deliveries, _next = service.list_deliveries(session, viewer, endpoint.id, None, ALL)
+    newest_first = sorted(deliveries, key=lambda d: d.id, reverse=True)
     return _page(
         request,
         session,
         viewer,
         "portal/webhook.html",
-        endpoint=rotated.endpoint,
-        deliveries=sorted(deliveries, key=lambda d: d.id, reverse=True),
-        attempts=_attempts(session, deliveries),
-        secret=rotated.secret,
+        endpoint=endpoint,
+        deliveries=newest_first,
+        attempts={d.id: service.attempts_of(session, d) for d in newest_first},
+        secret=secret,
     )
 
 

@@ -6,6 +6,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Iterable, Sequence
+from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -100,3 +101,15 @@ def get(session: Session, principal: Principal, task_id: uuid.UUID, attachment_i
     if attachment is None or attachment.task_id != task.id:
         raise NotFound("no such attachment")
     return attachment
+
+
+def download_headers(attachment: Attachment) -> dict[str, str]:
+    """Always a download, never rendered by the browser, whatever the file claims to be."""
+    ascii_name = attachment.filename.encode("ascii", "replace").decode().replace('"', "_")
+    utf8_name = quote(attachment.filename, safe="")
+    return {
+        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{utf8_name}",
+        "Content-Length": str(attachment.size),
+        "X-Content-Type-Options": "nosniff",
+        "ETag": f'"{attachment.sha256}"',
+    }

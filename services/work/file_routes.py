@@ -8,7 +8,6 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, BackgroundTasks, Depends, File, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -20,7 +19,6 @@ from services.core.pagination import Page
 from services.core.problems import PROBLEM_RESPONSES
 from services.identity.deps import CurrentPrincipal
 from services.work import attachments, bulk, idempotency, imports, queues
-from services.work.models import ImportJob
 from services.work.routes import IdempotencyKey, replayed
 from services.work.schemas import AttachmentOut, ImportOut
 from services.work.storage import READ_CHUNK_BYTES, BlobStore, blob_store
@@ -88,19 +86,8 @@ def download_attachment(
 ) -> StreamingResponse:
     attachment = attachments.get(session, principal, task_id, attachment_id)
     body = store.open(attachment.storage_key)  # raises before any header is sent if the blob is gone
-    ascii_name = attachment.filename.encode("ascii", "replace").decode().replace('"', "_")
-    disposition = (
-        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(attachment.filename, safe='')}"
-    )
     return StreamingResponse(
-        body,
-        media_type=attachment.content_type,
-        headers={
-            "Content-Disposition": disposition,
-            "Content-Length": str(attachment.size),
-            "X-Content-Type-Options": "nosniff",
-            "ETag": f'"{attachment.sha256}"',
-        },
+        body, media_type=attachment.content_type, headers=attachments.download_headers(attachment)
     )
 
 
@@ -212,27 +199,9 @@ async def bulk_intake(
     return JSONResponse(content, status_code=status_code, headers=headers)
 
 
-def _import_out(job: ImportJob) -> ImportOut:
-    return ImportOut(
-        id=job.id,
-        queue_id=job.queue_id,
-        status=job.status,
-        file_format=job.file_format,
-        all_or_nothing=job.all_or_nothing,
-        size_bytes=job.size_bytes,
-        rows_done=job.rows_done,
-        accepted=job.accepted,
-        rejected=job.rejected,
-        error=job.error,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-    )
-
-
 @router.get("/imports/{import_id}", response_model=ImportOut, summary="Progress and outcome of a bulk import")
 def get_import(import_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> ImportOut:
-    return _import_out(imports.get_job(session, principal, import_id))
+    return ImportOut.model_validate(imports.get_job(session, principal, import_id))
 
 
 @router.get(

@@ -1,7 +1,7 @@
 """Data-residency rules: which countries may handle a queue's data.
 
-A rule allows countries or named regions and may deny some; routing checks a
-team's country against it.
+A rule allows countries or named regions (``REGIONS``) and may deny some; the
+routing issue adds the check of a team's country against it.
 """
 
 from __future__ import annotations
@@ -56,18 +56,3 @@ _TERRITORIES = frozenset(
 def unknown_codes(codes: Iterable[str]) -> list[str]:
     """Entries that are neither an ISO 3166 country code nor a named region."""
     return [code for code in codes if code not in REGIONS and code not in _TERRITORIES]
-
-
-def countries(codes: Iterable[str]) -> frozenset[str]:
-    found: set[str] = set()
-    for code in codes:
-        found |= REGIONS.get(code, {code})
-    return frozenset(found)
-
-
-def allows(allow: Iterable[str], deny: Iterable[str], country: str) -> bool:
-    """An empty allow list allows everywhere; a deny list always wins."""
-    allowed = list(allow)
-    if country in countries(deny):
-        return False
-    return not allowed or country in countries(allowed)

@@ -176,6 +176,8 @@ class AttachmentOut(BaseModel):
 
 
 class ImportOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     queue_id: uuid.UUID
     status: ImportStatus

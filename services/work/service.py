@@ -144,22 +144,15 @@ def detect_pending_languages(session: Session, batch: int = LANGUAGE_BATCH) -> i
         .with_for_update(skip_locked=True)
     ).all()
     actor = Actor.system("language detection")
+    found: dict[tuple[uuid.UUID, str, int], kinds.Kind] = {}
     for task in tasks:
-        kind = kinds.require(session, task.tenant_id, task.kind_name, task.kind_version)
+        key = (task.tenant_id, task.kind_name, task.kind_version)
+        kind = found.get(key) or found.setdefault(key, kinds.require(session, *key))
         for name, value in detection.detected_language(kind, task.title, task.payload).items():
             setattr(task, name, value)
         if task.language is None:
             continue
-        changes = {"language": [None, task.language]}
-        record(session, task, actor, "updated", changes=changes)
-        session.flush()
-        emit(
-            session,
-            task.tenant_id,
-            "task.updated",
-            task.id,
-            {"task": documents.task_document(task), "changes": changes},
-        )
+        _changed(session, task, actor, {"language": [None, task.language]})
     session.flush()
     return len(tasks)
 
@@ -249,7 +242,12 @@ def update_task(
             setattr(task, name, value)
     if not changes:
         return task
-    actor = Actor.of(principal)
+    _changed(session, task, Actor.of(principal), changes)
+    return task
+
+
+def _changed(session: Session, task: Task, actor: Actor, changes: dict[str, Any]) -> None:
+    """A change of a task's fields: its history entry and its event (after the new revision)."""
     record(session, task, actor, "updated", changes=changes)
     session.flush()
     emit(
@@ -259,7 +257,6 @@ def update_task(
         task.id,
         {"task": documents.task_document(task), "changes": changes},
     )
-    return task
 
 
 def transition(
