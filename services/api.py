@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+import services.models  # noqa: F401  (every table; the SLA clocks observe task history)
 from services.core import errors, problems
 from services.core.database import Database
 from services.core.http import BodyLimitMiddleware, MetricsMiddleware
@@ -26,10 +27,12 @@ from services.core.logging import configure_logging
 from services.core.settings import Settings, get_settings
 from services.identity import routes as identity_routes
 from services.notify import routes as notify_routes
+from services.sla import routes as sla_routes
 from services.web import deps as web_deps
 from services.web import errors as web_errors
 from services.web import portal as web_portal
 from services.web import routes as web_routes
+from services.web import sla as web_sla
 from services.web import webhooks as web_webhooks
 from services.web.templating import TEMPLATES_DIR
 from services.work import file_routes as work_file_routes
@@ -58,9 +61,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(work_routes.router)
     app.include_router(work_file_routes.router)
     app.include_router(notify_routes.router)
+    app.include_router(sla_routes.router)
     app.include_router(web_routes.router)
     app.include_router(web_portal.router)
     app.include_router(web_webhooks.router)
+    app.include_router(web_sla.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_operations_routes(app)
 

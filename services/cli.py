@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
+import services.models  # noqa: F401  (every table; the SLA clocks observe task history)
 from services.core.database import Database, is_sqlite
 from services.core.errors import DomainError
 from services.core.settings import Settings, get_settings

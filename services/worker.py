@@ -15,6 +15,7 @@ from celery import Celery
 from kombu import Connection
 from sqlalchemy.orm import Session
 
+import services.models  # noqa: F401  (every table; the SLA clocks observe task history)
 from services.core.database import Database
 from services.core.settings import get_settings
 from tenants.scoping import AccessScope, bind
@@ -46,8 +47,10 @@ celery_app.conf.update(
         "work.resume_imports": {"task": "work.resume_imports", "schedule": 30.0, "options": {"expires": 60}},
         # Relays may overlap (leases); an expired one is dropped, not piled up while workers are away.
         "notify.relay": {"task": "notify.relay", "schedule": 2.0, "options": {"expires": 10}},
+        # Overlapping sweeps are safe (each clock is claimed once); a late one is dropped.
+        "sla.sweep": {"task": "sla.sweep", "schedule": 5.0, "options": {"expires": 15}},
     },
-    imports=["services.identity.jobs", "services.work.jobs", "services.notify.jobs"],
+    imports=["services.identity.jobs", "services.work.jobs", "services.notify.jobs", "services.sla.jobs"],
 )
 
 

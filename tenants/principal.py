@@ -44,19 +44,23 @@ class Permission(enum.StrEnum):
     TASKS_READ = "tasks:read"
     TASKS_WRITE = "tasks:write"  # submit, edit, comment, attach, transition
     WEBHOOKS_MANAGE = "webhooks:manage"
+    SLA_READ = "sla:read"  # the contract's SLA: policies, clocks, attainment, breaches
+    SLA_MANAGE = "sla:manage"  # calendars and policies: the operator sets them for a client
 
 
 _READ = frozenset({Permission.ORG_READ, Permission.TASKS_READ})
 _WORK = _READ | {Permission.TASKS_WRITE}
+# A client reads its contract's SLA; providers never see a client's contract.
+_CLIENT_READ = _READ | {Permission.SLA_READ}
 
 PERMISSIONS_BY_ROLE: dict[Role, frozenset[Permission]] = {
-    Role.CLIENT_ADMIN: frozenset(Permission),
-    Role.CLIENT_SUBMITTER: _WORK,
-    Role.CLIENT_VIEWER: _READ,
+    Role.CLIENT_ADMIN: frozenset(Permission) - {Permission.SLA_MANAGE},
+    Role.CLIENT_SUBMITTER: _WORK | _CLIENT_READ,
+    Role.CLIENT_VIEWER: _CLIENT_READ,
     Role.PROVIDER_ADMIN: _WORK | {Permission.API_CLIENTS_MANAGE},
     Role.TEAM_LEAD: _WORK,
     Role.AGENT: _WORK,
-    Role.ACCOUNT_MANAGER: _READ,
+    Role.ACCOUNT_MANAGER: _READ | {Permission.SLA_READ, Permission.SLA_MANAGE},
     Role.PLATFORM_ADMIN: frozenset(Permission),
 }
 

@@ -233,3 +233,56 @@ def make_import(db: Database, settings: Settings, queue: Queue, content: bytes, 
     if run:
         imports.run_job(db, store, job.id)
     return job
+
+
+# A contract's service calendar: Paris office hours with a lunch break, French holidays.
+PARIS_OFFICE = {
+    "timezone": "Europe/Paris",
+    "weekly": {d: [["09:00", "12:00"], ["13:30", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
+    "holidays": {"country": "FR", "subdivision": None},
+    "closures": [],
+    "openings": [],
+}
+# Every minute counts: clocks on it behave like calendar time, whatever the day.
+ALWAYS_OPEN = {
+    "timezone": "UTC",
+    "weekly": {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+}
+
+
+def make_calendar(
+    db: Database, organization: Organization, spec: dict[str, Any] | None = None, name: str | None = None
+) -> Any:
+    from services.sla import definitions
+    from services.sla.schemas import CalendarCreate
+
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        data = CalendarCreate(
+            name=name or f"Calendar {next(_counter)}", spec=spec or PARIS_OFFICE, tenant_id=organization.id
+        )
+        return definitions.create_calendar(session, OPERATOR, data)
+
+
+def make_policy(
+    db: Database,
+    organization: Organization,
+    targets: list[dict[str, Any]] | None = None,
+    calendar: str | None = None,
+    **terms: Any,
+) -> Any:
+    """The organisation's SLA policy (set by the operator); by default 1 hour to first
+    response and 8 hours to resolution, in calendar time."""
+    from services.sla import definitions
+    from services.sla.schemas import PolicyCreate
+
+    targets = targets or [
+        {"metric": "first_response", "minutes": 60, "business_time": False},
+        {"metric": "resolution", "minutes": 480, "business_time": False},
+    ]
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        data = PolicyCreate(
+            name="Contract SLA", tenant_id=organization.id, calendar=calendar, targets=targets, **terms
+        )
+        return definitions.create_policy(session, OPERATOR, data)

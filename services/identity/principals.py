@@ -60,8 +60,11 @@ def for_user(session: Session, user: User) -> Principal:
 
 
 def for_api_client(organization: Organization, client: ApiClient, scopes: str) -> Principal:
-    """An API client acts for its own organisation, within the scopes of its token."""
+    """An API client acts for its own organisation, within the scopes of its token. A
+    client of the operator is the platform's own integration (contracts, SLA policies):
+    like a platform admin, who alone may create it, it reaches every tenant."""
     granted = frozenset(p for p in Permission if p.value in scopes.split())
+    is_operator = OrgKind(organization.kind) is OrgKind.OPERATOR
     return Principal(
         subject_id=client.id,
         subject_kind="api_client",
@@ -69,7 +72,7 @@ def for_api_client(organization: Organization, client: ApiClient, scopes: str) -
         org_kind=OrgKind(organization.kind),
         roles=frozenset(),
         permissions=granted,
-        tenant_ids=frozenset({organization.id}),
+        tenant_ids=None if is_operator else frozenset({organization.id}),
         display_name=client.name,
         org_locale=organization.default_locale,
     )

@@ -24,7 +24,15 @@ from tenants.scoping import fetch
 SEALING_PURPOSE = "bpo webhook endpoint secrets"
 ROTATION_GRACE = timedelta(hours=24)  # both secrets sign while receivers switch
 EVENT_TYPES = frozenset(
-    {"task.created", "task.updated", "task.status_changed", "task.comment_added", "task.attachment_added"}
+    {
+        "task.created",
+        "task.updated",
+        "task.status_changed",
+        "task.comment_added",
+        "task.attachment_added",
+        "sla.warning",
+        "sla.breached",
+    }
 )
 MAX_ENDPOINTS = 20
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import jinja2
 from babel import Locale
-from babel.dates import format_datetime
-from babel.numbers import format_decimal
+from babel.dates import format_datetime, format_timedelta
+from babel.lists import format_list
+from babel.numbers import format_decimal, format_percent
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
@@ -40,6 +41,7 @@ STATUS_LABELS = {
     "assigned": i18n._("Assigned"),
     "in_progress": i18n._("In progress"),
     "waiting_on_client": i18n._("Waiting on you"),
+    "waiting_on_third_party": i18n._("Waiting on a third party"),
     "escalated": i18n._("Escalated"),
     "reopened": i18n._("Reopened"),
     "resolved": i18n._("Resolved"),
@@ -57,6 +59,8 @@ ACTION_LABELS = {
     "start": i18n._("Start"),
     "ask_client": i18n._("Ask the client"),
     "client_replied": i18n._("I have replied"),
+    "await_third_party": i18n._("Wait on a third party"),
+    "third_party_replied": i18n._("The third party replied"),
     "resolve": i18n._("Resolve"),
     "close": i18n._("Close"),
     "cancel": i18n._("Cancel the task"),
@@ -79,6 +83,52 @@ DELIVERY_LABELS = {
     "succeeded": i18n._("Delivered"),
     "dead": i18n._("Given up"),
 }
+METRIC_LABELS = {
+    "first_response": i18n._("First response"),
+    "resolution": i18n._("Resolution"),
+    "next_update": i18n._("Next update"),
+}
+PAUSE_LABELS = {
+    "waiting_on_client": i18n._("Waiting on the client"),
+    "waiting_on_third_party": i18n._("Waiting on a third party"),
+}
+TRIGGER_LABELS = {"warning": i18n._("Warning"), "breach": i18n._("Breach")}
+
+
+def format_ratio(value: float, locale: Locale | str) -> str:
+    """A share as a percentage with at most one decimal, in the locale's pattern ("33,3 %")."""
+    babel_locale = Locale.parse(locale)
+    pattern = babel_locale.percent_formats[None].pattern.split(";")[0]
+    last_digit = pattern.rfind("0")
+    return format_percent(value, pattern[: last_digit + 1] + ".#" + pattern[last_digit + 1 :], babel_locale)
+
+
+def format_duration(seconds: int, locale: Locale | str) -> str:
+    """A span for people: its two leading units ("2 h 15 min") under a week, else one ("3 wk")."""
+    seconds = abs(int(seconds))
+    if seconds >= 7 * 86400:
+        return format_timedelta(timedelta(seconds=seconds), format="short", locale=locale)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    units: list[tuple[Literal["day", "hour", "minute"], int]] = [
+        ("day", days),
+        ("hour", hours),
+        ("minute", rest // 60),
+    ]
+    lead = next((i for i, (_unit, count) in enumerate(units) if count), len(units) - 1)
+    # Each amount is below the next larger unit, so a threshold of 1 keeps it exact.
+    parts = [
+        format_timedelta(
+            timedelta(**{unit + "s": count}), threshold=1, granularity=unit, format="short", locale=locale
+        )
+        for unit, count in units[lead : lead + 2]
+        if count or unit == units[lead][0]
+    ]
+    try:
+        return format_list(parts, style="unit-narrow", locale=locale)
+    except KeyError:  # a locale without a narrow unit list
+        return " ".join(parts)
+
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 templates = Jinja2Templates(
@@ -114,6 +164,24 @@ def locale_helpers(locale: str, timezone: str | None) -> dict[str, Any]:
     def country(code: str) -> str:
         return babel_locale.territories.get(code, code)
 
+    def percent(value: float | None) -> str:
+        return "—" if value is None else format_ratio(value, babel_locale)
+
+    def duration(seconds: int) -> str:
+        return format_duration(seconds, babel_locale)
+
+    def time_left(seconds: int | None, overdue: bool = False) -> str:
+        """To a due time, from now: "in 2 h 15 min", "overdue by 20 min"."""
+        if seconds is None:
+            return "—"
+        if overdue or seconds < 0:
+            if abs(seconds) < 60:
+                return gettext("overdue")
+            return gettext("overdue by %(time)s", time=duration(seconds))
+        if seconds < 60:
+            return gettext("due in less than a minute")
+        return gettext("in %(time)s", time=duration(seconds))
+
     return {
         "_": gettext,
         "gettext": gettext,
@@ -121,6 +189,9 @@ def locale_helpers(locale: str, timezone: str | None) -> dict[str, Any]:
         "when": when,
         "number": number,
         "country": country,
+        "percent": percent,
+        "duration": duration,
+        "time_left": time_left,
         "language_name": i18n.language_name,
         "role_labels": ROLE_LABELS,
         "kind_labels": KIND_LABELS,
@@ -135,6 +206,9 @@ def locale_helpers(locale: str, timezone: str | None) -> dict[str, Any]:
                 ("event_labels", EVENT_LABELS),
                 ("import_labels", IMPORT_LABELS),
                 ("delivery_labels", DELIVERY_LABELS),
+                ("metric_labels", METRIC_LABELS),
+                ("pause_labels", PAUSE_LABELS),
+                ("trigger_labels", TRIGGER_LABELS),
             )
         },
     }

@@ -360,6 +360,7 @@ def _import_batch(
         )
     insert_rows(session, TaskEvent, entries)
     insert_rows(session, OutboxEvent, events)
+    history.recorded_many(session, [values for outcome, values in tasks if outcome.task_id])
     for outcome in outcomes:  # in the order of the file
         summary.add(outcome)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -38,11 +38,38 @@ class Actor:
         return cls("system", None, name, Side.SYSTEM)
 
 
+class Observer(Protocol):
+    """Another context following task changes in their own transaction (the SLA clocks).
+    Work never imports its observers: they subscribe with ``observe``."""
+
+    def recorded(self, session: Session, task: Task, actor: Actor, event: TaskEvent) -> None: ...
+
+    def created_many(self, session: Session, tasks: list[dict[str, Any]]) -> None:
+        """Bulk intake: the column values of tasks inserted as rows (all of one queue)."""
+
+
+_observers: list[Observer] = []
+
+
+def observe(observer: Observer) -> Observer:
+    if observer not in _observers:
+        _observers.append(observer)
+    return observer
+
+
 def record(session: Session, task: Task, actor: Actor, kind: str, **details: Any) -> TaskEvent:
     """Append an entry to ``task``'s history (``details`` as in ``entry``)."""
     event = TaskEvent(**entry(task.tenant_id, task.id, actor, kind, **details))
     session.add(event)
+    for observer in _observers:
+        observer.recorded(session, task, actor, event)
     return event
+
+
+def recorded_many(session: Session, tasks: list[dict[str, Any]]) -> None:
+    """Bulk intake inserted ``tasks`` (and their history entries) as rows."""
+    for observer in _observers:
+        observer.created_many(session, tasks)
 
 
 def entry(

@@ -26,6 +26,8 @@ class Action(enum.StrEnum):
     START = "start"
     ASK_CLIENT = "ask_client"
     CLIENT_REPLIED = "client_replied"
+    AWAIT_THIRD_PARTY = "await_third_party"
+    THIRD_PARTY_REPLIED = "third_party_replied"
     RESOLVE = "resolve"
     CLOSE = "close"
     CANCEL = "cancel"
@@ -45,6 +47,8 @@ PUBLIC_ACTIONS = frozenset(
         Action.START,
         Action.ASK_CLIENT,
         Action.CLIENT_REPLIED,
+        Action.AWAIT_THIRD_PARTY,
+        Action.THIRD_PARTY_REPLIED,
         Action.RESOLVE,
         Action.CLOSE,
         Action.CANCEL,
@@ -53,7 +57,15 @@ PUBLIC_ACTIONS = frozenset(
     }
 )
 
-_OPEN = (S.QUEUED, S.OFFERED, S.ASSIGNED, S.IN_PROGRESS, S.WAITING_ON_CLIENT, S.REOPENED)
+_OPEN = (
+    S.QUEUED,
+    S.OFFERED,
+    S.ASSIGNED,
+    S.IN_PROGRESS,
+    S.WAITING_ON_CLIENT,
+    S.WAITING_ON_THIRD_PARTY,
+    S.REOPENED,
+)
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,8 @@ RULES: tuple[Rule, ...] = (
     _rule(Action.START, (S.ASSIGNED, S.REOPENED, S.ESCALATED), S.IN_PROGRESS, P),
     _rule(Action.ASK_CLIENT, (S.IN_PROGRESS,), S.WAITING_ON_CLIENT, P),
     _rule(Action.CLIENT_REPLIED, (S.WAITING_ON_CLIENT,), S.IN_PROGRESS, C),
+    _rule(Action.AWAIT_THIRD_PARTY, (S.IN_PROGRESS,), S.WAITING_ON_THIRD_PARTY, P),
+    _rule(Action.THIRD_PARTY_REPLIED, (S.WAITING_ON_THIRD_PARTY,), S.IN_PROGRESS, P),
     _rule(Action.RESOLVE, (S.IN_PROGRESS, S.ESCALATED), S.RESOLVED, P),
     _rule(Action.CLOSE, (S.RESOLVED,), S.CLOSED, C, SYS),
     _rule(Action.REOPEN, (S.RESOLVED,), S.REOPENED, C),

@@ -45,6 +45,7 @@ class TaskStatus(enum.StrEnum):
     ASSIGNED = "assigned"
     IN_PROGRESS = "in_progress"
     WAITING_ON_CLIENT = "waiting_on_client"
+    WAITING_ON_THIRD_PARTY = "waiting_on_third_party"  # a supplier, an insurer, an authority...
     ESCALATED = "escalated"
     REOPENED = "reopened"
     RESOLVED = "resolved"
@@ -119,6 +120,8 @@ class Task(IdMixin, TenantOwned, TimestampMixin, Base):
         str_enum(LanguageSource, 16)
     )  # None: pending
     created_by: Mapped[uuid.UUID | None]
+    # Set by an SLA escalation: routing may then offer the task beyond its usual teams.
+    overflow_since: Mapped[datetime | None]
     # Optimistic concurrency: the ETag; SQLAlchemy also checks it on every flush.
     revision: Mapped[int] = mapped_column(Integer, default=1)
 

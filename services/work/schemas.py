@@ -125,7 +125,16 @@ class TransitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: Literal[
-        "start", "ask_client", "client_replied", "resolve", "close", "cancel", "escalate", "reopen"
+        "start",
+        "ask_client",
+        "client_replied",
+        "await_third_party",
+        "third_party_replied",
+        "resolve",
+        "close",
+        "cancel",
+        "escalate",
+        "reopen",
     ]
     comment: str | None = Field(default=None, min_length=1, max_length=20_000)
 

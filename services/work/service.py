@@ -246,6 +246,30 @@ def update_task(
     return task
 
 
+PRIORITY_ORDER = (Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.URGENT)
+
+
+def raise_priority(session: Session, actor: Actor, task: Task) -> bool:
+    """One step up (an SLA escalation); False if the task is urgent already or settled."""
+    step = PRIORITY_ORDER.index(task.priority) + 1
+    if step == len(PRIORITY_ORDER) or task.status in lifecycle.FINAL_STATES:
+        return False
+    raised = PRIORITY_ORDER[step]
+    changes = {"priority": [task.priority.value, raised.value]}
+    task.priority = raised
+    _changed(session, task, actor, changes)
+    return True
+
+
+def request_overflow(session: Session, actor: Actor, task: Task) -> bool:
+    """Let routing offer the task beyond its usual teams (an SLA escalation)."""
+    if task.overflow_since is not None or task.status in lifecycle.FINAL_STATES:
+        return False
+    task.overflow_since = utcnow()
+    _changed(session, task, actor, {"overflow_since": [None, task.overflow_since.isoformat()]})
+    return True
+
+
 def _changed(session: Session, task: Task, actor: Actor, changes: dict[str, Any]) -> None:
     """A change of a task's fields: its history entry and its event (after the new revision)."""
     record(session, task, actor, "updated", changes=changes)

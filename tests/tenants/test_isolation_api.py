@@ -26,8 +26,10 @@ from tests.factories import (
     bearer,
     make_api_client,
     make_attachment,
+    make_calendar,
     make_delivery,
     make_import,
+    make_policy,
     make_queue,
     make_task,
     make_tenant,
@@ -97,6 +99,33 @@ def _import(db: Database, settings: Settings, tenant: Tenant) -> Made:
     return job.id, [str(job.id), ref]
 
 
+def _calendar(db: Database, settings: Settings, tenant: Tenant) -> Made:
+    calendar = make_calendar(db, tenant.organization, name=f"Cal-{uuid.uuid4().hex[:10]}")
+    return calendar.id, [str(calendar.id), calendar.name]
+
+
+def _policy(db: Database, settings: Settings, tenant: Tenant) -> Made:
+    """A policy, and a task whose first response is already breached (for the reports)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from services.core.time import utcnow
+    from services.sla import sweep
+    from services.sla.models import SlaPolicy
+    from tenants.scoping import AccessScope, bind
+
+    with db.session() as session:  # a client has one policy: made once, found after
+        bind(session, AccessScope.everything())
+        policy = session.scalars(select(SlaPolicy).where(SlaPolicy.tenant_id == tenant.id)).first()
+    policy = policy or make_policy(db, tenant.organization)
+    task = make_task(db, make_queue(db, tenant.organization))
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        sweep.sweep(session, now=utcnow() + timedelta(hours=2))
+    return policy.id, [str(policy.id), str(task.id)]
+
+
 FACTORIES: dict[str, Factory] = {
     "organization_id": _organization,
     "api_client_id": _api_client,
@@ -106,6 +135,8 @@ FACTORIES: dict[str, Factory] = {
     "delivery_id": _delivery,
     "attachment_id": _attachment,
     "import_id": _import,
+    "calendar_id": _calendar,
+    "policy_id": _policy,
 }
 
 
@@ -138,6 +169,8 @@ def _minimal_body(schema: dict[str, Any], document: dict[str, Any]) -> Any:
     if kind == "object":
         props = schema.get("properties", {})
         return {key: _minimal_body(props[key], document) for key in schema.get("required", [])}
+    if kind == "array":
+        return [_minimal_body(schema["items"], document) for _ in range(schema.get("minItems", 0))]
     return {"string": "x", "integer": 1, "number": 1, "boolean": True, "array": []}.get(kind or "")
 
 

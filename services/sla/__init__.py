@@ -1,0 +1,1 @@
+"""SLA engine: business calendars, contract policies, clocks, sweep and reports."""

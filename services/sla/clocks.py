@@ -1,0 +1,352 @@
+"""SLA clocks follow each task's changes, in the transaction of the change.
+
+Which change does what (docs/architecture.md, "SLA clocks"):
+- created: first_response and resolution clocks start at the task's creation;
+- the provider's first answer (start, ask_client, resolve, or a comment the client
+  sees) stops first_response, and any next_update clock;
+- waiting_on_client / waiting_on_third_party pause every running clock if the
+  policy pauses on that cause; leaving the state resumes them;
+- client_replied, or a client's comment, starts a next_update clock;
+- resolve stops every clock; cancel stops them as cancelled; reopen resumes resolution;
+- a priority or queue change gives each unsettled clock the target of its frozen
+  policy for the new priority or queue, keeping the business time already used.
+
+Time paused for the provider's own reasons (escalation, a hold) never pauses a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.core.ids import new_id
+from services.sla import policies
+from services.sla.calendars import BusinessCalendar
+from services.sla.models import (
+    ClockState,
+    Metric,
+    Outcome,
+    PauseCause,
+    SegmentKind,
+    SlaClock,
+    SlaClockSegment,
+)
+from services.sla.policies import CalendarTime, Terms
+from services.work import history
+from services.work.history import Actor
+from services.work.lifecycle import Action, Side
+from services.work.models import Priority, Task, TaskEvent, TaskStatus
+from tenants.scoping import insert_rows
+
+PAUSING_STATES = {
+    TaskStatus.WAITING_ON_CLIENT: PauseCause.WAITING_ON_CLIENT,
+    TaskStatus.WAITING_ON_THIRD_PARTY: PauseCause.WAITING_ON_THIRD_PARTY,
+}
+RESPONSES = {Action.START, Action.ASK_CLIENT, Action.RESOLVE}
+Arithmetic = BusinessCalendar | CalendarTime
+
+
+def _seconds(delta: timedelta) -> int:
+    return int(delta.total_seconds())
+
+
+def to_second(moment: datetime) -> datetime:
+    """Clocks count whole seconds: each change is timed to the second it happened in."""
+    return moment.replace(microsecond=0)
+
+
+class Clockwork:
+    """Changes one clock and appends each change to its log."""
+
+    def __init__(self, session: Session, clock: SlaClock) -> None:
+        self.session = session
+        self.clock = clock
+        self.calendar: Arithmetic = policies.business_calendar(session, clock.calendar_version_id)
+
+    def _log(self, kind: SegmentKind, at: datetime, cause: str | None = None) -> None:
+        clock = self.clock
+        self.session.add(
+            SlaClockSegment(
+                tenant_id=clock.tenant_id,
+                clock_id=clock.id,
+                kind=kind,
+                at=at,
+                cause=cause,
+                elapsed_seconds=clock.elapsed_seconds,
+                target_seconds=clock.target_seconds,
+                due_at=clock.due_at,
+            )
+        )
+
+    def _schedule(self) -> None:
+        """Due and warning times of a running clock, from what is left of its target."""
+        clock = self.clock
+        assert clock.running_since is not None
+        left = clock.target_seconds - clock.elapsed_seconds
+        clock.due_at = (
+            self.calendar.add(clock.running_since, timedelta(seconds=left))
+            if left > 0
+            else clock.running_since
+        )
+        if clock.warned_at is None:
+            to_warning = max(clock.warn_seconds - clock.elapsed_seconds, 0)
+            clock.warn_at = self.calendar.add(clock.running_since, timedelta(seconds=to_warning))
+        else:
+            clock.warn_at = None
+
+    def _use_time_to(self, at: datetime) -> None:
+        clock = self.clock
+        if clock.state is ClockState.RUNNING and clock.running_since is not None:
+            clock.elapsed_seconds += _seconds(self.calendar.between(clock.running_since, at))
+            clock.running_since = at
+        elif clock.state is ClockState.PAUSED and clock.paused_since is not None:
+            held = _seconds(self.calendar.between(clock.paused_since, at))
+            if clock.pause_cause is PauseCause.WAITING_ON_CLIENT:
+                clock.paused_client_seconds += held
+            else:
+                clock.paused_third_party_seconds += held
+            clock.paused_since = at
+
+    def start(self) -> None:
+        self._schedule()
+        self._log(SegmentKind.START, self.clock.started_at)
+
+    def pause(self, at: datetime, cause: PauseCause) -> None:
+        clock = self.clock
+        self._use_time_to(at)
+        clock.state, clock.pause_cause, clock.paused_since = ClockState.PAUSED, cause, at
+        clock.running_since = clock.due_at = clock.warn_at = None
+        self._log(SegmentKind.PAUSE, at, cause.value)
+
+    def resume(self, at: datetime, cause: str | None = None) -> None:
+        clock = self.clock
+        self._use_time_to(at)
+        clock.state, clock.running_since = ClockState.RUNNING, at
+        clock.pause_cause = clock.paused_since = clock.stopped_at = None
+        # A breach stays a breach; a reopened clock that had been met is unsettled again.
+        clock.outcome = Outcome.BREACHED if clock.breached_at else None
+        clock.settled_at = clock.breached_at
+        self._schedule()
+        self._log(SegmentKind.RESUME, at, cause)
+
+    def stop(self, at: datetime, cause: str, cancelled: bool = False) -> None:
+        clock = self.clock
+        self._use_time_to(at)
+        clock.state, clock.stopped_at = ClockState.STOPPED, at
+        clock.running_since = clock.paused_since = clock.pause_cause = clock.warn_at = None
+        if clock.breached_at is None and clock.elapsed_seconds > clock.target_seconds:
+            clock.breached_at = clock.due_at  # over its target before the sweep came by
+        if clock.breached_at is not None:
+            clock.outcome, clock.settled_at = Outcome.BREACHED, clock.breached_at
+        elif cancelled:
+            clock.outcome, clock.settled_at = Outcome.CANCELLED, at
+        else:
+            clock.outcome, clock.settled_at = Outcome.MET, at
+        self._log(SegmentKind.STOP, at, cause)
+
+    def retarget(self, at: datetime, target_seconds: int, warn_seconds: int, cause: str) -> None:
+        clock = self.clock
+        self._use_time_to(at)
+        clock.target_seconds, clock.warn_seconds = target_seconds, warn_seconds
+        if clock.state is ClockState.RUNNING:
+            self._schedule()
+        self._log(SegmentKind.RECOMPUTE, at, cause)
+
+
+def _new_clock(
+    session: Session,
+    terms: Terms,
+    task: dict[str, Any],
+    metric: Metric,
+    at: datetime,
+    cycle: int = 0,
+) -> SlaClock | None:
+    """A running clock for ``task`` (its column values), if the policy has a target for it."""
+    target = terms.target_for(metric, Priority(task["priority"]), task["queue_id"], task["kind_name"])
+    if target is None:
+        return None
+    calendar_version = (
+        policies.calendar_version_in_force(session, target.calendar_id, at) if target.calendar_id else None
+    )
+    return SlaClock(
+        id=new_id(),
+        tenant_id=task["tenant_id"],
+        task_id=task["id"],
+        queue_id=task["queue_id"],
+        metric=metric,
+        cycle=cycle,
+        priority=task["priority"],
+        policy_version_id=terms.version_id,
+        calendar_version_id=calendar_version.id if calendar_version else None,
+        target_seconds=target.seconds,
+        warn_seconds=terms.warn_seconds(target.seconds),
+        state=ClockState.RUNNING,
+        started_at=at,
+        running_since=at,
+        elapsed_seconds=0,
+        paused_client_seconds=0,
+        paused_third_party_seconds=0,
+    )
+
+
+def _values_of(task: Task) -> dict[str, Any]:
+    return {name: getattr(task, name) for name in ("id", "tenant_id", "queue_id", "priority", "kind_name")}
+
+
+def clocks_of(session: Session, task: Task, *, lock: bool = False) -> list[SlaClock]:
+    """A task's clocks; locked for a change, so the sweep skips them until the commit."""
+    query = select(SlaClock).where(SlaClock.task_id == task.id).order_by(SlaClock.metric, SlaClock.cycle)
+    if lock:
+        query = query.with_for_update()
+    return list(session.scalars(query))
+
+
+class ClockObserver:
+    """Subscribed to the history of tasks (``history.observe``)."""
+
+    def recorded(self, session: Session, task: Task, actor: Actor, event: TaskEvent) -> None:
+        if event.kind == "created":
+            self._start(session, task, to_second(task.created_at), (Metric.FIRST_RESPONSE, Metric.RESOLUTION))
+            return
+        if event.kind not in ("transitioned", "updated", "commented"):
+            return
+        clocks = clocks_of(session, task, lock=True)
+        if event.kind == "transitioned":
+            self._transitioned(session, task, actor, event, clocks)
+        elif event.kind == "updated":
+            self._updated(session, task, event, clocks)
+        elif not event.internal:
+            self._commented(session, task, actor, event, clocks)
+
+    def created_many(self, session: Session, tasks: list[dict[str, Any]]) -> None:
+        if not tasks:
+            return
+        terms = policies.terms_in_force(session, tasks[0]["tenant_id"], tasks[0]["created_at"])
+        if terms is None:
+            return
+        clocks = [
+            clock
+            for values in tasks
+            for metric in (Metric.FIRST_RESPONSE, Metric.RESOLUTION)
+            if (clock := _new_clock(session, terms, values, metric, to_second(values["created_at"])))
+            is not None
+        ]
+        segments = []
+        for clock in clocks:
+            Clockwork(session, clock)._schedule()
+            segments.append(_segment_row(clock, SegmentKind.START, clock.started_at))
+        insert_rows(session, SlaClock, [_clock_row(clock) for clock in clocks])
+        insert_rows(session, SlaClockSegment, segments)
+
+    # ------------------------------------------------------------ the rules
+
+    def _start(
+        self, session: Session, task: Task, at: datetime, metrics: Iterable[Metric], cycle: int = 0
+    ) -> None:
+        terms = policies.terms_in_force(session, task.tenant_id, task.created_at)
+        if terms is None:
+            return
+        for metric in metrics:
+            clock = _new_clock(session, terms, _values_of(task), metric, at, cycle)
+            if clock is not None:
+                session.add(clock)
+                Clockwork(session, clock).start()
+
+    def _transitioned(
+        self, session: Session, task: Task, actor: Actor, event: TaskEvent, clocks: list[SlaClock]
+    ) -> None:
+        assert event.action and event.from_status and event.to_status
+        at, action = to_second(event.at), Action(event.action)
+        source, target = TaskStatus(event.from_status), TaskStatus(event.to_status)
+        if action is Action.CANCEL:
+            for clock in _unsettled(clocks):
+                Clockwork(session, clock).stop(at, "cancelled", cancelled=True)
+            return
+        if source in PAUSING_STATES:
+            for clock in clocks:
+                if clock.state is ClockState.PAUSED:
+                    Clockwork(session, clock).resume(at, action.value)
+        if action in RESPONSES and actor.side is not Side.CLIENT:
+            self._responded(session, clocks, at, action.value)
+        if action is Action.RESOLVE:
+            for clock in _unsettled(clocks):
+                Clockwork(session, clock).stop(at, "resolved")
+        elif action is Action.REOPEN:
+            for clock in clocks:
+                if clock.metric is Metric.RESOLUTION and clock.state is ClockState.STOPPED:
+                    Clockwork(session, clock).resume(at, "reopened")
+        elif action is Action.CLIENT_REPLIED:
+            self._await_update(session, task, at, clocks)
+        cause = PAUSING_STATES.get(target)
+        if cause is not None:
+            for clock in clocks:
+                pauses = cause in policies.terms_by_id(session, clock.policy_version_id).pause_on
+                if clock.state is ClockState.RUNNING and pauses:
+                    Clockwork(session, clock).pause(at, cause)
+
+    def _responded(self, session: Session, clocks: list[SlaClock], at: datetime, cause: str) -> None:
+        for clock in clocks:
+            if clock.metric is not Metric.RESOLUTION and clock.state is not ClockState.STOPPED:
+                Clockwork(session, clock).stop(at, cause)
+
+    def _await_update(self, session: Session, task: Task, at: datetime, clocks: list[SlaClock]) -> None:
+        """A client's reply: the provider owes the next update (if the policy says so)."""
+        updates = [c for c in clocks if c.metric is Metric.NEXT_UPDATE]
+        if any(c.state is not ClockState.STOPPED for c in updates):
+            return
+        self._start(session, task, at, (Metric.NEXT_UPDATE,), cycle=len(updates) + 1)
+
+    def _commented(
+        self, session: Session, task: Task, actor: Actor, event: TaskEvent, clocks: list[SlaClock]
+    ) -> None:
+        if actor.side is Side.CLIENT:
+            if task.status not in (TaskStatus.RESOLVED, TaskStatus.CLOSED, TaskStatus.CANCELLED):
+                self._await_update(session, task, to_second(event.at), clocks)
+        elif actor.side is not Side.SYSTEM:
+            self._responded(session, clocks, to_second(event.at), "commented")
+
+    def _updated(self, session: Session, task: Task, event: TaskEvent, clocks: list[SlaClock]) -> None:
+        changed = [name for name in ("priority", "queue_id") if name in event.changes]
+        if not changed:
+            return
+        for clock in _unsettled(clocks):
+            terms = policies.terms_by_id(session, clock.policy_version_id)
+            target = terms.target_for(clock.metric, task.priority, task.queue_id, task.kind_name)
+            clock.priority, clock.queue_id = task.priority, task.queue_id
+            if target is None:
+                continue  # no target for the new priority or queue: the clock keeps its own
+            Clockwork(session, clock).retarget(
+                to_second(event.at), target.seconds, terms.warn_seconds(target.seconds), ",".join(changed)
+            )
+
+
+def _unsettled(clocks: list[SlaClock]) -> list[SlaClock]:
+    return [c for c in clocks if c.state is not ClockState.STOPPED]
+
+
+_CLOCK_COLUMNS = [c.key for c in SlaClock.__table__.columns]
+
+
+def _clock_row(clock: SlaClock) -> dict[str, Any]:
+    return {name: getattr(clock, name) for name in _CLOCK_COLUMNS}
+
+
+def _segment_row(clock: SlaClock, kind: SegmentKind, at: datetime) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "tenant_id": clock.tenant_id,
+        "clock_id": clock.id,
+        "kind": kind,
+        "at": at,
+        "cause": None,
+        "elapsed_seconds": clock.elapsed_seconds,
+        "target_seconds": clock.target_seconds,
+        "due_at": clock.due_at,
+    }
+
+
+history.observe(ClockObserver())

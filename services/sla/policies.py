@@ -1,0 +1,181 @@
+"""Reading calendars and contract policies as clocks use them: frozen versions.
+
+Versions are immutable rows, so what a clock needs from them (``Terms``, a
+``BusinessCalendar``) is cached per version id in the process. Defining them is
+``definitions.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.sla.calendars import BusinessCalendar
+from services.sla.models import (
+    EscalationAction,
+    Metric,
+    PauseCause,
+    SlaCalendarVersion,
+    SlaPolicyVersion,
+    Trigger,
+)
+from services.work.models import Priority
+from tenants.scoping import fetch, narrowed_to
+
+# ------------------------------------------------------------------ frozen terms
+
+
+@dataclass(frozen=True)
+class Target:
+    metric: Metric
+    priority: Priority | None
+    queue_id: uuid.UUID | None
+    task_kind: str | None
+    seconds: int
+    calendar_id: uuid.UUID | None  # None: calendar time
+
+    def specificity(self) -> int:
+        return (4 if self.queue_id else 0) + (2 if self.task_kind else 0) + (1 if self.priority else 0)
+
+
+@dataclass(frozen=True)
+class Escalation:
+    on: Trigger
+    metric: Metric | None
+    action: EscalationAction
+
+
+@dataclass(frozen=True)
+class Terms:
+    """A policy version as clocks use it."""
+
+    version_id: uuid.UUID
+    warn_at_percent: int
+    pause_on: frozenset[PauseCause]
+    targets: tuple[Target, ...]
+    escalations: tuple[Escalation, ...]
+
+    def target_for(
+        self, metric: Metric, priority: Priority, queue_id: uuid.UUID, task_kind: str
+    ) -> Target | None:
+        """The most specific target that matches: queue, then task kind, then priority."""
+        matching = [
+            t
+            for t in self.targets
+            if t.metric is metric
+            and t.priority in (None, priority)
+            and t.queue_id in (None, queue_id)
+            and t.task_kind in (None, task_kind)
+        ]
+        return max(matching, key=Target.specificity, default=None)
+
+    def warn_seconds(self, target_seconds: int) -> int:
+        return math.ceil(target_seconds * self.warn_at_percent / 100)
+
+    def escalations_for(self, trigger: Trigger, metric: Metric) -> list[EscalationAction]:
+        return [e.action for e in self.escalations if e.on is trigger and e.metric in (None, metric)]
+
+
+_terms_cache: dict[uuid.UUID, Terms] = {}
+
+
+def terms_of(version: SlaPolicyVersion) -> Terms:
+    cached = _terms_cache.get(version.id)
+    if cached is None:
+        cached = _terms_cache[version.id] = Terms(
+            version_id=version.id,
+            warn_at_percent=version.warn_at_percent,
+            pause_on=frozenset(PauseCause(c) for c in version.pause_on),
+            targets=tuple(
+                Target(
+                    metric=Metric(t["metric"]),
+                    priority=Priority(t["priority"]) if t.get("priority") else None,
+                    queue_id=uuid.UUID(t["queue_id"]) if t.get("queue_id") else None,
+                    task_kind=t.get("task_kind"),
+                    seconds=int(t["minutes"]) * 60,
+                    calendar_id=uuid.UUID(t["calendar_id"]) if t.get("calendar_id") else None,
+                )
+                for t in version.targets
+            ),
+            escalations=tuple(
+                Escalation(
+                    Trigger(e["on"]),
+                    Metric(e["metric"]) if e.get("metric") else None,
+                    EscalationAction(e["action"]),
+                )
+                for e in version.escalations
+            ),
+        )
+    return cached
+
+
+def terms_by_id(session: Session, version_id: uuid.UUID) -> Terms:
+    cached = _terms_cache.get(version_id)
+    if cached is not None:
+        return cached
+    version = fetch(session, SlaPolicyVersion, version_id)
+    if version is None:
+        raise LookupError(f"policy version {version_id} is not readable")
+    return terms_of(version)
+
+
+def terms_in_force(session: Session, tenant_id: uuid.UUID, at: datetime) -> Terms | None:
+    """The tenant's policy version in force at ``at``, if it has a policy."""
+    with narrowed_to(session, tenant_id):
+        version = session.scalars(
+            select(SlaPolicyVersion)
+            .where(SlaPolicyVersion.effective_from <= at)
+            .order_by(SlaPolicyVersion.effective_from.desc(), SlaPolicyVersion.version.desc())
+            .limit(1)
+        ).first()
+    return terms_of(version) if version is not None else None
+
+
+def calendar_version_in_force(
+    session: Session, calendar_id: uuid.UUID, at: datetime
+) -> SlaCalendarVersion | None:
+    """The version of the calendar in force at ``at`` (else its first: a clock started
+    before a calendar existed runs on the calendar's earliest rules)."""
+    versions = select(SlaCalendarVersion).where(SlaCalendarVersion.calendar_id == calendar_id)
+    found = session.scalars(
+        versions.where(SlaCalendarVersion.effective_from <= at)
+        .order_by(SlaCalendarVersion.effective_from.desc(), SlaCalendarVersion.version.desc())
+        .limit(1)
+    ).first()
+    return found or session.scalars(versions.order_by(SlaCalendarVersion.version).limit(1)).first()
+
+
+class CalendarTime:
+    """Plain elapsed time, for targets set in calendar time."""
+
+    def add(self, start: datetime, duration: timedelta) -> datetime:
+        return start + duration
+
+    def between(self, a: datetime, b: datetime) -> timedelta:
+        return max(b - a, timedelta(0))
+
+
+CALENDAR_TIME = CalendarTime()
+
+
+_calendars: dict[uuid.UUID, BusinessCalendar] = {}
+
+
+def business_calendar(session: Session, version_id: uuid.UUID | None) -> BusinessCalendar | CalendarTime:
+    """The arithmetic of a clock: its frozen calendar version, or calendar time."""
+    if version_id is None:
+        return CALENDAR_TIME
+    calendar = _calendars.get(version_id)
+    if calendar is None:
+        version = fetch(session, SlaCalendarVersion, version_id)
+        if version is None:
+            raise LookupError(f"calendar version {version_id} is not readable")
+        if len(_calendars) > 1024:
+            _calendars.clear()
+        calendar = _calendars[version_id] = BusinessCalendar.from_spec(version.spec)
+    return calendar

@@ -1,0 +1,190 @@
+"""HTTP of the SLA engine: calendars, policies, a task's clocks, attainment and breaches."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import AwareDatetime
+
+from services.core.deps import DbSession
+from services.core.pagination import Page, PageRequest, page_request
+from services.core.problems import PROBLEM_RESPONSES
+from services.identity.deps import CurrentPrincipal
+from services.sla import clocks, definitions, reports
+from services.sla.models import Metric, SlaCalendar, SlaPolicy
+from services.sla.schemas import (
+    AttainmentRow,
+    CalendarCreate,
+    CalendarOut,
+    CalendarVersionIn,
+    CalendarVersionOut,
+    ClockWithLog,
+    PolicyCreate,
+    PolicyOut,
+    PolicyVersionIn,
+    PolicyVersionOut,
+)
+from services.work import service as work
+from services.work.models import Priority
+from tenants.principal import Permission
+
+router = APIRouter(prefix="/v1", tags=["sla"], responses=PROBLEM_RESPONSES)
+
+Paging = Annotated[PageRequest, Depends(page_request)]
+CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
+
+
+def _calendar_out(session: DbSession, calendar: SlaCalendar) -> CalendarOut:
+    versions = definitions.calendar_versions(session, calendar.id)
+    return CalendarOut(
+        id=calendar.id,
+        tenant_id=calendar.tenant_id,
+        name=calendar.name,
+        versions=[CalendarVersionOut.model_validate(v) for v in versions],
+    )
+
+
+def _policy_out(session: DbSession, policy: SlaPolicy) -> PolicyOut:
+    versions = definitions.policy_versions(session, policy.id)
+    return PolicyOut(
+        id=policy.id,
+        tenant_id=policy.tenant_id,
+        name=policy.name,
+        versions=[PolicyVersionOut.model_validate(v) for v in versions],
+    )
+
+
+@router.post("/sla/calendars", response_model=CalendarOut, status_code=201, summary="Define a calendar")
+def create_calendar(body: CalendarCreate, session: DbSession, principal: CurrentPrincipal) -> CalendarOut:
+    return _calendar_out(session, definitions.create_calendar(session, principal, body))
+
+
+@router.get("/sla/calendars", response_model=Page[CalendarOut], summary="Calendars")
+def list_calendars(session: DbSession, principal: CurrentPrincipal) -> Page[CalendarOut]:
+    calendars = definitions.list_calendars(session, principal)
+    return Page(items=[_calendar_out(session, c) for c in calendars], next_cursor=None)
+
+
+@router.get("/sla/calendars/{calendar_id}", response_model=CalendarOut, summary="A calendar and its versions")
+def get_calendar(calendar_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> CalendarOut:
+    return _calendar_out(session, definitions.get_calendar(session, principal, calendar_id))
+
+
+@router.post(
+    "/sla/calendars/{calendar_id}/versions",
+    response_model=CalendarOut,
+    status_code=201,
+    summary="A new version of a calendar, from its effective date (running clocks keep theirs)",
+)
+def add_calendar_version(
+    calendar_id: uuid.UUID, body: CalendarVersionIn, session: DbSession, principal: CurrentPrincipal
+) -> CalendarOut:
+    version = definitions.add_calendar_version(session, principal, calendar_id, body)
+    return _calendar_out(session, definitions.get_calendar(session, principal, version.calendar_id))
+
+
+@router.post("/sla/policies", response_model=PolicyOut, status_code=201, summary="Set a client's SLA policy")
+def create_policy(body: PolicyCreate, session: DbSession, principal: CurrentPrincipal) -> PolicyOut:
+    return _policy_out(session, definitions.create_policy(session, principal, body))
+
+
+@router.get("/sla/policies", response_model=Page[PolicyOut], summary="SLA policies")
+def list_policies(session: DbSession, principal: CurrentPrincipal) -> Page[PolicyOut]:
+    found = definitions.list_policies(session, principal)
+    return Page(items=[_policy_out(session, p) for p in found], next_cursor=None)
+
+
+@router.get("/sla/policies/{policy_id}", response_model=PolicyOut, summary="A policy and its versions")
+def get_policy(policy_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> PolicyOut:
+    return _policy_out(session, definitions.get_policy(session, principal, policy_id))
+
+
+@router.post(
+    "/sla/policies/{policy_id}/versions",
+    response_model=PolicyOut,
+    status_code=201,
+    summary="A new version of a policy, from its effective date (running clocks keep theirs)",
+)
+def add_policy_version(
+    policy_id: uuid.UUID, body: PolicyVersionIn, session: DbSession, principal: CurrentPrincipal
+) -> PolicyOut:
+    version = definitions.add_policy_version(session, principal, policy_id, body)
+    return _policy_out(session, definitions.get_policy(session, principal, version.policy_id))
+
+
+@router.get(
+    "/tasks/{task_id}/sla",
+    response_model=list[ClockWithLog],
+    summary="A task's SLA clocks, each with its log",
+)
+def task_clocks(task_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> list[ClockWithLog]:
+    principal.require(Permission.TASKS_READ)
+    task = work.get_task(session, principal, task_id)
+    return reports.with_logs(session, clocks.clocks_of(session, task))
+
+
+def report_filter(
+    since: Annotated[
+        AwareDatetime | None, Query(description="Inclusive; default: 90 days before until")
+    ] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Exclusive; default: now")] = None,
+    tenant_id: uuid.UUID | None = None,
+    queue_id: uuid.UUID | None = None,
+    metric: Metric | None = None,
+    priority: Priority | None = None,
+) -> reports.ReportFilter:
+    return reports.ReportFilter(since, until, tenant_id, queue_id, metric, priority)
+
+
+Filter = Annotated[reports.ReportFilter, Depends(report_filter)]
+
+
+def _wants_csv(request: Request) -> bool:
+    return "text/csv" in request.headers.get("accept", "")
+
+
+def _csv(body: str, name: str) -> Response:
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+@router.get(
+    "/sla/attainment",
+    response_model=Page[AttainmentRow],
+    responses=CSV,
+    summary="Met and breached clocks per period, tenant, queue, metric and priority (CSV with Accept)",
+)
+def attainment(
+    request: Request,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    where: Filter,
+    granularity: reports.Granularity = "month",
+) -> Response | Page[AttainmentRow]:
+    rows = reports.attainment(session, principal, where, granularity)
+    if _wants_csv(request):
+        return _csv(reports.attainment_csv(rows), "sla-attainment")
+    return Page(items=rows, next_cursor=None)
+
+
+@router.get(
+    "/sla/breaches",
+    response_model=Page[ClockWithLog],
+    responses=CSV,
+    summary="Breached clocks, each with its log as evidence (CSV with Accept)",
+)
+def list_breaches(
+    request: Request, session: DbSession, principal: CurrentPrincipal, where: Filter, page: Paging
+) -> Response | Page[ClockWithLog]:
+    found, next_cursor = reports.breaches(session, principal, where, page)
+    if _wants_csv(request):
+        headers = {"Link": f'<?cursor={next_cursor}>; rel="next"'} if next_cursor else {}
+        response = _csv(reports.breaches_csv(found), "sla-breaches")
+        response.headers.update(headers)
+        return response
+    return Page(items=found, next_cursor=next_cursor)
