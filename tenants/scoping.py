@@ -108,12 +108,16 @@ def fetch(session: Session, model: type[T], object_id: uuid.UUID, *, lock: bool 
 
 
 @contextmanager
-def narrowed_to(session: Session, tenant_id: uuid.UUID) -> Iterator[Session]:
+def narrowed_to(session: Session, tenant_id: uuid.UUID | None) -> Iterator[Session]:
     """Within the block, only ``tenant_id``'s rows (if the scope sees them at all):
-    for an operator acting on one tenant's object, e.g. checking a unique reference."""
+    for an operator acting on one tenant's object, e.g. checking a unique reference, or
+    a report on one of its tenants. ``None`` leaves the scope as it is."""
     scope = current_scope(session)
     if scope is None:
         raise UnscopedAccess("narrowing a session without an access scope")
+    if tenant_id is None:
+        yield session
+        return
     # Only the ORM criteria narrow: the database settings stay as broad as the outer scope,
     # which row-level security still enforces, and no round trip is spent re-setting them.
     session.info[SCOPE_KEY] = AccessScope.tenants({tenant_id} if scope.sees(tenant_id) else set())

@@ -8,8 +8,6 @@ widens it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,15 +72,6 @@ def with_task(query: Any) -> Any:
     )
 
 
-@contextmanager
-def _only(session: Session, tenant_id: uuid.UUID | None) -> Iterator[Session]:
-    if tenant_id is None:
-        yield session
-        return
-    with narrowed_to(session, tenant_id):
-        yield session
-
-
 def at_risk(
     session: Session,
     principal: Principal,
@@ -96,7 +85,7 @@ def at_risk(
     principal.require(Permission.SLA_READ)
     now = now or utcnow()
     columns = (SlaClock, Task.title, Task.status, Task.external_ref, Queue.name, Organization.name)
-    with _only(session, tenant_id):
+    with narrowed_to(session, tenant_id):
         running = session.execute(
             with_task(select(*columns))
             .where(SlaClock.state == ClockState.RUNNING)
@@ -176,7 +165,7 @@ def open_alerts(
         .order_by(SlaEscalation.created_at.desc(), SlaEscalation.id.desc())
         .limit(limit)
     )
-    with _only(session, tenant_id):
+    with narrowed_to(session, tenant_id):
         rows = session.execute(query).all()
     return [
         Alert(

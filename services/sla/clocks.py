@@ -1,6 +1,6 @@
 """SLA clocks follow each task's changes, in the transaction of the change.
 
-Which change does what (docs/architecture.md, "SLA clocks"):
+Which change does what (docs/sla.md, "Clocks"):
 - created: first_response and resolution clocks start at the task's creation;
 - the provider's first answer (start, ask_client, resolve, or a comment the client
   sees) stops first_response, and any next_update clock;
@@ -16,15 +16,18 @@ Time paused for the provider's own reasons (escalation, a hold) never pauses a c
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.core.ids import new_id
-from services.sla import policies
+from services.notify.models import OutboxEvent
+from services.sla import escalations, policies
 from services.sla.calendars import BusinessCalendar
 from services.sla.models import (
     ClockState,
@@ -34,6 +37,7 @@ from services.sla.models import (
     SegmentKind,
     SlaClock,
     SlaClockSegment,
+    Trigger,
 )
 from services.sla.policies import CalendarTime, Terms
 from services.work import history
@@ -47,6 +51,7 @@ PAUSING_STATES = {
     TaskStatus.WAITING_ON_THIRD_PARTY: PauseCause.WAITING_ON_THIRD_PARTY,
 }
 RESPONSES = {Action.START, Action.ASK_CLIENT, Action.RESOLVE}
+log = structlog.get_logger()
 Arithmetic = BusinessCalendar | CalendarTime
 
 
@@ -87,18 +92,43 @@ class Clockwork:
         clock = self.clock
         assert clock.running_since is not None
         left = clock.target_seconds - clock.elapsed_seconds
-        clock.due_at = (
-            self.calendar.add(clock.running_since, timedelta(seconds=left))
-            if left > 0
-            else clock.running_since
-        )
-        if clock.warned_at is None:
-            to_warning = max(clock.warn_seconds - clock.elapsed_seconds, 0)
-            clock.warn_at = self.calendar.add(clock.running_since, timedelta(seconds=to_warning))
-        else:
-            clock.warn_at = None
+        to_warning = max(clock.warn_seconds - clock.elapsed_seconds, 0)
+        try:
+            # Past its target already: due now (or when it breached: that stays its due time).
+            clock.due_at = (
+                self.calendar.add(clock.running_since, timedelta(seconds=left))
+                if left > 0
+                else clock.breached_at or clock.running_since
+            )
+            clock.warn_at = (
+                self.calendar.add(clock.running_since, timedelta(seconds=to_warning))
+                if clock.warned_at is None
+                else None
+            )
+        except ValueError as exc:  # the calendar has no open time left: no due time to watch
+            log.warning("sla.clock_unscheduled", clock_id=str(clock.id), reason=str(exc))
+            clock.due_at = clock.warn_at = None
+
+    def _fire_overdue(self, at: datetime) -> None:
+        """A change that comes after a passed warning or due time the sweep has not reached
+        yet fires them itself, dated when they passed, with their events and rules."""
+        clock = self.clock
+        if clock.state is not ClockState.RUNNING:
+            return
+        if clock.breached_at is None and clock.due_at is not None and clock.due_at < at:
+            clock.breached_at = clock.settled_at = clock.due_at
+            clock.outcome = Outcome.BREACHED
+            self._fired(Trigger.BREACH, clock.due_at)
+        if clock.warned_at is None and clock.warn_at is not None and clock.warn_at < at:
+            clock.warned_at = clock.warn_at
+            self._fired(Trigger.WARNING, clock.warn_at)
+
+    def _fired(self, trigger: Trigger, at: datetime) -> None:
+        self.session.add(OutboxEvent(**escalations.event_row(self.clock, trigger, at)))
+        escalations.record(self.session, trigger, [self.clock])
 
     def _use_time_to(self, at: datetime) -> None:
+        self._fire_overdue(at)
         clock = self.clock
         if clock.state is ClockState.RUNNING and clock.running_since is not None:
             clock.elapsed_seconds += _seconds(self.calendar.between(clock.running_since, at))
@@ -138,8 +168,6 @@ class Clockwork:
         self._use_time_to(at)
         clock.state, clock.stopped_at = ClockState.STOPPED, at
         clock.running_since = clock.paused_since = clock.pause_cause = clock.warn_at = None
-        if clock.breached_at is None and clock.elapsed_seconds > clock.target_seconds:
-            clock.breached_at = clock.due_at  # over its target before the sweep came by
         if clock.breached_at is not None:
             clock.outcome, clock.settled_at = Outcome.BREACHED, clock.breached_at
         elif cancelled:
@@ -164,14 +192,20 @@ def _new_clock(
     metric: Metric,
     at: datetime,
     cycle: int = 0,
+    calendar_versions: dict[uuid.UUID, uuid.UUID | None] | None = None,
 ) -> SlaClock | None:
-    """A running clock for ``task`` (its column values), if the policy has a target for it."""
+    """A running clock for ``task`` (its column values), if the policy has a target for
+    it. ``calendar_versions`` remembers the version found for each calendar (bulk intake)."""
     target = terms.target_for(metric, Priority(task["priority"]), task["queue_id"], task["kind_name"])
     if target is None:
         return None
-    calendar_version = (
-        policies.calendar_version_in_force(session, target.calendar_id, at) if target.calendar_id else None
-    )
+    calendar_version_id = None
+    if target.calendar_id is not None:
+        known = calendar_versions if calendar_versions is not None else {}
+        if target.calendar_id not in known:
+            version = policies.calendar_version_in_force(session, target.calendar_id, at)
+            known[target.calendar_id] = version.id if version else None
+        calendar_version_id = known[target.calendar_id]
     return SlaClock(
         id=new_id(),
         tenant_id=task["tenant_id"],
@@ -181,7 +215,7 @@ def _new_clock(
         cycle=cycle,
         priority=task["priority"],
         policy_version_id=terms.version_id,
-        calendar_version_id=calendar_version.id if calendar_version else None,
+        calendar_version_id=calendar_version_id,
         target_seconds=target.seconds,
         warn_seconds=terms.warn_seconds(target.seconds),
         state=ClockState.RUNNING,
@@ -228,11 +262,16 @@ class ClockObserver:
         terms = policies.terms_in_force(session, tasks[0]["tenant_id"], tasks[0]["created_at"])
         if terms is None:
             return
+        calendar_versions: dict[uuid.UUID, uuid.UUID | None] = {}  # one lookup per batch
         clocks = [
             clock
             for values in tasks
             for metric in (Metric.FIRST_RESPONSE, Metric.RESOLUTION)
-            if (clock := _new_clock(session, terms, values, metric, to_second(values["created_at"])))
+            if (
+                clock := _new_clock(
+                    session, terms, values, metric, to_second(values["created_at"]), 0, calendar_versions
+                )
+            )
             is not None
         ]
         segments = []
@@ -247,14 +286,19 @@ class ClockObserver:
     def _start(
         self, session: Session, task: Task, at: datetime, metrics: Iterable[Metric], cycle: int = 0
     ) -> None:
-        terms = policies.terms_in_force(session, task.tenant_id, task.created_at)
+        """Clocks start under the policy version in force when they start."""
+        terms = policies.terms_in_force(session, task.tenant_id, at)
         if terms is None:
             return
+        waiting = PAUSING_STATES.get(task.status)  # a client's comment while the task waits
         for metric in metrics:
             clock = _new_clock(session, terms, _values_of(task), metric, at, cycle)
             if clock is not None:
                 session.add(clock)
-                Clockwork(session, clock).start()
+                work = Clockwork(session, clock)
+                work.start()
+                if waiting is not None and waiting in terms.pause_on:
+                    work.pause(at, waiting)
 
     def _transitioned(
         self, session: Session, task: Task, actor: Actor, event: TaskEvent, clocks: list[SlaClock]

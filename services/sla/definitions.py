@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from services.core.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from services.core.time import utcnow
+from services.sla import policies
 from services.sla.calendars import BusinessCalendar, CalendarSpecError
 from services.sla.models import (
     SlaCalendar,
@@ -48,12 +49,29 @@ def _require_operator(principal: Principal) -> None:
 
 
 def _checked_spec(spec: dict[str, Any], pointer: str) -> dict[str, Any]:
+    """A valid spec with open time ahead (a calendar whose openings are all past would
+    leave clocks without a due time)."""
     try:
-        return BusinessCalendar.from_spec(spec).spec
+        calendar = BusinessCalendar.from_spec(spec)
+        calendar.next_open(utcnow())
     except CalendarSpecError as exc:
         raise ValidationFailed(errors=[FieldError(pointer + exc.field, exc.message)]) from None
     except ValueError as exc:
         raise ValidationFailed(errors=[FieldError(pointer, str(exc))]) from None
+    return calendar.spec
+
+
+def _reachable(session: Session, calendar_id: str, minutes: int) -> bool:
+    """Whether a target of ``minutes`` on the calendar's current rules ends within the
+    calendar's search horizon (a clock could otherwise never be due)."""
+    version = policies.calendar_version_in_force(session, uuid.UUID(calendar_id), utcnow())
+    if version is None:
+        return False
+    try:
+        policies.business_calendar(session, version.id).add(utcnow(), timedelta(minutes=minutes))
+    except ValueError:
+        return False
+    return True
 
 
 def create_calendar(session: Session, principal: Principal, data: CalendarCreate) -> SlaCalendar:
@@ -91,13 +109,18 @@ def _calendar_version(
         tenant_id=calendar.tenant_id,
         calendar_id=calendar.id,
         version=number,
-        effective_from=effective_from or utcnow(),
+        effective_from=_whole_second(effective_from or utcnow()),
         spec=spec,
     )
 
 
+def _whole_second(moment: datetime) -> datetime:
+    """Versions take effect at a whole second, as clocks are timed (clocks.to_second)."""
+    return moment.replace(microsecond=0)
+
+
 def _effective_from(wanted: datetime | None, previous: datetime) -> datetime:
-    effective_from = wanted or utcnow()
+    effective_from = _whole_second(wanted or utcnow())
     if effective_from < previous:
         raise ValidationFailed(
             errors=[FieldError("/effective_from", "may not be before the previous version's")]
@@ -137,7 +160,7 @@ def create_policy(session: Session, principal: Principal, data: PolicyCreate) ->
         policy = SlaPolicy(tenant_id=tenant_id, name=data.name)
         session.add(policy)
         session.flush()
-        session.add(_policy_version(policy, 1, data.effective_from or utcnow(), terms))
+        session.add(_policy_version(policy, 1, _whole_second(data.effective_from or utcnow()), terms))
         session.flush()
     return policy
 
@@ -178,6 +201,10 @@ def _checked_terms(session: Session, data: PolicyVersionIn) -> dict[str, Any]:
         chosen = named or default_calendar
         if target.business_time and chosen is None and not any(e.pointer.startswith(pointer) for e in errors):
             errors.append(FieldError(f"{pointer}/calendar", "business time needs a calendar"))
+        elif target.business_time and chosen and not _reachable(session, chosen, target.minutes):
+            errors.append(
+                FieldError(f"{pointer}/minutes", "the calendar is not open that long within 10 years")
+            )
         targets.append(
             {
                 "metric": target.metric.value,

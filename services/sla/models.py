@@ -177,10 +177,19 @@ class SlaClockSegment(IdMixin, TenantOwned, Base):
 
 
 class SlaEscalation(IdMixin, TenantOwned, Base):
-    """An escalation rule that ran when a clock warned or breached."""
+    """An escalation rule that a warning or breach set off. One that changes the task is
+    applied after the sweep's commit, in its own transaction (``escalations.apply_pending``)."""
 
     __tablename__ = "sla_escalations"
-    __table_args__ = (Index("ix_sla_escalations_tenant_id_created_at", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_sla_escalations_tenant_id_created_at", "tenant_id", "created_at"),
+        Index(
+            "ix_sla_escalations_pending",
+            "id",
+            postgresql_where=text("applied_at IS NULL"),
+            sqlite_where=text("applied_at IS NULL"),
+        ),
+    )
 
     clock_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sla_clocks.id", ondelete="CASCADE"))
     task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
@@ -188,4 +197,5 @@ class SlaEscalation(IdMixin, TenantOwned, Base):
     action: Mapped[EscalationAction] = mapped_column(str_enum(EscalationAction, 32))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    acknowledged_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]  # by the account manager, for notify_account_manager
+    applied_at: Mapped[datetime | None]  # None: a task change still to make

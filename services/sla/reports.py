@@ -26,6 +26,7 @@ from services.sla.models import Metric, Outcome, SlaClock, SlaClockSegment
 from services.sla.schemas import AttainmentRow, ClockWithLog, SegmentOut
 from services.work.models import Priority
 from tenants.principal import Permission, Principal
+from tenants.scoping import narrowed_to
 
 Granularity = Literal["day", "week", "month"]
 MAX_DAYS = 732
@@ -52,8 +53,7 @@ class ReportFilter:
     def apply(self, query: Any) -> Any:
         since, until = self.window()
         query = query.where(SlaClock.settled_at >= since, SlaClock.settled_at < until)
-        for column, value in (
-            (SlaClock.tenant_id, self.tenant_id),
+        for column, value in (  # the tenant narrows the session's scope instead (narrowed_to)
             (SlaClock.queue_id, self.queue_id),
             (SlaClock.metric, self.metric),
             (SlaClock.priority, self.priority),
@@ -101,9 +101,9 @@ def attainment(
         day, SlaClock.tenant_id, SlaClock.queue_id, SlaClock.metric, SlaClock.priority, SlaClock.outcome
     )
     totals: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for settled, tenant_id, queue_id, metric, priority, outcome, count, client, third in session.execute(
-        query
-    ):
+    with narrowed_to(session, where.tenant_id):
+        found = session.execute(query).all()
+    for settled, tenant_id, queue_id, metric, priority, outcome, count, client, third in found:
         settled_day = settled if isinstance(settled, date) else date.fromisoformat(str(settled))
         key = (period_of(settled_day, granularity), tenant_id, queue_id, metric, priority)
         total = totals[key]
@@ -134,7 +134,8 @@ def breaches(
     """Breached clocks, each with its whole log as the evidence."""
     principal.require(Permission.SLA_READ)
     query = where.apply(select(SlaClock).where(SlaClock.outcome == Outcome.BREACHED))
-    clocks, next_cursor = fetch_page(session, query, SlaClock.id, page)
+    with narrowed_to(session, where.tenant_id):
+        clocks, next_cursor = fetch_page(session, query, SlaClock.id, page)
     return with_logs(session, clocks), next_cursor
 
 

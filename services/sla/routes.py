@@ -120,7 +120,7 @@ def add_policy_version(
     summary="A task's SLA clocks, each with its log",
 )
 def task_clocks(task_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> list[ClockWithLog]:
-    principal.require(Permission.TASKS_READ)
+    principal.require(Permission.SLA_READ)  # targets are the contract's: not for providers
     task = work.get_task(session, principal, task_id)
     return reports.with_logs(session, clocks.clocks_of(session, task))
 
@@ -183,8 +183,9 @@ def list_breaches(
 ) -> Response | Page[ClockWithLog]:
     found, next_cursor = reports.breaches(session, principal, where, page)
     if _wants_csv(request):
-        headers = {"Link": f'<?cursor={next_cursor}>; rel="next"'} if next_cursor else {}
         response = _csv(reports.breaches_csv(found), "sla-breaches")
-        response.headers.update(headers)
+        if next_cursor:  # the next page: the same filters, the next cursor
+            following = request.url.include_query_params(cursor=next_cursor)
+            response.headers["Link"] = f'<{following}>; rel="next"'
         return response
     return Page(items=found, next_cursor=next_cursor)

@@ -64,7 +64,7 @@ class TargetIn(BaseModel):
     priority: Priority | None = Field(default=None, description="None: every priority")
     queue_id: uuid.UUID | None = None
     task_kind: str | None = None
-    minutes: int = Field(gt=0, le=10 * 365 * 24 * 60)
+    minutes: int = Field(gt=0, le=366 * 24 * 60, description="At most a year")
     business_time: bool = Field(default=True, description="False: calendar time, every minute counts")
     calendar: str | None = Field(default=None, description="Calendar name; default: the policy's")
 

@@ -237,3 +237,61 @@ def _new_policy_version(db: Database, client: Organization, targets: list[dict[s
         policy = definitions.list_policies(session, OPERATOR)
         mine = next(p for p in policy if p.tenant_id == client.id)
         definitions.add_policy_version(session, OPERATOR, mine.id, PolicyVersionIn(targets=targets))
+
+
+def test_a_change_after_the_due_time_fires_the_breach_dated_when_it_passed(db: Database) -> None:
+    from services.notify.models import OutboxEvent
+    from services.sla.clocks import Clockwork
+    from services.sla.models import PauseCause
+
+    _client, queue = _client_with_policy(db)
+    task = make_task(db, queue)
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        first = next(c for c in clocks_of(session, task, lock=True) if c.metric.value == "first_response")
+        due = first.due_at
+        assert due is not None
+        # Two hours on, before any sweep came by: the change itself settles the breach.
+        Clockwork(session, first).pause(first.started_at + timedelta(hours=2), PauseCause.WAITING_ON_CLIENT)
+        assert first.breached_at == due and first.outcome is Outcome.BREACHED
+        session.flush()
+        events = session.scalars(
+            select(OutboxEvent).where(OutboxEvent.subject_id == task.id, OutboxEvent.type.like("sla.%"))
+        ).all()
+        assert sorted(e.type for e in events) == ["sla.breached", "sla.warning"]
+        assert next(e for e in events if e.type == "sla.breached").data["at"] == due.isoformat().replace(
+            "+00:00", "Z"
+        )
+
+
+def test_a_next_update_clock_follows_the_policy_version_in_force_when_it_starts(db: Database) -> None:
+    client, queue = _client_with_policy(db)  # version 1 has no next_update target
+    task = advance(db, make_task(db, queue), "assign", "start", "ask_client")
+    _new_policy_version(
+        db,
+        client,
+        [
+            {"metric": "resolution", "minutes": 480, "business_time": False},
+            {"metric": "next_update", "minutes": 30, "business_time": False},
+        ],
+    )
+    _client_acts(db, task, "client_replied")
+    clocks = _clocks(db, task)
+    assert clocks[("next_update", 1)].target_seconds == 1800
+    assert clocks[("next_update", 1)].policy_version_id != clocks[("resolution", 0)].policy_version_id
+
+
+def test_a_client_comment_while_the_task_waits_starts_a_paused_next_update(db: Database) -> None:
+    targets = [
+        {"metric": "resolution", "minutes": 480, "business_time": False},
+        {"metric": "next_update", "minutes": 30, "business_time": False},
+    ]
+    client, queue = _client_with_policy(db, targets=targets)
+    task = advance(db, make_task(db, queue), "assign", "start", "await_third_party")
+    with db.session() as session:
+        principal = principal_of(client)
+        bind(session, principal.access)
+        work.add_comment(session, principal, task.id, "Any news from the insurer?", CommentVisibility.CLIENT)
+    update = _clocks(db, task)[("next_update", 1)]
+    assert update.state is ClockState.PAUSED and update.pause_cause is not None
+    assert update.pause_cause.value == "waiting_on_third_party"

@@ -262,3 +262,52 @@ def test_paused_time_in_the_report_is_what_the_clock_logs_show(
         row["paused_waiting_on_client_seconds"] == held.total_seconds() == resolution["paused_client_seconds"]
     )
     assert log["stop"]["elapsed_seconds"] == resolution["elapsed_seconds"]
+
+
+def test_a_calendar_with_no_open_time_ahead_is_422(
+    client: TestClient, operator: dict[str, str], acme: Caller
+) -> None:
+    past = {"from": "2020-01-06", "to": "2020-01-06", "hours": [["09:00", "11:00"]]}
+    answer = _calendar(client, operator, acme, spec={"timezone": "Europe/Paris", "openings": [past]})
+    assert answer.status_code == 422 and answer.json()["errors"][0]["pointer"] == "/spec"
+
+
+def test_a_target_the_calendar_cannot_reach_is_422_not_a_hang(
+    client: TestClient, operator: dict[str, str], acme: Caller
+) -> None:
+    day = (utcnow() + timedelta(days=7)).date().isoformat()
+    spec = {"timezone": "Europe/Paris", "openings": [{"from": day, "to": day, "hours": [["09:00", "11:00"]]}]}
+    assert _calendar(client, operator, acme, name="Two hours", spec=spec).status_code == 201
+    answer = _policy(
+        client, operator, acme, calendar="Two hours", targets=[{"metric": "resolution", "minutes": 180}]
+    )
+    assert answer.status_code == 422
+    assert [e["pointer"] for e in answer.json()["errors"]] == ["/targets/0/minutes"]
+
+
+def test_clocks_are_the_contracts_and_need_the_sla_scope(
+    client: TestClient, acme: Caller, queue_id: str
+) -> None:
+    task = client.post(
+        "/v1/tasks",
+        headers=acme.headers,
+        json={"queue_id": queue_id, "title": "x", "payload": {"description": "x"}},
+    ).json()
+    reader = bearer(token(client, acme.tenant.client_id, acme.tenant.client_secret, scope="tasks:read"))
+    assert client.get(f"/v1/tasks/{task['id']}/sla", headers=reader).status_code == 403
+
+
+def test_the_next_page_of_the_breach_csv_keeps_the_filters(
+    client: TestClient, db: Database, operator: dict[str, str], acme: Caller, queue_id: str
+) -> None:
+    _policy(client, operator, acme)
+    _settle_some(db, acme, queue_id)
+    params = {**WINDOW, "metric": "first_response", "limit": 1}
+    exported = client.get("/v1/sla/breaches", params=params, headers={**acme.headers, "Accept": "text/csv"})
+    link = exported.headers["link"]
+    assert "cursor=" in link and "metric=first_response" in link and "until=" in link
+    following = link.split("<")[1].split(">")[0]
+    second = client.get(following, headers={**acme.headers, "Accept": "text/csv"})
+    first_ids = {line["clock_id"] for line in csv.DictReader(io.StringIO(exported.text))}
+    second_ids = {line["clock_id"] for line in csv.DictReader(io.StringIO(second.text))}
+    assert len(first_ids) == len(second_ids) == 1 and first_ids != second_ids

@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from services.core.database import Database
 from services.core.time import utcnow
 from services.notify.models import OutboxEvent
-from services.sla import sweep
+from services.sla import escalations, sweep
 from services.sla.clocks import clocks_of
 from services.sla.models import Outcome, SlaClock, SlaEscalation
 from services.work.models import Priority, Task
@@ -38,6 +38,13 @@ def _events(db: Database, task: Task) -> list[tuple[str, dict[str, Any]]]:
             .order_by(OutboxEvent.id)
         )
         return [(e.type, e.data) for e in found]
+
+
+def _apply_escalations(db: Database) -> None:
+    """What the sweep job does after its batches: the task changes, in their own transaction."""
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        escalations.apply_pending(session)
 
 
 def _policy_task(db: Database, **terms: Any) -> Task:
@@ -87,6 +94,7 @@ def test_escalation_rules_run_on_breach(db: Database) -> None:
     ]
     task = _policy_task(db, escalations=escalations)
     _sweep(db, 2 * HOUR)
+    _apply_escalations(db)
     with db.session() as session:
         bind(session, AccessScope.everything())
         raised = session.get(Task, task.id)
@@ -162,3 +170,27 @@ def test_two_sweeps_at_once_fire_each_breach_once(committed: Database) -> None:
             ).all()
             == []
         )
+
+
+def test_two_clocks_warning_together_raise_the_priority_once(db: Database) -> None:
+    task = _policy_task(db, escalations=[{"on": "warning", "action": "raise_priority"}])
+    fired = _sweep(db, 7 * HOUR)  # both clocks past their warning (45 min and 6 h)
+    assert fired.warnings == 2 and fired.escalations == 1
+    _apply_escalations(db)
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        raised = session.get(Task, task.id)
+        assert raised is not None and raised.priority is Priority.HIGH
+
+
+def test_an_escalation_changes_no_settled_task(db: Database) -> None:
+    task = _policy_task(db, escalations=[{"on": "breach", "action": "raise_priority"}])
+    _sweep(db, 2 * HOUR)
+    advance(db, task, "assign", "start", "resolve")
+    _apply_escalations(db)
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        kept = session.get(Task, task.id)
+        assert kept is not None and kept.priority is Priority.NORMAL
+        done = session.scalars(select(SlaEscalation).where(SlaEscalation.task_id == task.id)).one()
+        assert done.applied_at is not None and done.detail["changed"] is False

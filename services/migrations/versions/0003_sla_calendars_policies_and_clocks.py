@@ -162,6 +162,7 @@ def upgrade() -> None:
     sa.Column('detail', sa.JSON(), nullable=False),
     sa.Column('created_at', services.core.database.UTCDateTime(timezone=True), nullable=False),
     sa.Column('acknowledged_at', services.core.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('applied_at', services.core.database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['clock_id'], ['sla_clocks.id'], name=op.f('fk_sla_escalations_clock_id_sla_clocks'), ondelete='CASCADE'),
@@ -172,6 +173,7 @@ def upgrade() -> None:
     with op.batch_alter_table('sla_escalations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sla_escalations_tenant_id'), ['tenant_id'], unique=False)
         batch_op.create_index('ix_sla_escalations_tenant_id_created_at', ['tenant_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_sla_escalations_pending', ['id'], unique=False, postgresql_where=sa.text('applied_at IS NULL'), sqlite_where=sa.text('applied_at IS NULL'))
 
     # A plain ADD COLUMN: a batch would copy the tasks table on SQLite.
     op.add_column('tasks', sa.Column('overflow_since', services.core.database.UTCDateTime(timezone=True), nullable=True))
@@ -196,6 +198,7 @@ def downgrade() -> None:
         batch_op.drop_column('overflow_since')
 
     with op.batch_alter_table('sla_escalations', schema=None) as batch_op:
+        batch_op.drop_index('ix_sla_escalations_pending', postgresql_where=sa.text('applied_at IS NULL'), sqlite_where=sa.text('applied_at IS NULL'))
         batch_op.drop_index('ix_sla_escalations_tenant_id_created_at')
         batch_op.drop_index(batch_op.f('ix_sla_escalations_tenant_id'))
 
