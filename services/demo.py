@@ -1,12 +1,14 @@
 """``bpo demo seed``: a realistic demo, created through the services, idempotently.
 
 Clients in France, Germany and Spain outsource to providers in Romania, Poland
-and the Philippines; the operator's account manager looks after two clients.
+and the Philippines; the operator's account manager looks after two clients, whose
+contracts have an SLA on their office hours.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,7 +17,8 @@ from services.identity import service as identity
 from services.identity.models import User
 from tenants import service as tenancy
 from tenants.models import Organization
-from tenants.principal import OrgKind, Role
+from tenants.principal import OrgKind, Permission, Principal, Role
+from tenants.scoping import narrowed_to
 
 DEMO_PASSWORD = "bpo-demo-2026"  # noqa: S105  (printed for people to try the demo)
 
@@ -97,6 +100,71 @@ DEMO: tuple[DemoOrg, ...] = (
     ),
 )
 PORTFOLIO = {"sofia.am@backstage.example": ("Assurances Lumière", "Brandt Logistik GmbH")}
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
+# The contracts' service calendars: (name, zone, holidays country, subdivision, weekday hours).
+SERVICE_CALENDARS = {
+    "Assurances Lumière": (
+        "Service Paris",
+        "Europe/Paris",
+        "FR",
+        None,
+        [["09:00", "12:00"], ["13:30", "18:00"]],
+    ),
+    "Brandt Logistik GmbH": ("Service Hamburg", "Europe/Berlin", "DE", "HH", [["08:00", "17:00"]]),
+}
+SLA_TARGETS = [  # business minutes on the service calendar
+    {"metric": "first_response", "minutes": 120},
+    {"metric": "first_response", "priority": "urgent", "minutes": 30},
+    {"metric": "resolution", "minutes": 16 * 60},
+    {"metric": "resolution", "priority": "urgent", "minutes": 4 * 60},
+    {"metric": "next_update", "minutes": 4 * 60},
+]
+SLA_ESCALATIONS = [
+    {"on": "warning", "action": "notify_account_manager"},
+    {"on": "breach", "action": "raise_priority"},
+]
+
+
+def _contract_sla(session: Session, client: Organization, calendar: tuple[Any, ...]) -> None:
+    """The client's service calendar and SLA policy, as the operator sets them."""
+    from services.sla import definitions
+    from services.sla.models import SlaPolicy
+    from services.sla.schemas import CalendarCreate, PolicyCreate
+
+    with narrowed_to(session, client.id):
+        if session.scalar(select(SlaPolicy.id)) is not None:
+            return
+    name, zone, country, subdivision, hours = calendar
+    platform = Principal(
+        subject_id=client.id,  # the seed acts for the platform, not for a person
+        subject_kind="user",
+        org_id=client.id,
+        org_kind=OrgKind.OPERATOR,
+        roles=frozenset({Role.PLATFORM_ADMIN}),
+        permissions=frozenset(Permission),
+        tenant_ids=None,
+        display_name="demo seed",
+    )
+    spec = {
+        "timezone": zone,
+        "weekly": {day: hours for day in _WEEKDAYS},
+        "holidays": {"country": country, "subdivision": subdivision},
+        "closures": [["2026-12-24", "2026-12-26"]],
+    }
+    definitions.create_calendar(session, platform, CalendarCreate(name=name, tenant_id=client.id, spec=spec))
+    definitions.create_policy(
+        session,
+        platform,
+        PolicyCreate.model_validate(
+            {
+                "name": f"{client.name} SLA",
+                "tenant_id": str(client.id),
+                "calendar": name,
+                "targets": SLA_TARGETS,
+                "escalations": SLA_ESCALATIONS,
+            }
+        ),
+    )
 
 
 def seed(session: Session) -> dict[str, object]:
@@ -135,6 +203,8 @@ def seed(session: Session) -> dict[str, object]:
         assert manager_id is not None
         for client_name in client_names:
             tenancy.assign_account_manager(session, organizations[client_name], manager_id)
+    for client_name, calendar in SERVICE_CALENDARS.items():
+        _contract_sla(session, organizations[client_name], calendar)
     return {
         "organizations": [
             {"id": str(o.id), "kind": o.kind.value, "name": o.name, "country": o.country}

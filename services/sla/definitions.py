@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.core.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
+from services.core.pagination import PageRequest, fetch_page
 from services.core.time import utcnow
 from services.sla import policies
 from services.sla.calendars import BusinessCalendar, CalendarSpecError
@@ -141,6 +142,13 @@ def list_calendars(session: Session, principal: Principal) -> Sequence[SlaCalend
     return session.scalars(select(SlaCalendar).order_by(SlaCalendar.name, SlaCalendar.id)).all()
 
 
+def calendars_page(
+    session: Session, principal: Principal, page: PageRequest
+) -> tuple[Sequence[SlaCalendar], str | None]:
+    principal.require(Permission.SLA_READ)
+    return fetch_page(session, select(SlaCalendar), SlaCalendar.id, page)
+
+
 def calendar_versions(session: Session, calendar_id: uuid.UUID) -> list[SlaCalendarVersion]:
     return list(
         session.scalars(
@@ -252,6 +260,13 @@ def get_policy(session: Session, principal: Principal, policy_id: uuid.UUID) -> 
 def list_policies(session: Session, principal: Principal) -> Sequence[SlaPolicy]:
     principal.require(Permission.SLA_READ)
     return session.scalars(select(SlaPolicy).order_by(SlaPolicy.name, SlaPolicy.id)).all()
+
+
+def policies_page(
+    session: Session, principal: Principal, page: PageRequest
+) -> tuple[Sequence[SlaPolicy], str | None]:
+    principal.require(Permission.SLA_READ)
+    return fetch_page(session, select(SlaPolicy), SlaPolicy.id, page)
 
 
 def policy_versions(session: Session, policy_id: uuid.UUID) -> list[SlaPolicyVersion]:

@@ -61,10 +61,10 @@ def create_calendar(body: CalendarCreate, session: DbSession, principal: Current
     return _calendar_out(session, definitions.create_calendar(session, principal, body))
 
 
-@router.get("/sla/calendars", response_model=Page[CalendarOut], summary="Calendars")
-def list_calendars(session: DbSession, principal: CurrentPrincipal) -> Page[CalendarOut]:
-    calendars = definitions.list_calendars(session, principal)
-    return Page(items=[_calendar_out(session, c) for c in calendars], next_cursor=None)
+@router.get("/sla/calendars", response_model=Page[CalendarOut], summary="Calendars, oldest first")
+def list_calendars(session: DbSession, principal: CurrentPrincipal, page: Paging) -> Page[CalendarOut]:
+    calendars, next_cursor = definitions.calendars_page(session, principal, page)
+    return Page(items=[_calendar_out(session, c) for c in calendars], next_cursor=next_cursor)
 
 
 @router.get("/sla/calendars/{calendar_id}", response_model=CalendarOut, summary="A calendar and its versions")
@@ -90,10 +90,10 @@ def create_policy(body: PolicyCreate, session: DbSession, principal: CurrentPrin
     return _policy_out(session, definitions.create_policy(session, principal, body))
 
 
-@router.get("/sla/policies", response_model=Page[PolicyOut], summary="SLA policies")
-def list_policies(session: DbSession, principal: CurrentPrincipal) -> Page[PolicyOut]:
-    found = definitions.list_policies(session, principal)
-    return Page(items=[_policy_out(session, p) for p in found], next_cursor=None)
+@router.get("/sla/policies", response_model=Page[PolicyOut], summary="SLA policies, oldest first")
+def list_policies(session: DbSession, principal: CurrentPrincipal, page: Paging) -> Page[PolicyOut]:
+    found, next_cursor = definitions.policies_page(session, principal, page)
+    return Page(items=[_policy_out(session, p) for p in found], next_cursor=next_cursor)
 
 
 @router.get("/sla/policies/{policy_id}", response_model=PolicyOut, summary="A policy and its versions")

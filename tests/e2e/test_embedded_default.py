@@ -37,6 +37,18 @@ def test_demo_seed_describes_every_organisation(platform: LivePlatform) -> None:
     assert all({"id", "kind", "name", "country"} <= set(o) for o in organizations)
 
 
+def test_the_demo_clients_of_the_portfolio_have_a_contract_sla(platform: LivePlatform) -> None:
+    from tests.live import api_headers
+
+    operator = httpx.Client(base_url=platform.url, headers=api_headers(platform, "Backstage Operations"))
+    policies = operator.get("/v1/sla/policies", params={"limit": 100}).json()["items"]
+    names = {p["name"] for p in policies}
+    assert {"Assurances Lumière SLA", "Brandt Logistik GmbH SLA"} <= names
+    calendars = operator.get("/v1/sla/calendars", params={"limit": 100}).json()["items"]
+    paris = next(c for c in calendars if c["name"] == "Service Paris")
+    assert paris["versions"][0]["spec"]["holidays"] == {"country": "FR", "subdivision": None}
+
+
 def test_api_and_metrics_answer(platform: LivePlatform) -> None:
     assert httpx.get(f"{platform.url}/healthz").json() == {"status": "ok"}
     httpx.get(f"{platform.url}/login")

@@ -45,7 +45,8 @@ def _shorten_first_response(platform: LivePlatform, task_id: str) -> None:
 def test_a_breach_is_swept_by_beat_and_reaches_the_clients_webhook(
     platform: LivePlatform, receiver: Receiver
 ) -> None:
-    client = httpx.Client(base_url=platform.url, headers=api_headers(platform, "Assurances Lumière"))
+    # A client without the demo's contract SLA (office hours): this test sets a calendar-time one.
+    client = httpx.Client(base_url=platform.url, headers=api_headers(platform, "Seguros Iberia SA"))
     operator = httpx.Client(base_url=platform.url, headers=api_headers(platform, "Backstage Operations"))
     client_id = client.get("/v1/me").json()["organization_id"]
     policies = operator.get("/v1/sla/policies").json()["items"]
@@ -54,7 +55,7 @@ def test_a_breach_is_swept_by_beat_and_reaches_the_clients_webhook(
             "/v1/sla/policies",
             json={
                 "tenant_id": client_id,
-                "name": "Contrat Lumière",
+                "name": "Contrato Iberia",
                 "targets": [{"metric": "first_response", "minutes": 60, "business_time": False}],
             },
         )
@@ -69,9 +70,9 @@ def test_a_breach_is_swept_by_beat_and_reaches_the_clients_webhook(
         "/v1/tasks",
         json={
             "queue_id": queue["id"],
-            "title": "Dégât des eaux",
-            "language": "fr",
-            "payload": {"claim_type": "insurance", "description": "Fuite au plafond de la cuisine."},
+            "title": "Daños por agua",
+            "language": "es",
+            "payload": {"claim_type": "insurance", "description": "Fuga en el techo de la cocina."},
         },
     ).json()
     _shorten_first_response(platform, task["id"])
