@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.core.ids import new_id
-from services.notify.models import OutboxEvent
+from services.notify import outbox
 from services.sla import escalations, policies
 from services.sla.calendars import BusinessCalendar
 from services.sla.models import (
@@ -73,19 +73,7 @@ class Clockwork:
         self.calendar: Arithmetic = policies.business_calendar(session, clock.calendar_version_id)
 
     def _log(self, kind: SegmentKind, at: datetime, cause: str | None = None) -> None:
-        clock = self.clock
-        self.session.add(
-            SlaClockSegment(
-                tenant_id=clock.tenant_id,
-                clock_id=clock.id,
-                kind=kind,
-                at=at,
-                cause=cause,
-                elapsed_seconds=clock.elapsed_seconds,
-                target_seconds=clock.target_seconds,
-                due_at=clock.due_at,
-            )
-        )
+        self.session.add(SlaClockSegment(**segment_row(self.clock, kind, at, cause)))
 
     def _schedule(self) -> None:
         """Due and warning times of a running clock, from what is left of its target."""
@@ -124,7 +112,9 @@ class Clockwork:
             self._fired(Trigger.WARNING, clock.warn_at)
 
     def _fired(self, trigger: Trigger, at: datetime) -> None:
-        self.session.add(OutboxEvent(**escalations.event_row(self.clock, trigger, at)))
+        clock = self.clock
+        event_type, data = escalations.EVENT_TYPES[trigger], escalations.event_data(clock, at)
+        outbox.emit(self.session, clock.tenant_id, event_type, clock.task_id, data)
         escalations.record(self.session, trigger, [self.clock])
 
     def _use_time_to(self, at: datetime) -> None:
@@ -277,7 +267,7 @@ class ClockObserver:
         segments = []
         for clock in clocks:
             Clockwork(session, clock)._schedule()
-            segments.append(_segment_row(clock, SegmentKind.START, clock.started_at))
+            segments.append(segment_row(clock, SegmentKind.START, clock.started_at))
         insert_rows(session, SlaClock, [_clock_row(clock) for clock in clocks])
         insert_rows(session, SlaClockSegment, segments)
 
@@ -379,14 +369,15 @@ def _clock_row(clock: SlaClock) -> dict[str, Any]:
     return {name: getattr(clock, name) for name in _CLOCK_COLUMNS}
 
 
-def _segment_row(clock: SlaClock, kind: SegmentKind, at: datetime) -> dict[str, Any]:
+def segment_row(clock: SlaClock, kind: SegmentKind, at: datetime, cause: str | None = None) -> dict[str, Any]:
+    """A log entry: the clock as it stands at ``at`` (bulk intake inserts them as rows)."""
     return {
         "id": new_id(),
         "tenant_id": clock.tenant_id,
         "clock_id": clock.id,
         "kind": kind,
         "at": at,
-        "cause": None,
+        "cause": cause,
         "elapsed_seconds": clock.elapsed_seconds,
         "target_seconds": clock.target_seconds,
         "due_at": clock.due_at,

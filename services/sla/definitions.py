@@ -95,7 +95,7 @@ def add_calendar_version(
     calendar = get_calendar(session, principal, calendar_id)  # a foreign one is not found
     _require_operator(principal)
     spec = _checked_spec(data.spec, "/spec")
-    latest = calendar_versions(session, calendar.id)[-1]
+    latest = calendar_versions(session, [calendar.id])[calendar.id][-1]
     effective_from = _effective_from(data.effective_from, latest.effective_from)
     version = _calendar_version(calendar, latest.version + 1, effective_from, spec)
     session.add(version)
@@ -149,14 +149,18 @@ def calendars_page(
     return fetch_page(session, select(SlaCalendar), SlaCalendar.id, page)
 
 
-def calendar_versions(session: Session, calendar_id: uuid.UUID) -> list[SlaCalendarVersion]:
-    return list(
-        session.scalars(
-            select(SlaCalendarVersion)
-            .where(SlaCalendarVersion.calendar_id == calendar_id)
-            .order_by(SlaCalendarVersion.version)
-        )
-    )
+def calendar_versions(
+    session: Session, calendar_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[SlaCalendarVersion]]:
+    """The versions of each calendar, oldest first, in one query."""
+    found: dict[uuid.UUID, list[SlaCalendarVersion]] = {calendar_id: [] for calendar_id in calendar_ids}
+    for version in session.scalars(
+        select(SlaCalendarVersion)
+        .where(SlaCalendarVersion.calendar_id.in_(calendar_ids))
+        .order_by(SlaCalendarVersion.version)
+    ):
+        found[version.calendar_id].append(version)
+    return found
 
 
 def create_policy(session: Session, principal: Principal, data: PolicyCreate) -> SlaPolicy:
@@ -180,7 +184,7 @@ def add_policy_version(
     _require_operator(principal)
     with narrowed_to(session, policy.tenant_id):
         terms = _checked_terms(session, data)
-        latest = policy_versions(session, policy.id)[-1]
+        latest = policy_versions(session, [policy.id])[policy.id][-1]
         effective_from = _effective_from(data.effective_from, latest.effective_from)
         version = _policy_version(policy, latest.version + 1, effective_from, terms)
         session.add(version)
@@ -269,11 +273,13 @@ def policies_page(
     return fetch_page(session, select(SlaPolicy), SlaPolicy.id, page)
 
 
-def policy_versions(session: Session, policy_id: uuid.UUID) -> list[SlaPolicyVersion]:
-    return list(
-        session.scalars(
-            select(SlaPolicyVersion)
-            .where(SlaPolicyVersion.policy_id == policy_id)
-            .order_by(SlaPolicyVersion.version)
-        )
-    )
+def policy_versions(session: Session, policy_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[SlaPolicyVersion]]:
+    """The versions of each policy, oldest first, in one query."""
+    found: dict[uuid.UUID, list[SlaPolicyVersion]] = {policy_id: [] for policy_id in policy_ids}
+    for version in session.scalars(
+        select(SlaPolicyVersion)
+        .where(SlaPolicyVersion.policy_id.in_(policy_ids))
+        .order_by(SlaPolicyVersion.version)
+    ):
+        found[version.policy_id].append(version)
+    return found

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,17 +29,6 @@ ESCALATOR = Actor.system("SLA escalation")
 PENDING_BATCH = 100
 SETTLED = (TaskStatus.RESOLVED, TaskStatus.CLOSED, TaskStatus.CANCELLED)
 EVENT_TYPES = {Trigger.WARNING: "sla.warning", Trigger.BREACH: "sla.breached"}
-
-
-class FiredClock(Protocol):
-    """A clock that just warned or breached (an ``SlaClock``, or a row the sweep returned)."""
-
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    task_id: uuid.UUID
-    metric: Any  # Metric, or its value from plain SQL
-    due_at: datetime | None
-    policy_version_id: uuid.UUID
 
 
 def event_data(clock: Any, at: datetime) -> dict[str, Any]:
@@ -67,8 +56,9 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def record(session: Session, trigger: Trigger, fired: list[Any]) -> int:
-    """The escalation rules of each fired clock's policy, once per task, trigger and
-    action (two clocks of a task warning together raise its priority once)."""
+    """The escalation rules of each fired clock's policy, once per task, trigger and action
+    (two clocks of a task warning together raise its priority once). ``fired``: clocks, or
+    the sweep's rows with their id, tenant_id, task_id, metric, due_at, policy_version_id."""
     done: set[tuple[uuid.UUID, EscalationAction]] = set()
     now = utcnow()
     for clock in fired:

@@ -21,7 +21,6 @@ from services.sla.models import (
     Metric,
     Outcome,
     SlaClock,
-    SlaPolicyVersion,
 )
 from services.work.models import Priority, Queue, Task
 from tenants.models import Organization
@@ -60,7 +59,7 @@ def targets_in_force(
     queues = {q.id: q.name for q in session.scalars(select(Queue))}
     found: list[TargetInForce] = []
     for policy in definitions.list_policies(session, principal):
-        version = _version_in_force(definitions.policy_versions(session, policy.id), now)
+        version = policies.version_in_force(session, policy.tenant_id, now)
         if version is None:
             continue
         terms = policies.terms_of(version)
@@ -87,11 +86,6 @@ def targets_in_force(
 
 def _rank(priority: Priority | None) -> int:
     return -1 if priority is None else list(Priority).index(priority)
-
-
-def _version_in_force(versions: list[SlaPolicyVersion], now: datetime) -> SlaPolicyVersion | None:
-    started = [v for v in versions if v.effective_from <= now]
-    return max(started, key=lambda v: (v.effective_from, v.version), default=None)
 
 
 # ------------------------------------------------------------------ attainment over time

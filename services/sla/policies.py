@@ -124,15 +124,19 @@ def terms_by_id(session: Session, version_id: uuid.UUID) -> Terms:
     return terms_of(version)
 
 
-def terms_in_force(session: Session, tenant_id: uuid.UUID, at: datetime) -> Terms | None:
+def version_in_force(session: Session, tenant_id: uuid.UUID, at: datetime) -> SlaPolicyVersion | None:
     """The tenant's policy version in force at ``at``, if it has a policy."""
     with narrowed_to(session, tenant_id):
-        version = session.scalars(
+        return session.scalars(
             select(SlaPolicyVersion)
             .where(SlaPolicyVersion.effective_from <= at)
             .order_by(SlaPolicyVersion.effective_from.desc(), SlaPolicyVersion.version.desc())
             .limit(1)
         ).first()
+
+
+def terms_in_force(session: Session, tenant_id: uuid.UUID, at: datetime) -> Terms | None:
+    version = version_in_force(session, tenant_id, at)
     return terms_of(version) if version is not None else None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -13,7 +14,7 @@ from services.core.pagination import Page, PageRequest, page_request
 from services.core.problems import PROBLEM_RESPONSES
 from services.identity.deps import CurrentPrincipal
 from services.sla import clocks, definitions, reports
-from services.sla.models import Metric, SlaCalendar, SlaPolicy
+from services.sla.models import Metric, SlaCalendar, SlaCalendarVersion, SlaPolicy, SlaPolicyVersion
 from services.sla.schemas import (
     AttainmentRow,
     CalendarCreate,
@@ -36,8 +37,12 @@ Paging = Annotated[PageRequest, Depends(page_request)]
 CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
 
 
-def _calendar_out(session: DbSession, calendar: SlaCalendar) -> CalendarOut:
-    versions = definitions.calendar_versions(session, calendar.id)
+def _calendars_out(session: DbSession, calendars: Sequence[SlaCalendar]) -> list[CalendarOut]:
+    versions = definitions.calendar_versions(session, [c.id for c in calendars])
+    return [_calendar_out(calendar, versions[calendar.id]) for calendar in calendars]
+
+
+def _calendar_out(calendar: SlaCalendar, versions: list[SlaCalendarVersion]) -> CalendarOut:
     return CalendarOut(
         id=calendar.id,
         tenant_id=calendar.tenant_id,
@@ -46,8 +51,12 @@ def _calendar_out(session: DbSession, calendar: SlaCalendar) -> CalendarOut:
     )
 
 
-def _policy_out(session: DbSession, policy: SlaPolicy) -> PolicyOut:
-    versions = definitions.policy_versions(session, policy.id)
+def _policies_out(session: DbSession, found: Sequence[SlaPolicy]) -> list[PolicyOut]:
+    versions = definitions.policy_versions(session, [p.id for p in found])
+    return [_policy_out(policy, versions[policy.id]) for policy in found]
+
+
+def _policy_out(policy: SlaPolicy, versions: list[SlaPolicyVersion]) -> PolicyOut:
     return PolicyOut(
         id=policy.id,
         tenant_id=policy.tenant_id,
@@ -58,18 +67,18 @@ def _policy_out(session: DbSession, policy: SlaPolicy) -> PolicyOut:
 
 @router.post("/sla/calendars", response_model=CalendarOut, status_code=201, summary="Define a calendar")
 def create_calendar(body: CalendarCreate, session: DbSession, principal: CurrentPrincipal) -> CalendarOut:
-    return _calendar_out(session, definitions.create_calendar(session, principal, body))
+    return _calendars_out(session, [definitions.create_calendar(session, principal, body)])[0]
 
 
 @router.get("/sla/calendars", response_model=Page[CalendarOut], summary="Calendars, oldest first")
 def list_calendars(session: DbSession, principal: CurrentPrincipal, page: Paging) -> Page[CalendarOut]:
     calendars, next_cursor = definitions.calendars_page(session, principal, page)
-    return Page(items=[_calendar_out(session, c) for c in calendars], next_cursor=next_cursor)
+    return Page(items=_calendars_out(session, calendars), next_cursor=next_cursor)
 
 
 @router.get("/sla/calendars/{calendar_id}", response_model=CalendarOut, summary="A calendar and its versions")
 def get_calendar(calendar_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> CalendarOut:
-    return _calendar_out(session, definitions.get_calendar(session, principal, calendar_id))
+    return _calendars_out(session, [definitions.get_calendar(session, principal, calendar_id)])[0]
 
 
 @router.post(
@@ -82,23 +91,23 @@ def add_calendar_version(
     calendar_id: uuid.UUID, body: CalendarVersionIn, session: DbSession, principal: CurrentPrincipal
 ) -> CalendarOut:
     version = definitions.add_calendar_version(session, principal, calendar_id, body)
-    return _calendar_out(session, definitions.get_calendar(session, principal, version.calendar_id))
+    return _calendars_out(session, [definitions.get_calendar(session, principal, version.calendar_id)])[0]
 
 
 @router.post("/sla/policies", response_model=PolicyOut, status_code=201, summary="Set a client's SLA policy")
 def create_policy(body: PolicyCreate, session: DbSession, principal: CurrentPrincipal) -> PolicyOut:
-    return _policy_out(session, definitions.create_policy(session, principal, body))
+    return _policies_out(session, [definitions.create_policy(session, principal, body)])[0]
 
 
 @router.get("/sla/policies", response_model=Page[PolicyOut], summary="SLA policies, oldest first")
 def list_policies(session: DbSession, principal: CurrentPrincipal, page: Paging) -> Page[PolicyOut]:
     found, next_cursor = definitions.policies_page(session, principal, page)
-    return Page(items=[_policy_out(session, p) for p in found], next_cursor=next_cursor)
+    return Page(items=_policies_out(session, found), next_cursor=next_cursor)
 
 
 @router.get("/sla/policies/{policy_id}", response_model=PolicyOut, summary="A policy and its versions")
 def get_policy(policy_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> PolicyOut:
-    return _policy_out(session, definitions.get_policy(session, principal, policy_id))
+    return _policies_out(session, [definitions.get_policy(session, principal, policy_id)])[0]
 
 
 @router.post(
@@ -111,7 +120,7 @@ def add_policy_version(
     policy_id: uuid.UUID, body: PolicyVersionIn, session: DbSession, principal: CurrentPrincipal
 ) -> PolicyOut:
     version = definitions.add_policy_version(session, principal, policy_id, body)
-    return _policy_out(session, definitions.get_policy(session, principal, version.policy_id))
+    return _policies_out(session, [definitions.get_policy(session, principal, version.policy_id)])[0]
 
 
 @router.get(
