@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 from sqlalchemy.orm import with_loader_criteria as loader_criteria
 from sqlalchemy.sql.util import find_tables
 
-from services.core.database import insert_many
+from services.core.database import CopyRows, copy_rows, copy_to_stage, insert_many
 
 SCOPE_KEY = "bpo.access"
 T = TypeVar("T")
@@ -137,6 +137,21 @@ def insert_rows(
     PostgreSQL the insert policy checks them again. The ids inserted (see ``insert_many``)."""
     if not rows:
         return set()
+    _refuse_rows_outside_scope(session, model, rows)
+    return insert_many(session.connection(), model.__table__, rows, unless_taken=unless_taken)
+
+
+def stage_rows(
+    session: Session, model: type[Any], rows: list[dict[str, Any]], formatted: CopyRows | None = None
+) -> tuple[str, str]:
+    """PostgreSQL: tenant rows checked against the scope and staged for one statement that
+    inserts them, which the insert policy checks again (see ``copy_to_stage``).
+    ``formatted``: the same rows, already in ``COPY`` format."""
+    _refuse_rows_outside_scope(session, model, rows)
+    return copy_to_stage(session.connection(), formatted or copy_rows(model.__table__, rows))
+
+
+def _refuse_rows_outside_scope(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
     scope = current_scope(session)
     if scope is None:
         raise UnscopedAccess(f"insert into {model.__tablename__} through a session without an access scope")
@@ -146,7 +161,6 @@ def insert_rows(
             raise CrossTenantWrite(
                 f"{model.__name__} rows of tenants {sorted(outside)} are outside the scope"
             )
-    return insert_many(session.connection(), model.__table__, rows, unless_taken=unless_taken)
 
 
 def _touched_tenant_tables(state: ORMExecuteState) -> set[str]:

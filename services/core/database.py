@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -170,19 +171,8 @@ def insert_many(
         return set()
     if connection.dialect.name != "postgresql":
         return _insert_each(connection, table, rows, unless_taken)
-    names = list(rows[0])
-    columns = [table.c[name] for name in names]
-    listed = ", ".join(names)
-    stage = f"bpo_stage_{table.name}"
+    stage, listed = copy_to_stage(connection, copy_rows(table, rows))
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    cursor.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name} INCLUDING DEFAULTS)"
-        " ON COMMIT DELETE ROWS"
-    )
-    converters = [(name, _converter(column)) for name, column in zip(names, columns, strict=True)]
-    with cursor.copy(f"COPY {stage} ({listed}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([convert(row[name]) if convert else row[name] for name, convert in converters])
     insert = f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM {stage}"  # noqa: S608
     if unless_taken:
         cursor.execute(f"{insert} ON CONFLICT ({', '.join(unless_taken)}) DO NOTHING RETURNING id")
@@ -192,6 +182,72 @@ def insert_many(
         inserted = {row["id"] for row in rows}
     cursor.execute(f"TRUNCATE {stage}")  # the next batch of the same transaction starts empty
     return inserted
+
+
+@dataclass(frozen=True)
+class CopyRows:
+    """Rows of one table in ``COPY``'s text format, ready to send. Formatting is plain
+    Python that needs no connection, so bulk intake does it while the batch before is
+    being written."""
+
+    table: Table
+    columns: tuple[str, ...]
+    data: bytes
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def copy_rows(table: Table, rows: list[dict[str, Any]]) -> CopyRows:
+    """``rows`` (all with the same keys) in ``COPY ... FROM STDIN`` text format."""
+    names = tuple(rows[0])
+    formats = [_copy_text(table.c[name]) for name in names]
+    lines = []
+    for row in rows:
+        cells = [
+            "\\N" if (value := row[name]) is None else text_of(value).translate(_COPY_ESCAPES)
+            for name, text_of in zip(names, formats, strict=True)
+        ]
+        lines.append("\t".join(cells))
+    lines.append("")
+    return CopyRows(table, names, "\n".join(lines).encode())
+
+
+def _copy_text(column: Column[Any]) -> Callable[[Any], str]:
+    """How a column's (not None) Python value is written as COPY text."""
+    if isinstance(column.type, JSON):
+        return json.dumps
+    if isinstance(column.type, Enum):
+        return lambda value: value.value if isinstance(value, enum.Enum) else str(value)
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        python_type = str
+    if python_type is bool:
+        return lambda value: "t" if value else "f"
+    if python_type is datetime:
+        return lambda value: value.isoformat()
+    return _plain_text  # text, numbers (repr-exact), UUIDs
+
+
+def _plain_text(value: Any) -> str:
+    return str(value.value) if isinstance(value, enum.Enum) else str(value)
+
+
+def copy_to_stage(connection: Connection, rows: CopyRows) -> tuple[str, str]:
+    """PostgreSQL: ``rows`` ``COPY``-ed into a temporary table shaped like theirs, emptied
+    at commit; its name and the columns filled, for one statement that inserts from it.
+    The caller empties it (``TRUNCATE``) before staging again in the same transaction."""
+    stage = f"bpo_stage_{rows.table.name}"
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {rows.table.name} INCLUDING DEFAULTS)"
+        " ON COMMIT DELETE ROWS"
+    )
+    listed = ", ".join(rows.columns)
+    with cursor.copy(f"COPY {stage} ({listed}) FROM STDIN") as copy:
+        copy.write(rows.data)
+    return stage, listed
 
 
 def _insert_each(
@@ -206,12 +262,3 @@ def _insert_each(
     connection.execute(statement, rows)
     ids = [row["id"] for row in rows]
     return set(connection.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars())
-
-
-def _converter(column: Column[Any]) -> Callable[[Any], Any] | None:
-    """How a column's Python value is written to COPY; None when psycopg adapts it as it is."""
-    if isinstance(column.type, JSON):
-        return lambda value: None if value is None else json.dumps(value)
-    if isinstance(column.type, Enum):
-        return lambda value: value.value if isinstance(value, enum.Enum) else value
-    return None

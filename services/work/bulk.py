@@ -18,9 +18,11 @@ import codecs
 import csv
 import enum
 import io
+import itertools
 import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -28,18 +30,16 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.core.database import CopyRows
 from services.core.errors import BadRequest, ValidationFailed
 from services.core.ids import new_id
-from services.notify import outbox
-from services.notify.models import OutboxEvent
 from services.work import history, kinds
-from services.work.documents import document_of
+from services.work.bulk_insert import formatted, insert_created
 from services.work.history import Actor
-from services.work.lifecycle import Action
-from services.work.models import Queue, Task, TaskEvent, TaskStatus
+from services.work.models import Queue, Task
 from services.work.schemas import TaskCreate
-from services.work.service import prepare
-from tenants.scoping import insert_rows, narrowed_to
+from services.work.service import task_values
+from tenants.scoping import narrowed_to
 
 TASK_COLUMNS = ("title", "external_ref", "priority", "language")
 BATCH_ROWS = 2000  # rows per transaction and per INSERT: fewer round trips, bounded memory
@@ -66,6 +66,12 @@ class RowOutcome:
     row: int
     task_id: uuid.UUID | None = None
     errors: list[tuple[str, str]] = field(default_factory=list)  # (field, message)
+
+    def json_line(self) -> bytes:
+        """``as_json`` as one line of JSON (an accepted row's without the encoder: most rows are)."""
+        if self.task_id is not None:
+            return b'{"row": %d, "status": "accepted", "id": "%s"}\n' % (self.row, str(self.task_id).encode())
+        return json.dumps(self.as_json()).encode() + b"\n"
 
     def as_json(self) -> dict[str, Any]:
         if self.task_id is not None:
@@ -282,38 +288,48 @@ def import_records(
     on_batch: Callable[[Summary], None] | None = None,
 ) -> Summary:
     """Take in every good row; with ``all_or_nothing``, take in nothing if a row is bad
-    (the caller rolls back). Batches are committed as they go unless told not to."""
+    (the caller rolls back). Full batches are committed as they go unless told not to.
+
+    A batch is read and validated while the one before it is written: Python's work and
+    the database's overlap. Only the writer thread uses the session while it writes; the
+    reading side needs no database (``service.task_values``)."""
+    kind = kinds.require(session, queue.tenant_id, queue.task_kind)
+    format_ahead = session.get_bind().dialect.name == "postgresql"  # tasks are COPY-ed there
+    commit = commit_batches and not all_or_nothing
     summary = Summary()
     seen_refs: set[str] = set()
-    batch: list[Record] = []
-    for record in source:
-        batch.append(record)
-        if len(batch) == BATCH_ROWS:
-            _import_batch(session, actor, queue, batch, file_format, summary, seen_refs, detect_language)
-            batch = []
-            if on_batch:
-                on_batch(summary)  # in the batch's transaction: its progress is kept with its rows
-            if commit_batches and not all_or_nothing:
-                session.commit()
-                session.expunge_all()  # the identity map would otherwise hold every task of the file
-    if batch:
-        _import_batch(session, actor, queue, batch, file_format, summary, seen_refs, detect_language)
-        if on_batch:
-            on_batch(summary)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-writer") as writer:
+        writing: Future[None] | None = None
+        for batch in _batches(source):
+            outcomes, tasks = _prepared(queue, kind, actor, batch, file_format, seen_refs, detect_language)
+            copy = formatted([values for _outcome, values in tasks]) if format_ahead else None
+            if writing is not None:
+                writing.result()  # raises what the write raised
+            full = len(batch) == BATCH_ROWS
+            writing = writer.submit(
+                _write_batch, session, actor, queue, outcomes, tasks, copy, summary, on_batch, commit and full
+            )
+        if writing is not None:
+            writing.result()
     return summary
 
 
-def _import_batch(
-    session: Session,
-    actor: Actor,
+def _batches(source: Iterable[Record]) -> Iterator[list[Record]]:
+    records = iter(source)
+    while batch := list(itertools.islice(records, BATCH_ROWS)):
+        yield batch
+
+
+def _prepared(
     queue: Queue,
+    kind: kinds.Kind,
+    actor: Actor,
     batch: list[Record],
     file_format: FileFormat,
-    summary: Summary,
     seen_refs: set[str],
     detect_language: bool,
-) -> None:
-    kind = kinds.require(session, queue.tenant_id, queue.task_kind)
+) -> tuple[list[RowOutcome], list[tuple[RowOutcome, dict[str, Any]]]]:
+    """Every row's outcome so far (in the file's order), and the tasks of the good rows."""
     outcomes: list[RowOutcome] = []
     prepared: list[tuple[RowOutcome, dict[str, Any]]] = []
     for row, content in batch:
@@ -322,7 +338,7 @@ def _import_batch(
         if isinstance(content, list):
             outcome.errors = content
             continue
-        values = _prepare_row(session, queue, kind, content, file_format, outcome, detect_language)
+        values = _prepare_row(queue, kind, content, file_format, outcome, detect_language)
         if values is not None:
             prepared.append((outcome, values))
     _refuse_repeated_refs(prepared, seen_refs)
@@ -331,42 +347,43 @@ def _import_batch(
         if not outcome.errors:
             values.update(id=new_id(), created_by=actor.id)
             tasks.append((outcome, values))
-    # Straight to bulk INSERTs: the ORM's unit of work costs more than the rest of a row. A
+    return outcomes, tasks
+
+
+def _write_batch(
+    session: Session,
+    actor: Actor,
+    queue: Queue,
+    outcomes: list[RowOutcome],
+    tasks: list[tuple[RowOutcome, dict[str, Any]]],
+    copy: CopyRows | None,
+    summary: Summary,
+    on_batch: Callable[[Summary], None] | None,
+    commit: bool,
+) -> None:
+    # Straight to bulk inserts: the ORM's unit of work costs more than the rest of a row. A
     # reference already taken is found by the unique index as the row goes in.
-    inserted = insert_rows(session, Task, [v for _o, v in tasks], unless_taken=("tenant_id", "external_ref"))
-    taken = [values["external_ref"] for _o, values in tasks if values["id"] not in inserted]
+    inserted = insert_created(session, actor, [values for _outcome, values in tasks], copy)
+    taken = [values["external_ref"] for _outcome, values in tasks if values["id"] not in inserted]
     holders = _holders(session, queue.tenant_id, taken) if taken else {}
-    entries, events = [], []
     for outcome, values in tasks:
-        if values["id"] not in inserted:
+        if values["id"] in inserted:
+            outcome.task_id = values["id"]
+        else:
             outcome.errors = [
                 ("external_ref", f"already used by task {holders.get(values['external_ref'], '')}")
             ]
-            continue
-        outcome.task_id = values["id"]
-        entries.append(
-            history.entry(
-                values["tenant_id"],
-                values["id"],
-                actor,
-                "created",
-                action=Action.ENQUEUE,
-                from_status=TaskStatus.NEW,
-                to_status=values["status"],
-            )
-        )
-        events.append(
-            outbox.row(values["tenant_id"], "task.created", values["id"], {"task": document_of(values)})
-        )
-    insert_rows(session, TaskEvent, entries)
-    insert_rows(session, OutboxEvent, events)
     history.recorded_many(session, [values for outcome, values in tasks if outcome.task_id])
     for outcome in outcomes:  # in the order of the file
         summary.add(outcome)
+    if on_batch:
+        on_batch(summary)  # in the batch's transaction: its progress is kept with its rows
+    if commit:
+        session.commit()
+        session.expunge_all()  # the identity map would otherwise hold every task of the file
 
 
 def _prepare_row(
-    session: Session,
     queue: Queue,
     kind: kinds.Kind,
     content: dict[str, Any],
@@ -384,9 +401,7 @@ def _prepare_row(
         outcome.errors = [(_field_of(e["loc"], file_format), e["msg"]) for e in exc.errors()]
         return None
     try:
-        return prepare(
-            session, queue, data, kind=kind, check_duplicate=False, detect_language=detect_language
-        )
+        return task_values(queue, kind, data, detect_language=detect_language)
     except ValidationFailed as exc:
         outcome.errors = [(_field_of(_pointer_parts(e.pointer), file_format), e.message) for e in exc.errors]
         return None

@@ -244,11 +244,7 @@ def _run(session: Session, store: BlobStore, job: ImportJob, detect_language: bo
 
         def on_batch(summary: bulk.Summary) -> None:
             nonlocal parts
-            lines = [
-                json.dumps(row.as_json()).encode() + b"\n"
-                for row in summary.rows
-                if not all_or_nothing or row.task_id is None
-            ]
+            lines = [row.json_line() for row in summary.rows if not all_or_nothing or row.task_id is None]
             store.put(part_key(tenant_id, job_id, parts), [b"".join(lines)], max_bytes=2**40)
             parts += 1
             summary.rows.clear()  # written out: memory stays flat on a large file

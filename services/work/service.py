@@ -69,7 +69,7 @@ def create_task(session: Session, principal: Principal, data: TaskCreate) -> Tas
 def submit(session: Session, actor: Actor, queue: Queue, data: TaskCreate) -> Task:
     """Validate and take in one task. Its language, if not given, is detected later by the
     worker (``detect_pending_languages``): the detector's model stays out of the API process."""
-    values = prepare(session, queue, data, detect_language=False)
+    values = prepare(session, queue, data)
     values.update(id=new_id(), created_by=actor.id)
     task = Task(**values)
     session.add(task)
@@ -87,17 +87,19 @@ def submit(session: Session, actor: Actor, queue: Queue, data: TaskCreate) -> Ta
     return task
 
 
-def prepare(
-    session: Session,
-    queue: Queue,
-    data: TaskCreate,
-    *,
-    kind: kinds.Kind | None = None,
-    check_duplicate: bool = True,
-    detect_language: bool = True,
-) -> dict[str, Any]:
-    """The column values of a validated, enqueued task (without id and author)."""
-    kind = kind or kinds.require(session, queue.tenant_id, queue.task_kind)
+def prepare(session: Session, queue: Queue, data: TaskCreate) -> dict[str, Any]:
+    """The column values of a validated, enqueued task (without id and author); its
+    reference must be free."""
+    kind = kinds.require(session, queue.tenant_id, queue.task_kind)
+    values = task_values(queue, kind, data, detect_language=False)
+    if data.external_ref is not None:
+        _refuse_duplicate(session, queue.tenant_id, data.external_ref)
+    return values
+
+
+def task_values(queue: Queue, kind: kinds.Kind, data: TaskCreate, *, detect_language: bool) -> dict[str, Any]:
+    """``prepare`` without the database: the payload checked against ``kind``, the
+    language normalised (or detected). Bulk intake calls it while a batch is being written."""
     errors = kinds.payload_errors(kind, data.payload)
     task_language = data.language
     if task_language is not None:
@@ -106,8 +108,6 @@ def prepare(
             errors.append(FieldError("/language", f"{data.language} is not a BCP 47 language tag"))
     if errors:
         raise ValidationFailed(errors=errors)
-    if check_duplicate and data.external_ref is not None:
-        _refuse_duplicate(session, queue.tenant_id, data.external_ref)
     now = utcnow()
     values: dict[str, Any] = {
         "tenant_id": queue.tenant_id,

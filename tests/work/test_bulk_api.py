@@ -1,18 +1,22 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from services.api import create_app
 from services.core.database import Database
 from services.core.settings import Settings
+from services.notify.models import OutboxEvent
 from services.work import imports
 from services.work.storage import blob_store
+from tenants.scoping import AccessScope, bind
 from tests.conftest import Caller
 
 CSV = "text/csv"
@@ -73,6 +77,52 @@ def test_good_rows_are_taken_and_each_bad_row_is_reported(
     assert set(stored) == {"R-1", "R-3"}
     assert stored["R-3"]["payload"]["description"] == "Nouvelle adresse :\n12 rue de Paris"
     assert stored["R-1"]["id"] == rows[1]["id"] and stored["R-1"]["priority"] == "high"
+
+
+def test_a_bulk_task_has_the_history_entry_and_event_of_a_task_submitted_alone(
+    client: TestClient, acme: Caller, queue_id: str, db: Database
+) -> None:
+    body = {"title": "Facture", "payload": {"description": "Double débit", "channel": "email"}}
+    alone = client.post("/v1/tasks", headers=acme.headers, json={**body, "queue_id": queue_id}).json()
+    bulk_row = _bulk(client, acme, queue_id, json.dumps(body).encode(), NDJSON).json()["rows"][0]
+    tasks = {kind: client.get(f"/v1/tasks/{t}", headers=acme.headers).json() for kind, t in
+             (("alone", alone["id"]), ("bulk", bulk_row["id"]))}  # fmt: skip
+    for task in tasks.values():  # a later change: its entry and event sort after the creation's
+        answer = client.post(
+            f"/v1/tasks/{task['id']}/transitions", headers=acme.headers, json={"action": "cancel"}
+        )
+        assert answer.status_code == 200, answer.text
+
+    def history(task_id: str) -> list[dict[str, Any]]:
+        entries = client.get(f"/v1/tasks/{task_id}/events", headers=acme.headers).json()["items"]
+        return [{k: v for k, v in entry.items() if k not in ("id", "at")} for entry in entries]
+
+    assert history(alone["id"]) == history(bulk_row["id"])
+    assert history(alone["id"])[0]["kind"] == "created"
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        events = {
+            kind: session.scalars(
+                select(OutboxEvent)
+                .where(OutboxEvent.subject_id == uuid.UUID(t["id"]))
+                .order_by(OutboxEvent.id)
+            ).all()
+            for kind, t in tasks.items()
+        }
+    for kind, task in tasks.items():
+        assert [e.type for e in events[kind]] == ["task.created", "task.status_changed"]
+        assert events[kind][0].data == {"task": task}  # the document the API showed, to the microsecond
+
+
+def test_backslashes_tabs_and_line_breaks_arrive_as_sent(
+    client: TestClient, acme: Caller, queue_id: str
+) -> None:
+    title = "C:\\Users\\x\tcol\r\nline \\. end"
+    payload = {"description": 'back\\slash\\N \\n\t"quoted"\nnext', "channel": "email"}
+    row = json.dumps({"title": title, "external_ref": "ESC\\1\t", "payload": payload})
+    accepted = _bulk(client, acme, queue_id, row.encode(), NDJSON).json()["rows"][0]
+    task = client.get(f"/v1/tasks/{accepted['id']}", headers=acme.headers).json()
+    assert (task["title"], task["external_ref"], task["payload"]) == (title, "ESC\\1\t", payload)
 
 
 def test_an_external_ref_already_used_rejects_its_row(

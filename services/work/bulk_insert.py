@@ -1,0 +1,122 @@
+"""Tasks taken in by bulk intake, inserted with their first history entry and their
+``task.created`` event: the same three rows as ``service.submit`` writes for one task.
+
+On PostgreSQL the tasks are ``COPY``-ed into a staging table and one statement inserts
+them, skipping references already taken, and derives the history entry and the outbox
+event of each task it inserted: one stream of rows from Python instead of three, and
+no Python work for the two derived rows (bench/intake.py). Row-level security checks
+all three inserts. Elsewhere (SQLite) the three sets of rows are inserted in turn.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from services.core.database import CopyRows, copy_rows
+from services.notify import outbox
+from services.notify.models import OutboxEvent
+from services.work import history
+from services.work.documents import document_of, document_sql, plain
+from services.work.history import Actor
+from services.work.lifecycle import Action
+from services.work.models import Task, TaskEvent, TaskStatus
+from tenants.scoping import insert_rows, stage_rows
+
+CREATED_EVENT = "task.created"
+UNIQUE_REFERENCE = ("tenant_id", "external_ref")
+
+# The id of a row derived from a task: the task id's time and sequence, fresh random bits.
+# It sorts with the task's creation time, as a Python ``new_id`` taken then would, so
+# the task's later events (ids taken later) sort after it.
+_SIBLING_ID = "encode(overlay(uuid_send(created.id) PLACING substring(uuid_send(gen_random_uuid()) FROM 9) FROM 9), 'hex')::uuid"  # noqa: E501
+
+_INSERT_DERIVING = """
+WITH created AS (
+    INSERT INTO tasks ({columns}) SELECT {columns} FROM {stage}
+    ON CONFLICT (tenant_id, external_ref) DO NOTHING
+    RETURNING *
+), entries AS (
+    INSERT INTO task_events (id, tenant_id, task_id, at, kind, actor_kind, actor_id, actor_name, action,
+                             from_status, to_status, changes, internal)
+    SELECT {sibling_id}, created.tenant_id, created.id, created.created_at, %(kind)s, %(actor_kind)s,
+           %(actor_id)s, %(actor_name)s, %(action)s, %(from_status)s, created.status,
+           CAST(%(changes)s AS json), %(internal)s
+    FROM created
+), events AS (
+    INSERT INTO outbox_events (id, tenant_id, type, subject_id, data, created_at)
+    SELECT {sibling_id}, created.tenant_id, %(event_type)s, created.id, json_build_object('task', document),
+           created.created_at
+    FROM created CROSS JOIN LATERAL (SELECT {document}) AS document
+)
+SELECT id FROM created
+"""
+
+
+def formatted(tasks: list[dict[str, Any]]) -> CopyRows | None:
+    """``tasks`` in ``COPY`` format for ``insert_created``, which can be done beforehand."""
+    return copy_rows(Task.__table__, tasks) if tasks else None  # type: ignore[arg-type]
+
+
+def insert_created(
+    session: Session, actor: Actor, tasks: list[dict[str, Any]], copy: CopyRows | None = None
+) -> set[uuid.UUID]:
+    """Insert ``tasks`` (column values, ids included) unless their reference is taken;
+    the ids of those inserted, each with its history entry and event. ``copy``: the
+    same tasks, already ``formatted``."""
+    if not tasks:
+        return set()
+    if session.get_bind().dialect.name != "postgresql":
+        return _insert_in_turn(session, actor, tasks)
+    stage, columns = stage_rows(session, Task, tasks, copy)
+    entry = _first_entry(actor, tasks[0])
+    statement = _INSERT_DERIVING.format(
+        columns=columns, stage=stage, sibling_id=_SIBLING_ID, document=document_sql("created")
+    )
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(
+        statement,
+        {
+            **{
+                name: plain(entry[name])
+                for name in ("kind", "actor_kind", "actor_id", "actor_name", "action", "from_status")
+            },
+            "changes": json.dumps(entry["changes"]),
+            "internal": entry["internal"],
+            "event_type": CREATED_EVENT,
+        },
+    )
+    inserted = {row[0] for row in cursor.fetchall()}
+    cursor.execute(f"TRUNCATE {stage}")  # the next batch of the same transaction starts empty
+    return inserted
+
+
+def _first_entry(actor: Actor, task: dict[str, Any]) -> dict[str, Any]:
+    """The history entry of a task's creation, as ``service.submit`` records it."""
+    return history.entry(
+        task["tenant_id"],
+        task["id"],
+        actor,
+        "created",
+        action=Action.ENQUEUE,
+        from_status=TaskStatus.NEW,
+        to_status=task["status"],
+    )
+
+
+def _insert_in_turn(session: Session, actor: Actor, tasks: list[dict[str, Any]]) -> set[uuid.UUID]:
+    inserted = insert_rows(session, Task, tasks, unless_taken=UNIQUE_REFERENCE)
+    created = [values for values in tasks if values["id"] in inserted]
+    insert_rows(session, TaskEvent, [_first_entry(actor, values) for values in created])
+    insert_rows(
+        session,
+        OutboxEvent,
+        [
+            outbox.row(values["tenant_id"], CREATED_EVENT, values["id"], {"task": document_of(values)})
+            for values in created
+        ],
+    )
+    return inserted
