@@ -137,7 +137,7 @@ def insert_rows(
     PostgreSQL the insert policy checks them again. The ids inserted (see ``insert_many``)."""
     if not rows:
         return set()
-    _refuse_rows_outside_scope(session, model, rows)
+    refuse_rows_outside_scope(session, model, rows)
     return insert_many(session.connection(), model.__table__, rows, unless_taken=unless_taken)
 
 
@@ -147,11 +147,13 @@ def stage_rows(
     """PostgreSQL: tenant rows checked against the scope and staged for one statement that
     inserts them, which the insert policy checks again (see ``copy_to_stage``).
     ``formatted``: the same rows, already in ``COPY`` format."""
-    _refuse_rows_outside_scope(session, model, rows)
+    refuse_rows_outside_scope(session, model, rows)
     return copy_to_stage(session.connection(), formatted or copy_rows(model.__table__, rows))
 
 
-def _refuse_rows_outside_scope(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
+def refuse_rows_outside_scope(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
+    """Rows about to be inserted by a statement (not ``session.add``) must be of tenants the
+    scope sees; row-level security checks them again on PostgreSQL."""
     scope = current_scope(session)
     if scope is None:
         raise UnscopedAccess(f"insert into {model.__tablename__} through a session without an access scope")

@@ -152,6 +152,9 @@ class Database:
             session.close()
 
 
+FEW_ROWS = 50  # up to this, one INSERT of several rows: staging costs four round trips
+
+
 def insert_many(
     connection: Connection,
     table: Table,
@@ -169,7 +172,7 @@ def insert_many(
     whose values psycopg adapts one by one in Python (bench/intake.py)."""
     if not rows:
         return set()
-    if connection.dialect.name != "postgresql":
+    if connection.dialect.name != "postgresql" or (unless_taken is None and len(rows) <= FEW_ROWS):
         return _insert_each(connection, table, rows, unless_taken)
     stage, listed = copy_to_stage(connection, copy_rows(table, rows))
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]

@@ -28,7 +28,8 @@ from services.core.pagination import PageRequest, fetch_page
 from services.core.time import utcnow
 from services.notify.outbox import emit
 from services.work import detection, documents, kinds, language, lifecycle
-from services.work.history import Actor, record
+from services.work.bulk_insert import insert_created
+from services.work.history import Actor, record, recorded_many
 from services.work.lifecycle import Action, Side
 from services.work.models import (
     CommentVisibility,
@@ -67,34 +68,18 @@ def create_task(session: Session, principal: Principal, data: TaskCreate) -> Tas
 
 
 def submit(session: Session, actor: Actor, queue: Queue, data: TaskCreate) -> Task:
-    """Validate and take in one task. Its language, if not given, is detected later by the
-    worker (``detect_pending_languages``): the detector's model stays out of the API process."""
-    values = prepare(session, queue, data)
-    values.update(id=new_id(), created_by=actor.id)
-    task = Task(**values)
-    session.add(task)
-    session.flush()
-    record(
-        session,
-        task,
-        actor,
-        "created",
-        action=Action.ENQUEUE,
-        from_status=TaskStatus.NEW,
-        to_status=task.status,
-    )
-    emit(session, task.tenant_id, "task.created", task.id, {"task": documents.document_of(values)})
-    return task
-
-
-def prepare(session: Session, queue: Queue, data: TaskCreate) -> dict[str, Any]:
-    """The column values of a validated, enqueued task (without id and author); its
-    reference must be free."""
+    """Validate and take in one task, with its history entry and event (the rows bulk intake
+    writes for each of its tasks, by the same statement). A reference already taken is
+    found by the unique index as the row goes in. The language, if not given, is detected
+    later by the worker (``detect_pending_languages``): the detector's model stays out of
+    the API process."""
     kind = kinds.require(session, queue.tenant_id, queue.task_kind)
     values = task_values(queue, kind, data, detect_language=False)
-    if data.external_ref is not None:
-        _refuse_duplicate(session, queue.tenant_id, data.external_ref)
-    return values
+    values.update(id=new_id(), created_by=actor.id)
+    if not insert_created(session, actor, [values]):
+        raise _duplicate(session, queue.tenant_id, str(data.external_ref))
+    recorded_many(session, [values])
+    return Task(**values)
 
 
 def task_values(queue: Queue, kind: kinds.Kind, data: TaskCreate, *, detect_language: bool) -> dict[str, Any]:
@@ -157,15 +142,14 @@ def detect_pending_languages(session: Session, batch: int = LANGUAGE_BATCH) -> i
     return len(tasks)
 
 
-def _refuse_duplicate(session: Session, tenant_id: uuid.UUID, external_ref: str) -> None:
+def _duplicate(session: Session, tenant_id: uuid.UUID, external_ref: str) -> Conflict:
     with narrowed_to(session, tenant_id):
         existing = session.scalars(select(Task.id).where(Task.external_ref == external_ref)).first()
-    if existing is not None:
-        raise Conflict(
-            f"a task with external_ref {external_ref} exists: {existing}",
-            errors=[FieldError("/external_ref", "already used by another task")],
-            extra={"existing_id": str(existing)},
-        )
+    return Conflict(
+        f"a task with external_ref {external_ref} exists: {existing}",
+        errors=[FieldError("/external_ref", "already used by another task")],
+        extra={"existing_id": str(existing)},
+    )
 
 
 def get_task(session: Session, principal: Principal, task_id: uuid.UUID, *, for_change: bool = False) -> Task:
