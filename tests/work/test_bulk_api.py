@@ -335,13 +335,16 @@ def test_a_job_whose_file_breaks_half_way_imports_nothing(
 
     from sqlalchemy import func, select
 
+    from services.work.bulk import BATCH_ROWS
     from services.work.models import Task
     from tenants import service as tenancy
     from tenants.scoping import AccessScope, bind
     from tests.factories import make_import, principal_of
 
-    rows = b"".join(f"Ticket {i},Demande {i}\n".encode() for i in range(2500))
-    content = b"title,description\n" + rows.replace(b"Demande 2300", b"Demande \xff2300")
+    # The bad byte is in the second batch: the first would be committed if it were not found first.
+    rows = b"".join(f"Ticket {i},Demande {i}\n".encode() for i in range(BATCH_ROWS + 500))
+    bad = f"Demande {BATCH_ROWS + 300}".encode()
+    content = b"title,description\n" + rows.replace(bad, bad.replace(b" ", b" \xff"))
     with db.session() as session:
         bind(session, AccessScope.everything())
         queue = service_queue(session, uuid_module.UUID(queue_id))
