@@ -220,8 +220,6 @@ def _copy_text(column: Column[Any]) -> Callable[[Any], str]:
     """How a column's (not None) Python value is written as COPY text."""
     if isinstance(column.type, JSON):
         return json.dumps
-    if isinstance(column.type, Enum):
-        return lambda value: value.value if isinstance(value, enum.Enum) else str(value)
     try:
         python_type = column.type.python_type
     except NotImplementedError:
@@ -230,7 +228,7 @@ def _copy_text(column: Column[Any]) -> Callable[[Any], str]:
         return lambda value: "t" if value else "f"
     if python_type is datetime:
         return lambda value: value.isoformat()
-    return _plain_text  # text, numbers (repr-exact), UUIDs
+    return _plain_text  # text, enums, numbers (repr-exact), UUIDs
 
 
 def _plain_text(value: Any) -> str:

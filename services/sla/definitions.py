@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,6 +29,8 @@ from services.sla.schemas import CalendarCreate, CalendarVersionIn, PolicyCreate
 from tenants.models import Organization
 from tenants.principal import OrgKind, Permission, Principal
 from tenants.scoping import fetch, narrowed_to
+
+Version = TypeVar("Version", SlaCalendarVersion, SlaPolicyVersion)
 
 
 def _client_tenant(session: Session, principal: Principal, tenant_id: uuid.UUID | None) -> uuid.UUID:
@@ -153,14 +155,7 @@ def calendar_versions(
     session: Session, calendar_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[SlaCalendarVersion]]:
     """The versions of each calendar, oldest first, in one query."""
-    found: dict[uuid.UUID, list[SlaCalendarVersion]] = {calendar_id: [] for calendar_id in calendar_ids}
-    for version in session.scalars(
-        select(SlaCalendarVersion)
-        .where(SlaCalendarVersion.calendar_id.in_(calendar_ids))
-        .order_by(SlaCalendarVersion.version)
-    ):
-        found[version.calendar_id].append(version)
-    return found
+    return _versions_of(session, SlaCalendarVersion, "calendar_id", calendar_ids)
 
 
 def create_policy(session: Session, principal: Principal, data: PolicyCreate) -> SlaPolicy:
@@ -275,11 +270,14 @@ def policies_page(
 
 def policy_versions(session: Session, policy_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[SlaPolicyVersion]]:
     """The versions of each policy, oldest first, in one query."""
-    found: dict[uuid.UUID, list[SlaPolicyVersion]] = {policy_id: [] for policy_id in policy_ids}
-    for version in session.scalars(
-        select(SlaPolicyVersion)
-        .where(SlaPolicyVersion.policy_id.in_(policy_ids))
-        .order_by(SlaPolicyVersion.version)
-    ):
-        found[version.policy_id].append(version)
+    return _versions_of(session, SlaPolicyVersion, "policy_id", policy_ids)
+
+
+def _versions_of(
+    session: Session, model: type[Version], parent: str, parent_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[Version]]:
+    found: dict[uuid.UUID, list[Version]] = {parent_id: [] for parent_id in parent_ids}
+    in_parents = getattr(model, parent).in_(parent_ids)
+    for version in session.scalars(select(model).where(in_parents).order_by(model.version)):
+        found[getattr(version, parent)].append(version)
     return found

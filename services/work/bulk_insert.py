@@ -1,11 +1,12 @@
-"""Tasks taken in by bulk intake, inserted with their first history entry and their
-``task.created`` event: the same three rows as ``service.submit`` writes for one task.
+"""New tasks inserted with their first history entry and their ``task.created`` event:
+the three rows of every task taken in, one at a time (``service.submit``) or in bulk.
 
-On PostgreSQL the tasks are ``COPY``-ed into a staging table and one statement inserts
-them, skipping references already taken, and derives the history entry and the outbox
-event of each task it inserted: one stream of rows from Python instead of three, and
-no Python work for the two derived rows (bench/intake.py). Row-level security checks
-all three inserts. Elsewhere (SQLite) the three sets of rows are inserted in turn.
+On PostgreSQL one statement inserts the tasks, skipping references already taken, and
+derives the history entry and the outbox event of each task it inserted: no Python
+work for the two derived rows, and one round trip. Bulk intake ``COPY``-s its batch into
+a staging table the statement reads (one stream of rows instead of three, bench/intake.py);
+one task is sent as the statement's parameters. Row-level security checks all three
+inserts. Elsewhere (SQLite) the three sets of rows are inserted in turn.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def _parameter(value: Any) -> Any:
 
 
 def _first_entry(actor: Actor, task: dict[str, Any]) -> dict[str, Any]:
-    """The history entry of a task's creation, as ``service.submit`` records it."""
+    """The history entry of a task's creation."""
     return history.entry(
         task["tenant_id"],
         task["id"],
