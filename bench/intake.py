@@ -134,7 +134,7 @@ BARE_APP = textwrap.dedent(
 )
 
 
-def bench_api(seconds: float, tmp: Path) -> None:
+def bench_api(seconds: float, workers: int, tmp: Path) -> None:
     db = Database(APP_URL)
     organization = make_org(db, OrgKind.CLIENT, name=f"Bench {uuid.uuid4().hex[:6]}")
     queue = make_queue(db, organization)
@@ -161,6 +161,8 @@ def bench_api(seconds: float, tmp: Path) -> None:
             str(port),
             "--log-level",
             "warning",
+            "--workers",
+            str(workers),
         ],
         env,
         f"http://127.0.0.1:{port}/healthz",
@@ -186,6 +188,8 @@ def bench_api(seconds: float, tmp: Path) -> None:
             str(port),
             "--log-level",
             "warning",
+            "--workers",
+            str(workers),
         ],
         env,
         f"http://127.0.0.1:{port}/healthz",
@@ -363,11 +367,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=15.0, help="load duration per API run")
     parser.add_argument("--only", choices=["api", "bulk"])
+    parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn processes of each app (`bpo api` runs one)"
+    )
     arguments = parser.parse_args()
     fresh_database()
     with tempfile.TemporaryDirectory() as tmp:
         if arguments.only in (None, "api"):
-            bench_api(arguments.seconds, Path(tmp))
+            bench_api(arguments.seconds, arguments.workers, Path(tmp))
         if arguments.only in (None, "bulk"):
             bench_bulk(arguments.rows, Path(tmp))
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import Connection, ForeignKey, event, false, func, literal, select, true
+from sqlalchemy import Connection, ForeignKey, bindparam, event, false, select
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 from sqlalchemy.orm import with_loader_criteria as loader_criteria
 from sqlalchemy.sql.util import find_tables
@@ -173,7 +173,14 @@ def _touched_tenant_tables(state: ORMExecuteState) -> set[str]:
     return names | ({t.name for t in found} & _TENANT_TABLES)
 
 
-def _criteria(scope: AccessScope, state: ORMExecuteState) -> list[Any]:
+SCOPE_PARAMETER = "bpo_scope_tenant_ids"
+# Built once: the tenants are a parameter of the execution, not a value captured by the
+# lambda, so the option and the compiled statement's cache key are the same for every scope.
+_SCOPE_TENANTS: Any = bindparam(SCOPE_PARAMETER, expanding=True)
+_IN_SCOPE = loader_criteria(TenantOwned, lambda cls: cls.tenant_id.in_(_SCOPE_TENANTS), include_aliases=True)
+
+
+def _criteria(scope: AccessScope, state: ORMExecuteState, touched: set[str]) -> list[Any]:
     """Criteria on the ``TenantOwned`` base apply to every tenant entity wherever it
     appears in the statement (joins, subqueries, bulk UPDATE and DELETE)."""
     if scope.authenticating and state.is_select:
@@ -181,28 +188,35 @@ def _criteria(scope: AccessScope, state: ORMExecuteState) -> list[Any]:
         return [
             loader_criteria(cls, lambda c: false(), include_aliases=True)
             for cls in _TENANT_CLASSES
-            if not cls.readable_while_authenticating
+            if not cls.readable_while_authenticating and cls.__tablename__ in touched  # type: ignore[attr-defined]
         ]
-    ids = tuple(scope.tenant_ids or ())
-    if not ids:
-        return [loader_criteria(TenantOwned, lambda cls: false(), include_aliases=True)]
-    return [loader_criteria(TenantOwned, lambda cls: cls.tenant_id.in_(ids), include_aliases=True)]
+    return [_IN_SCOPE]
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _scope_orm_statement(state: ORMExecuteState) -> None:
     if state.is_column_load or state.is_relationship_load:
-        return  # criteria of the parent statement propagate to these loads
+        # Criteria of the parent statement propagate to these loads; their parameter does not.
+        scope = current_scope(state.session)
+        if scope is not None and scope.tenant_ids is not None:
+            _pass_scope(state, scope)
+        return
+    scope = current_scope(state.session)
+    if scope is not None and scope.tenant_ids is None:
+        return  # every tenant
+    if scope is not None and not scope.authenticating and _is_orm_read_or_delete(state):
+        # The common case needs no walk of the statement: the criteria apply to whatever
+        # tenant entities it holds, and to none if it holds none.
+        state.statement = state.statement.options(_IN_SCOPE)
+        _pass_scope(state, scope)
+        return
     touched = _touched_tenant_tables(state)
     if not touched:
         return
-    scope = current_scope(state.session)
     if scope is None:
         raise UnscopedAccess(
             f"query on {', '.join(sorted(touched))} through a session without an access scope"
         )
-    if scope.tenant_ids is None:
-        return
     if not (state.is_select or state.is_update or state.is_delete):
         # Statement-level INSERT bypasses the flush check; tenant rows are added with session.add.
         raise CrossTenantWrite(f"statement-level write to {', '.join(sorted(touched))}: use session.add")
@@ -213,7 +227,23 @@ def _scope_orm_statement(state: ORMExecuteState) -> None:
             f"statement on {', '.join(sorted(touched))} that the ORM cannot scope: "
             "select an entity or its columns"
         )
-    state.statement = state.statement.options(*_criteria(scope, state))
+    state.statement = state.statement.options(*_criteria(scope, state, touched))
+    _pass_scope(state, scope)
+
+
+def _pass_scope(state: ORMExecuteState, scope: AccessScope) -> None:
+    """The scope's tenants as the parameter of ``_IN_SCOPE``, to this statement and to the
+    loads its criteria propagate to (extra parameters are ignored)."""
+    tenant_ids = sorted(scope.tenant_ids or ())
+    parameters: Any = state.parameters
+    if isinstance(parameters, list):
+        state.parameters = [{**p, SCOPE_PARAMETER: tenant_ids} for p in parameters]
+    else:
+        state.parameters = {**(parameters or {}), SCOPE_PARAMETER: tenant_ids}
+
+
+def _is_orm_read_or_delete(state: ORMExecuteState) -> bool:
+    return state.is_orm_statement and (state.is_select or state.is_delete)
 
 
 def _sets_tenant_column(statement: Any) -> bool:
@@ -244,19 +274,25 @@ def _set_database_settings(session: Session, _transaction: Any, connection: Conn
         _apply_database_settings(connection, scope)
 
 
+# Written once: building it with ``func.set_config`` on every transaction cost more than the
+# round trip itself.
+_SET_SCOPE = (
+    "SELECT set_config('bpo.tenant_ids', %(tenant_ids)s, true),"
+    " set_config('bpo.all_tenants', %(all_tenants)s, true),"
+    " set_config('bpo.authenticating', %(authenticating)s, true)"
+)
+
+
 def _apply_database_settings(connection: Connection, scope: AccessScope) -> None:
     """Transaction-local settings that the row-level security policies read."""
     if connection.dialect.name != "postgresql":
         return
     tenant_ids = "" if scope.tenant_ids is None else ",".join(str(t) for t in sorted(scope.tenant_ids))
-    connection.execute(
-        select(
-            _set_config("bpo.tenant_ids", tenant_ids),
-            _set_config("bpo.all_tenants", "on" if scope.tenant_ids is None else "off"),
-            _set_config("bpo.authenticating", "on" if scope.authenticating else "off"),
-        )
+    connection.exec_driver_sql(
+        _SET_SCOPE,
+        {
+            "tenant_ids": tenant_ids,
+            "all_tenants": "on" if scope.tenant_ids is None else "off",
+            "authenticating": "on" if scope.authenticating else "off",
+        },
     )
-
-
-def _set_config(name: str, value: str) -> Any:
-    return func.set_config(literal(name), literal(value), true())

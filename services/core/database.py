@@ -144,12 +144,27 @@ class Database:
         session = self.sessions()
         try:
             yield session
-            session.commit()
         except BaseException:
-            session.rollback()
+            discard(session)
             raise
-        finally:
-            session.close()
+        finish(session)
+
+
+def finish(session: Session) -> None:
+    """Commit and close a unit of work (rolled back if the commit fails)."""
+    try:
+        session.commit()
+    except BaseException:
+        discard(session)
+        raise
+    session.close()
+
+
+def discard(session: Session) -> None:
+    try:
+        session.rollback()
+    finally:
+        session.close()
 
 
 FEW_ROWS = 50  # up to this, one INSERT of several rows: staging costs four round trips

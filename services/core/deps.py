@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from services.core.database import Database
+from services.core.database import Database, discard, finish
 from services.core.settings import Settings
 
 
@@ -17,14 +19,21 @@ def _database(request: Request) -> Database:
     return database
 
 
-def _session(request: Request) -> Iterator[Session]:
+async def _session(request: Request) -> AsyncIterator[Session]:
     """The request's unit of work: committed when the endpoint returns, before
-    the answer is sent (``scope="function"``), rolled back if it raised."""
-    with _database(request).session() as session:
+    the answer is sent (``scope="function"``), rolled back if it raised. Opening a
+    session costs no I/O, so only its end goes to the thread pool: one hop, not two."""
+    session = _database(request).sessions()
+    try:
         yield session
+    except BaseException:
+        with anyio.CancelScope(shield=True):  # a cancelled request still gives its connection back
+            await run_in_threadpool(discard, session)
+        raise
+    await run_in_threadpool(finish, session)
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -48,6 +48,7 @@ def gettext(locale: str, message: str, **variables: object) -> str:
     return text % variables if variables else text
 
 
+@lru_cache(maxsize=1024)  # on every request (Accept-Language); Babel's parse reads the disk
 def normalize(tag: str | None) -> str | None:
     """The supported locale for a BCP 47 tag ("fr-BE" -> "fr"), or None."""
     if not tag:

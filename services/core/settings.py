@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(default=None, description="Signs sessions and CSRF tokens.")
     max_body_bytes: int = 10 * 1024 * 1024
     access_token_ttl_seconds: int = 3600
+    token_cache_seconds: int = Field(
+        default=10,
+        ge=0,
+        description="How long a process may answer a resolved bearer token from memory (0: never). "
+        "Another process accepts a revoked token for at most this long.",
+    )
     session_ttl_seconds: int = 12 * 3600
     login_max_failures: int = 5
     login_window_seconds: int = 900

@@ -5,25 +5,33 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.core import i18n
 from services.core.deps import DbSession
 from services.core.errors import Unauthenticated
+from services.core.settings import Settings
 from services.identity import service
 from tenants.principal import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="OAuth 2.0 access token (client credentials)")
 
 
-def _principal(
+async def _principal(
     request: Request,
     session: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """A token this process resolved moments ago costs no I/O, so no hop to the thread pool."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send Authorization: Bearer <access token>")
-    principal = service.principal_for_bearer(session, credentials.credentials)
+    principal = service.remembered_principal(session, credentials.credentials)
+    if principal is None:
+        settings: Settings = request.app.state.settings
+        principal = await run_in_threadpool(
+            service.principal_for_bearer, session, credentials.credentials, settings.token_cache_seconds
+        )
     request.state.locale = i18n.negotiate(
         principal.locale, request.headers.get("accept-language"), principal.org_locale
     )

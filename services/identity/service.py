@@ -27,6 +27,7 @@ from services.identity import principals, throttle
 from services.identity.credentials import digest, new_token
 from services.identity.models import AccessToken, ApiClient, User, WebSession
 from services.identity.passwords import hash_password, needs_rehash, verify_password
+from services.identity.token_cache import TOKENS
 from tenants.models import Membership, Organization
 from tenants.principal import ROLES_BY_KIND, OrgKind, Permission, Principal, Role
 from tenants.scoping import AccessScope, bind, fetch
@@ -232,6 +233,7 @@ def revoke_api_client(session: Session, api_client_id: uuid.UUID) -> ApiClient:
         .where(AccessToken.api_client_id == client.id, AccessToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+    TOKENS.forget_client(session, client.id)
     return client
 
 
@@ -255,18 +257,33 @@ def find_access_token(session: Session, token: str) -> AccessToken | None:
 
 def revoke_access_token(row: AccessToken) -> None:
     row.revoked_at = row.revoked_at or utcnow()
+    session = Session.object_session(row)
+    if session is not None:
+        TOKENS.forget_token(session, row.token_hash)
 
 
-def principal_for_bearer(session: Session, token: str) -> Principal:
-    """Resolve a bearer token; the session is re-scoped to the client's principal."""
+def remembered_principal(session: Session, token: str) -> Principal | None:
+    """The token's principal if this process resolved it moments ago (``token_cache``),
+    the session then scoped to it; no I/O."""
+    principal = TOKENS.get(digest(token), utcnow())
+    return _acting(session, principal) if principal is not None else None
+
+
+def principal_for_bearer(session: Session, token: str, cache_seconds: int = 0) -> Principal:
+    """Resolve a bearer token; the session is scoped to the client's principal, who is
+    remembered for ``cache_seconds``."""
+    principal = remembered_principal(session, token)
+    if principal is not None:
+        return principal
+    token_digest = digest(token)
+    now = utcnow()
     bind(session, AccessScope.authentication())
     row = session.execute(  # one round trip: the token, its client and the client's organisation
         select(AccessToken, ApiClient, Organization)
         .join(ApiClient, ApiClient.id == AccessToken.api_client_id)
         .join(Organization, Organization.id == ApiClient.tenant_id)
-        .where(AccessToken.token_hash == digest(token))
+        .where(AccessToken.token_hash == token_digest)
     ).first()
-    now = utcnow()
     if (
         row is None
         or row.AccessToken.revoked_at is not None
@@ -276,6 +293,11 @@ def principal_for_bearer(session: Session, token: str) -> Principal:
         bind(session, AccessScope.nothing())
         raise InvalidToken()
     principal = principals.for_api_client(row.Organization, row.ApiClient, row.AccessToken.scopes)
+    TOKENS.put(token_digest, principal, now, row.AccessToken.expires_at, cache_seconds)
+    return _acting(session, principal)
+
+
+def _acting(session: Session, principal: Principal) -> Principal:
     bind(session, principal.access)
     return principal
 

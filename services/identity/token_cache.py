@@ -1,0 +1,85 @@
+"""A process's short memory of the bearer tokens it has resolved.
+
+Resolving a token costs the request's heaviest statement, in an authentication scope of
+its own (two settings round trips). A token is presented again and again by the same
+client, so each process remembers a resolved token's principal for a few seconds, as
+RFC 7662 section 4 allows a resource server to cache an introspection answer:
+
+- never past the token's own expiry;
+- forgotten at once in the process that revokes the token or its client (and again
+  after that transaction commits, so that a request resolving it meanwhile cannot put it
+  back); other processes stop accepting it within ``token_cache_seconds``;
+- keyed by the token's digest, like the table: the token itself is never kept;
+- bounded: the oldest entries go first.
+
+``token_cache_seconds = 0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from tenants.principal import Principal
+
+MAX_ENTRIES = 10_000
+
+
+class TokenCache:
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self._entries: OrderedDict[str, tuple[Principal, datetime]] = OrderedDict()
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, token_digest: str, now: datetime) -> Principal | None:
+        with self._lock:
+            entry = self._entries.get(token_digest)
+            if entry is None:
+                return None
+            if entry[1] <= now:
+                del self._entries[token_digest]
+                return None
+            return entry[0]
+
+    def put(
+        self, token_digest: str, principal: Principal, now: datetime, expires_at: datetime, seconds: int
+    ) -> None:
+        if seconds <= 0:
+            return
+        with self._lock:
+            self._entries[token_digest] = (principal, min(expires_at, now + timedelta(seconds=seconds)))
+            self._entries.move_to_end(token_digest)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+    def forget_client(self, session: Session, api_client_id: uuid.UUID) -> None:
+        """Drop the client's tokens now and once more when ``session`` commits."""
+
+        def forget(*_: Any) -> None:
+            with self._lock:
+                for key in [k for k, (p, _) in self._entries.items() if p.subject_id == api_client_id]:
+                    del self._entries[key]
+
+        forget()
+        event.listen(session, "after_commit", forget, once=True)
+
+    def forget_token(self, session: Session, token_digest: str) -> None:
+        def forget(*_: Any) -> None:
+            with self._lock:
+                self._entries.pop(token_digest, None)
+
+        forget()
+        event.listen(session, "after_commit", forget, once=True)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+TOKENS = TokenCache()
