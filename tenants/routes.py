@@ -10,12 +10,15 @@ from fastapi import APIRouter, Depends
 from services.core.deps import DbSession
 from services.core.pagination import Page, PageRequest, page_request
 from services.core.problems import PROBLEM_RESPONSES
+from services.core.routing import UnitOfWorkRoute
 from services.identity.deps import CurrentPrincipal
 from tenants import service
 from tenants.principal import Permission
 from tenants.schemas import OrganizationOut
 
-router = APIRouter(prefix="/v1", tags=["organizations"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=UnitOfWorkRoute, prefix="/v1", tags=["organizations"], responses=PROBLEM_RESPONSES
+)
 
 
 @router.get("/organizations", response_model=Page[OrganizationOut], summary="Organisations you may see")

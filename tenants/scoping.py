@@ -101,10 +101,16 @@ def fetch(session: Session, model: type[T], object_id: uuid.UUID, *, lock: bool 
     """One row by id, through the scope. Unlike ``Session.get``, never answers
     from the identity map, which may hold rows loaded under an earlier scope.
     ``lock`` takes the row for the transaction (``FOR UPDATE``; SQLite writers are serial anyway)."""
-    statement = select(model).where(model.id == object_id)  # type: ignore[attr-defined]
-    if lock:
-        statement = statement.with_for_update().execution_options(populate_existing=True)
-    return session.scalars(statement).one_or_none()
+    statement = _BY_ID.get((model, lock))
+    if statement is None:  # built once per model: building it cost as much as running it
+        statement = select(model).where(model.id == bindparam("object_id"))  # type: ignore[attr-defined]
+        if lock:
+            statement = statement.with_for_update().execution_options(populate_existing=True)
+        _BY_ID[(model, lock)] = statement
+    return session.scalars(statement, {"object_id": object_id}).one_or_none()
+
+
+_BY_ID: dict[tuple[type[Any], bool], Any] = {}
 
 
 @contextmanager

@@ -22,7 +22,8 @@ def _database(request: Request) -> Database:
 async def _session(request: Request) -> AsyncIterator[Session]:
     """The request's unit of work: committed when the endpoint returns, before
     the answer is sent (``scope="function"``), rolled back if it raised. Opening a
-    session costs no I/O, so only its end goes to the thread pool: one hop, not two."""
+    session costs no I/O and a sync endpoint commits it in its own thread
+    (``routing.UnitOfWorkRoute``), so the thread pool is rarely needed here."""
     session = _database(request).sessions()
     try:
         yield session
@@ -30,7 +31,10 @@ async def _session(request: Request) -> AsyncIterator[Session]:
         with anyio.CancelScope(shield=True):  # a cancelled request still gives its connection back
             await run_in_threadpool(discard, session)
         raise
-    await run_in_threadpool(finish, session)
+    if session.in_transaction():
+        await run_in_threadpool(finish, session)
+    else:
+        session.close()
 
 
 async def _settings(request: Request) -> Settings:

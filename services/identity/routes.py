@@ -14,6 +14,7 @@ from services.core.errors import BadRequest
 from services.core.i18n import _
 from services.core.pagination import Page, PageRequest, page_request
 from services.core.problems import PROBLEM_RESPONSES, problem_response
+from services.core.routing import UnitOfWorkRoute
 from services.identity import service
 from services.identity.deps import CurrentPrincipal
 from services.identity.models import ApiClient
@@ -21,8 +22,8 @@ from services.identity.oauth import FormRequest, TokenServer
 from services.identity.schemas import ApiClientCreate, ApiClientCreated, ApiClientOut, MeOut
 from tenants.principal import Permission
 
-oauth_router = APIRouter(prefix="/oauth", tags=["oauth"])
-router = APIRouter(prefix="/v1", tags=["identity"], responses=PROBLEM_RESPONSES)
+oauth_router = APIRouter(route_class=UnitOfWorkRoute, prefix="/oauth", tags=["oauth"])
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/v1", tags=["identity"], responses=PROBLEM_RESPONSES)
 
 OAUTH_ERROR_TITLES = {
     "invalid_client": _("Client authentication failed"),

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from services.core.deps import AppSettings, DbSession
 from services.core.pagination import Page, PageRequest, page_request
 from services.core.problems import PROBLEM_RESPONSES
+from services.core.routing import UnitOfWorkRoute
 from services.identity.deps import CurrentPrincipal
 from services.notify import service
 from services.notify.models import DeliveryStatus, WebhookDelivery
@@ -23,7 +24,7 @@ from services.notify.schemas import (
     EndpointWithSecret,
 )
 
-router = APIRouter(prefix="/v1", tags=["webhooks"], responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/v1", tags=["webhooks"], responses=PROBLEM_RESPONSES)
 Paging = Annotated[PageRequest, Depends(page_request)]
 
 

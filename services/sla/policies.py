@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from services.sla.calendars import BusinessCalendar
@@ -127,12 +127,16 @@ def terms_by_id(session: Session, version_id: uuid.UUID) -> Terms:
 def version_in_force(session: Session, tenant_id: uuid.UUID, at: datetime) -> SlaPolicyVersion | None:
     """The tenant's policy version in force at ``at``, if it has a policy."""
     with narrowed_to(session, tenant_id):
-        return session.scalars(
-            select(SlaPolicyVersion)
-            .where(SlaPolicyVersion.effective_from <= at)
-            .order_by(SlaPolicyVersion.effective_from.desc(), SlaPolicyVersion.version.desc())
-            .limit(1)
-        ).first()
+        return session.scalars(_IN_FORCE, {"at": at}).first()
+
+
+# Built once: it runs for every task taken in.
+_IN_FORCE = (
+    select(SlaPolicyVersion)
+    .where(SlaPolicyVersion.effective_from <= bindparam("at"))
+    .order_by(SlaPolicyVersion.effective_from.desc(), SlaPolicyVersion.version.desc())
+    .limit(1)
+)
 
 
 def terms_in_force(session: Session, tenant_id: uuid.UUID, at: datetime) -> Terms | None:

@@ -12,6 +12,7 @@ from pydantic import AwareDatetime
 from services.core.deps import DbSession
 from services.core.pagination import Page, PageRequest, page_request
 from services.core.problems import PROBLEM_RESPONSES
+from services.core.routing import UnitOfWorkRoute
 from services.identity.deps import CurrentPrincipal
 from services.sla import clocks, definitions, reports
 from services.sla.models import Metric, SlaCalendar, SlaCalendarVersion, SlaPolicy, SlaPolicyVersion
@@ -31,7 +32,7 @@ from services.work import service as work
 from services.work.models import Priority
 from tenants.principal import Permission
 
-router = APIRouter(prefix="/v1", tags=["sla"], responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/v1", tags=["sla"], responses=PROBLEM_RESPONSES)
 
 Paging = Annotated[PageRequest, Depends(page_request)]
 CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}

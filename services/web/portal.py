@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from services.core.deps import AppSettings, DbSession
 from services.core.errors import DomainError, ValidationFailed
 from services.core.pagination import PageRequest, decode_cursor
+from services.core.routing import UnitOfWorkRoute
 from services.web import csrf, forms
 from services.web.deps import Member
 from services.web.templating import render
@@ -31,7 +32,12 @@ from services.work.storage import READ_CHUNK_BYTES, blob_store
 from services.worker import enqueue
 from tenants import service as tenancy
 
-router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(csrf.verify)])
+router = APIRouter(
+    route_class=UnitOfWorkRoute,
+    prefix="/portal",
+    include_in_schema=False,
+    dependencies=[Depends(csrf.verify)],
+)
 PAGE = 50
 
 

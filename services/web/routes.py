@@ -12,6 +12,7 @@ from services.core import i18n
 from services.core.deps import AppSettings, DbSession
 from services.core.errors import RateLimited
 from services.core.pagination import PageRequest
+from services.core.routing import UnitOfWorkRoute
 from services.identity import service as identity
 from services.web import csrf
 from services.web.deps import LOCALE_COOKIE, SESSION_COOKIE, Viewer
@@ -19,7 +20,7 @@ from services.web.templating import render
 from tenants import service as tenancy
 from tenants.principal import OrgKind, Permission, Principal
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 
 HOME_TEMPLATES = {
     OrgKind.CLIENT: "home_client.html",

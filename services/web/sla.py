@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from services.core import i18n
 from services.core.deps import DbSession
 from services.core.errors import Forbidden, NotFound
+from services.core.routing import UnitOfWorkRoute
 from services.sla import board, overview
 from services.web import csrf
 from services.web.deps import Member, Viewer
@@ -28,7 +29,7 @@ from services.web.templating import METRIC_LABELS, format_ratio, render
 from tenants.models import Organization
 from tenants.principal import OrgKind, Permission, Principal
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf.verify)])
+router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False, dependencies=[Depends(csrf.verify)])
 REFRESH_SECONDS = 15
 
 

@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from services.core.deps import AppSettings, DbSession
 from services.core.errors import DomainError
 from services.core.pagination import PageRequest
+from services.core.routing import UnitOfWorkRoute
 from services.notify import service
 from services.notify.models import WebhookDelivery
 from services.notify.schemas import EndpointCreate, EndpointUpdate
@@ -19,7 +20,12 @@ from services.web import csrf
 from services.web.deps import Member
 from services.web.portal import page
 
-router = APIRouter(prefix="/portal/webhooks", include_in_schema=False, dependencies=[Depends(csrf.verify)])
+router = APIRouter(
+    route_class=UnitOfWorkRoute,
+    prefix="/portal/webhooks",
+    include_in_schema=False,
+    dependencies=[Depends(csrf.verify)],
+)
 ALL = PageRequest(limit=200, after=None)
 
 

@@ -17,6 +17,7 @@ from services.core.deps import AppSettings, DbSession
 from services.core.errors import PayloadTooLarge, UnsupportedMediaType
 from services.core.pagination import Page
 from services.core.problems import PROBLEM_RESPONSES
+from services.core.routing import UnitOfWorkRoute
 from services.identity.deps import CurrentPrincipal
 from services.work import attachments, bulk, idempotency, imports, queues
 from services.work.routes import IdempotencyKey, replayed
@@ -24,7 +25,7 @@ from services.work.schemas import AttachmentOut, ImportOut
 from services.work.storage import READ_CHUNK_BYTES, BlobStore, blob_store
 from services.worker import enqueue
 
-router = APIRouter(prefix="/v1", tags=["work"], responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/v1", tags=["work"], responses=PROBLEM_RESPONSES)
 
 
 # ---------------------------------------------------------------- attachments

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from services.core.deps import AppSettings, DbSession
 from services.core.pagination import Page, PageRequest, page_request
 from services.core.problems import PROBLEM_RESPONSES
+from services.core.routing import UnitOfWorkRoute
 from services.identity.deps import CurrentPrincipal
 from services.work import documents, idempotency, kinds, queues, service
 from services.work.lifecycle import Action
@@ -38,7 +39,7 @@ from services.work.schemas import (
 )
 from tenants.principal import Permission, Principal
 
-router = APIRouter(prefix="/v1", tags=["work"], responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/v1", tags=["work"], responses=PROBLEM_RESPONSES)
 
 Paging = Annotated[PageRequest, Depends(page_request)]
 IdempotencyKey = Annotated[
