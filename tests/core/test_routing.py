@@ -4,6 +4,7 @@ when it returns, rolled back when it raises."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi import APIRouter, FastAPI, HTTPException
@@ -26,8 +27,14 @@ def _takes_session(dependant: Dependant) -> bool:
     return any(d.call is deps._session or _takes_session(d) for d in dependant.dependencies)
 
 
+def _routes(routes: list[Any]) -> Iterator[Any]:
+    for route in routes:
+        included = getattr(route, "original_router", None)  # FastAPI keeps included routers whole
+        yield from _routes(included.routes) if included is not None else [route]
+
+
 def test_every_route_with_a_session_commits_in_its_own_thread(app: FastAPI) -> None:
-    with_session = [r for r in app.routes if isinstance(r, APIRoute) and _takes_session(r.dependant)]
+    with_session = [r for r in _routes(app.routes) if isinstance(r, APIRoute) and _takes_session(r.dependant)]
     assert len(with_session) > 50
     assert [r.path for r in with_session if not isinstance(r, UnitOfWorkRoute)] == []
 
