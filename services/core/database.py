@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -220,21 +221,25 @@ def copy_rows(table: Table, rows: list[dict[str, Any]]) -> CopyRows:
     """``rows`` (all with the same keys) in ``COPY ... FROM STDIN`` text format."""
     names = tuple(rows[0])
     formats = [_copy_text(table.c[name]) for name in names]
-    lines = []
-    for row in rows:
-        cells = [
-            "\\N" if (value := row[name]) is None else text_of(value).translate(_COPY_ESCAPES)
-            for name, text_of in zip(names, formats, strict=True)
-        ]
-        lines.append("\t".join(cells))
+    values_of = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+    lines = [
+        "\t".join(
+            [
+                "\\N" if value is None else text_of(value)
+                for value, text_of in zip(values_of(row), formats, strict=True)
+            ]
+        )
+        for row in rows
+    ]
     lines.append("")
     return CopyRows(table, names, "\n".join(lines).encode())
 
 
 def _copy_text(column: Column[Any]) -> Callable[[Any], str]:
-    """How a column's (not None) Python value is written as COPY text."""
+    """How a column's (not None) Python value is written as COPY text, escaped where its
+    text may hold a backslash, tab or line break (strings and JSON)."""
     if isinstance(column.type, JSON):
-        return json.dumps
+        return lambda value: json.dumps(value).replace("\\", "\\\\")  # JSON text has no raw breaks
     try:
         python_type = column.type.python_type
     except NotImplementedError:
@@ -242,8 +247,10 @@ def _copy_text(column: Column[Any]) -> Callable[[Any], str]:
     if python_type is bool:
         return lambda value: "t" if value else "f"
     if python_type is datetime:
-        return lambda value: value.isoformat()
-    return _plain_text  # text, enums, numbers (repr-exact), UUIDs
+        return datetime.isoformat
+    if python_type is str and not isinstance(column.type, Enum):
+        return lambda value: str(value).translate(_COPY_ESCAPES)
+    return _plain_text  # enums, numbers (repr-exact), UUIDs: nothing to escape
 
 
 def _plain_text(value: Any) -> str:

@@ -19,6 +19,16 @@ CREATE OR REPLACE FUNCTION bpo_authenticating() RETURNS boolean
 LANGUAGE sql STABLE AS $$
   SELECT coalesce(current_setting('bpo.authenticating', true), '') = 'on'
 $$;
+-- The policies read these through scalar sub-selects, which PostgreSQL runs once per
+-- statement (an InitPlan) instead of once per row (revision 0005).
+CREATE OR REPLACE FUNCTION bpo_all_tenants() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce(current_setting('bpo.all_tenants', true), '') = 'on'
+$$;
+CREATE OR REPLACE FUNCTION bpo_tenant_ids() RETURNS uuid[]
+LANGUAGE sql STABLE AS $$
+  SELECT string_to_array(nullif(current_setting('bpo.tenant_ids', true), ''), ',')::uuid[]
+$$;
 """
 
 
@@ -35,6 +45,7 @@ def drop_functions() -> None:
     if is_postgres():
         op.execute(
             "DROP FUNCTION IF EXISTS bpo_tenant_visible(uuid); DROP FUNCTION IF EXISTS bpo_authenticating();"
+            " DROP FUNCTION IF EXISTS bpo_all_tenants(); DROP FUNCTION IF EXISTS bpo_tenant_ids();"
         )
 
 
@@ -42,10 +53,44 @@ def protect(table: str, *, key: str = "tenant_id", identity: bool = False) -> No
     """Enable and force RLS on ``table``; identity tables are also readable while authenticating."""
     if not is_postgres():
         return
-    visible = f"bpo_tenant_visible({key})"
-    readable = f"{visible} OR bpo_authenticating()" if identity else visible
     op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
     op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+    _create_policies(table, visible_once(key), identity, "(SELECT bpo_authenticating())")
+
+
+def visible_once(key: str) -> str:
+    """The scope read once per statement: each row then costs one array lookup."""
+    return f"((SELECT bpo_all_tenants()) OR {key} = ANY ((SELECT bpo_tenant_ids())::uuid[]))"
+
+
+def visible_per_row(key: str) -> str:
+    """Before revision 0005: the settings parsed again for every row."""
+    return f"bpo_tenant_visible({key})"
+
+
+def protected_tables() -> list[tuple[str, str, bool]]:
+    """(table, tenant key, identity table) of every table with tenant policies."""
+    rows = op.get_bind().exec_driver_sql(
+        "SELECT tablename, qual FROM pg_policies WHERE schemaname = current_schema()"
+        " AND policyname = 'tenant_read' ORDER BY tablename"
+    )
+    return [
+        (table, "id" if table == "organizations" else "tenant_id", "bpo_authenticating" in qual)
+        for table, qual in rows
+    ]
+
+
+def replace_policies(table: str, key: str, identity: bool, *, once: bool) -> None:
+    for name in ("tenant_read", "tenant_insert", "tenant_update", "tenant_delete"):
+        op.execute(f"DROP POLICY IF EXISTS {name} ON {table}")
+    if once:
+        _create_policies(table, visible_once(key), identity, "(SELECT bpo_authenticating())")
+    else:
+        _create_policies(table, visible_per_row(key), identity, "bpo_authenticating()")
+
+
+def _create_policies(table: str, visible: str, identity: bool, authenticating: str) -> None:
+    readable = f"{visible} OR {authenticating}" if identity else visible
     op.execute(f"CREATE POLICY tenant_read ON {table} FOR SELECT USING ({readable})")
     op.execute(f"CREATE POLICY tenant_insert ON {table} FOR INSERT WITH CHECK ({visible})")
     op.execute(f"CREATE POLICY tenant_update ON {table} FOR UPDATE USING ({visible}) WITH CHECK ({visible})")

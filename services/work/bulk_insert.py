@@ -53,7 +53,7 @@ WITH created AS (
            created.created_at
     FROM created CROSS JOIN LATERAL (SELECT {document}) AS document
 )
-SELECT id FROM created
+{offered} EXCEPT ALL SELECT id FROM created
 """
 
 
@@ -89,19 +89,25 @@ def insert_created(
         names = list(tasks[0])
         columns = ", ".join(names)
         source = f"VALUES ({', '.join(f'%(task_{name})s' for name in names)})"
+        offered = "SELECT %(task_id)s::uuid"
         parameters.update({f"task_{name}": _parameter(value) for name, value in tasks[0].items()})
     else:
         stage, columns = stage_rows(session, Task, tasks, copy)
         source = f"SELECT {columns} FROM {stage}"  # noqa: S608
+        offered = f"SELECT id FROM {stage}"  # noqa: S608
     statement = _INSERT_DERIVING.format(
-        columns=columns, source=source, sibling_id=_SIBLING_ID, document=document_sql("created")
+        columns=columns,
+        source=source,
+        sibling_id=_SIBLING_ID,
+        document=document_sql("created"),
+        offered=offered,
     )
     cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     cursor.execute(statement, parameters)
-    inserted = {row[0] for row in cursor.fetchall()}
+    skipped = {row[0] for row in cursor.fetchall()}  # usually none: cheaper than every id inserted
     if stage is not None:
         cursor.execute(f"TRUNCATE {stage}")  # the next batch of the same transaction starts empty
-    return inserted
+    return {values["id"] for values in tasks} - skipped
 
 
 def _parameter(value: Any) -> Any:
