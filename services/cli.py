@@ -250,10 +250,12 @@ def demo_seed(as_json: Annotated[bool, typer.Option("--json", help="One JSON obj
     typer.echo(json.dumps({"organizations": described["organizations"]}))
 
 
-def _uvicorn(host: str, port: int) -> None:
+def _uvicorn(host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
-    uvicorn.run("services.api:create_app", factory=True, host=host, port=port, proxy_headers=True)
+    uvicorn.run(
+        "services.api:create_app", factory=True, host=host, port=port, proxy_headers=True, workers=workers
+    )
 
 
 def _celery(*args: str) -> list[str]:
@@ -306,9 +308,13 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
 
 
 @app.command()
-def api(host: str = "0.0.0.0", port: int = 8000) -> None:  # noqa: S104  (a container's api listens on all interfaces)
+def api(
+    host: str = "0.0.0.0",  # noqa: S104  (a container's api listens on all interfaces)
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(envvar="WEB_CONCURRENCY", min=1, help="processes; one a core")] = 1,
+) -> None:
     """Run the api role only."""
-    _uvicorn(host, port)
+    _uvicorn(host, port, workers)
 
 
 @app.command()

@@ -32,6 +32,9 @@ class OutboxEvent(IdMixin, TenantOwned, Base):
         ),
     )
 
+    # No key to organizations and no index of its own (revision 0006): read by id only, and a
+    # key would check, and lock FOR KEY SHARE, the tenant's row once for every event written.
+    tenant_id: Mapped[uuid.UUID] = mapped_column()
     type: Mapped[str] = mapped_column(String(64))  # task.created, task.status_changed...
     subject_id: Mapped[uuid.UUID]  # the task (or other object) the event is about: the ordering key
     data: Mapped[dict[str, Any]] = mapped_column(JSON)

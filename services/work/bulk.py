@@ -390,16 +390,18 @@ def _write_batch(
 ) -> None:
     # Straight to bulk inserts: the ORM's unit of work costs more than the rest of a row. A
     # reference already taken is found by the unique index as the row goes in.
-    inserted = insert_created(session, actor, [values for _outcome, values in tasks], copy)
-    taken = [values["external_ref"] for _outcome, values in tasks if values["id"] not in inserted]
+    refused = insert_created(session, actor, [values for _outcome, values in tasks], copy)
+    taken = (
+        [values["external_ref"] for _outcome, values in tasks if values["id"] in refused] if refused else []
+    )
     holders = _holders(session, queue.tenant_id, taken) if taken else {}
     for outcome, values in tasks:
-        if values["id"] in inserted:
-            outcome.task_id = values["id"]
-        else:
+        if refused and values["id"] in refused:
             outcome.errors = [
                 ("external_ref", f"already used by task {holders.get(values['external_ref'], '')}")
             ]
+        else:
+            outcome.task_id = values["id"]
     history.recorded_many(session, [values for outcome, values in tasks if outcome.task_id])
     for outcome in outcomes:  # in the order of the file
         summary.add(outcome)

@@ -65,10 +65,10 @@ def formatted(tasks: list[dict[str, Any]]) -> CopyRows | None:
 def insert_created(
     session: Session, actor: Actor, tasks: list[dict[str, Any]], copy: CopyRows | None = None
 ) -> set[uuid.UUID]:
-    """Insert ``tasks`` (column values, ids included) unless their reference is taken;
-    the ids of those inserted, each with its history entry and event. ``copy``: the
-    same tasks, already ``formatted``. One task (the API's) is sent as parameters of the
-    statement: one round trip for its three rows."""
+    """Insert ``tasks`` (column values, ids included), each with its history entry and
+    event, unless their reference is taken: the ids of those refused, usually none.
+    ``copy``: the same tasks, already ``formatted``. One task (the API's) is sent as
+    parameters of the statement: one round trip for its three rows."""
     if not tasks:
         return set()
     if session.get_bind().dialect.name != "postgresql":
@@ -104,10 +104,10 @@ def insert_created(
     )
     cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     cursor.execute(statement, parameters)
-    skipped = {row[0] for row in cursor.fetchall()}  # usually none: cheaper than every id inserted
+    refused = {row[0] for row in cursor.fetchall()}  # usually none: cheaper than every id inserted
     if stage is not None:
         cursor.execute(f"TRUNCATE {stage}")  # the next batch of the same transaction starts empty
-    return {values["id"] for values in tasks} - skipped
+    return refused
 
 
 def _parameter(value: Any) -> Any:
@@ -132,6 +132,7 @@ def _first_entry(actor: Actor, task: dict[str, Any]) -> dict[str, Any]:
 
 def _insert_in_turn(session: Session, actor: Actor, tasks: list[dict[str, Any]]) -> set[uuid.UUID]:
     inserted = insert_rows(session, Task, tasks, unless_taken=UNIQUE_REFERENCE)
+    refused = {values["id"] for values in tasks} - inserted
     created = [values for values in tasks if values["id"] in inserted]
     insert_rows(session, TaskEvent, [_first_entry(actor, values) for values in created])
     insert_rows(
@@ -142,4 +143,4 @@ def _insert_in_turn(session: Session, actor: Actor, tasks: list[dict[str, Any]])
             for values in created
         ],
     )
-    return inserted
+    return refused

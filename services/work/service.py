@@ -76,7 +76,7 @@ def submit(session: Session, actor: Actor, queue: Queue, data: TaskCreate) -> Ta
     kind = kinds.require(session, queue.tenant_id, queue.task_kind)
     values = task_values(queue, kind, data, detect_language=False)
     values.update(id=new_id(), created_by=actor.id)
-    if not insert_created(session, actor, [values]):
+    if insert_created(session, actor, [values]):  # refused: the reference is taken
         raise _duplicate(session, queue.tenant_id, str(data.external_ref))
     recorded_many(session, [values])
     return Task(**values)
