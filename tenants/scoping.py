@@ -24,6 +24,7 @@ from sqlalchemy.sql.util import find_tables
 from services.core.database import CopyRows, copy_rows, copy_to_stage, insert_many
 
 SCOPE_KEY = "bpo.access"
+DATABASE_SCOPE_KEY = "bpo.access.database"  # the outer scope, within ``narrowed_to``
 T = TypeVar("T")
 
 
@@ -125,12 +126,16 @@ def narrowed_to(session: Session, tenant_id: uuid.UUID | None) -> Iterator[Sessi
         yield session
         return
     # Only the ORM criteria narrow: the database settings stay as broad as the outer scope,
-    # which row-level security still enforces, and no round trip is spent re-setting them.
+    # which row-level security still enforces, and no round trip is spent re-setting them;
+    # also when the transaction begins within the block (``_set_database_settings``).
+    outer = session.info.setdefault(DATABASE_SCOPE_KEY, scope)
     session.info[SCOPE_KEY] = AccessScope.tenants({tenant_id} if scope.sees(tenant_id) else set())
     try:
         yield session
     finally:
         session.info[SCOPE_KEY] = scope
+        if outer is scope:
+            del session.info[DATABASE_SCOPE_KEY]
 
 
 def insert_rows(
@@ -196,7 +201,12 @@ def _criteria(scope: AccessScope, state: ORMExecuteState, touched: set[str]) -> 
             for cls in _TENANT_CLASSES
             if not cls.readable_while_authenticating and cls.__tablename__ in touched  # type: ignore[attr-defined]
         ]
-    return [_IN_SCOPE]
+    if state.is_select:
+        return [_IN_SCOPE]
+    # A bulk UPDATE or DELETE also evaluates its criteria in Python, on the objects the
+    # session holds (synchronize_session): they need the tenants as values, not a parameter.
+    ids = tuple(scope.tenant_ids or ())
+    return [loader_criteria(TenantOwned, lambda cls: cls.tenant_id.in_(ids), include_aliases=True)]
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -210,7 +220,7 @@ def _scope_orm_statement(state: ORMExecuteState) -> None:
     scope = current_scope(state.session)
     if scope is not None and scope.tenant_ids is None:
         return  # every tenant
-    if scope is not None and not scope.authenticating and _is_orm_read_or_delete(state):
+    if scope is not None and not scope.authenticating and state.is_orm_statement and state.is_select:
         # The common case needs no walk of the statement: the criteria apply to whatever
         # tenant entities it holds, and to none if it holds none.
         state.statement = state.statement.options(_IN_SCOPE)
@@ -248,10 +258,6 @@ def _pass_scope(state: ORMExecuteState, scope: AccessScope) -> None:
         state.parameters = {**(parameters or {}), SCOPE_PARAMETER: tenant_ids}
 
 
-def _is_orm_read_or_delete(state: ORMExecuteState) -> bool:
-    return state.is_orm_statement and (state.is_select or state.is_delete)
-
-
 def _sets_tenant_column(statement: Any) -> bool:
     values = getattr(statement, "_values", None) or {}
     return any(getattr(key, "key", key) in {"tenant_id"} for key in values)
@@ -275,7 +281,7 @@ def _refuse_foreign_writes(session: Session, _context: Any, _instances: Any) -> 
 
 @event.listens_for(Session, "after_begin")
 def _set_database_settings(session: Session, _transaction: Any, connection: Connection) -> None:
-    scope = current_scope(session)
+    scope = session.info.get(DATABASE_SCOPE_KEY) or current_scope(session)
     if scope is not None:
         _apply_database_settings(connection, scope)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import anyio
+import anyio.to_thread
 from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from services.core.database import Database, discard, finish
@@ -28,13 +28,21 @@ async def _session(request: Request) -> AsyncIterator[Session]:
     try:
         yield session
     except BaseException:
-        with anyio.CancelScope(shield=True):  # a cancelled request still gives its connection back
-            await run_in_threadpool(discard, session)
+        await _in_own_thread(discard, session)
         raise
     if session.in_transaction():
-        await run_in_threadpool(finish, session)
+        await _in_own_thread(finish, session)
     else:
         session.close()
+
+
+async def _in_own_thread(end: Callable[[Session], None], session: Session) -> None:
+    """End a unit of work in a worker thread that does not wait for the request limiter
+    (as FastAPI's own ``contextmanager_in_threadpool``): a session that holds a connection
+    must never queue behind requests waiting for one. Shielded: a cancelled request still
+    gives its connection back."""
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(end, session, limiter=anyio.CapacityLimiter(1))
 
 
 async def _settings(request: Request) -> Settings:

@@ -1,9 +1,13 @@
-"""The route class of every router: a sync endpoint ends its own unit of work.
+"""The route class of every router: a sync endpoint that answers a finished ``Response``
+ends its own unit of work.
 
 FastAPI runs a sync endpoint in a worker thread, then the request session's exit
 (``deps._session``) would need a second hop to the thread pool to commit. Committing in
 the endpoint's own thread, right after it returns, saves that hop; the session's exit then
-only closes it (no I/O) or, if the endpoint raised, rolls it back.
+only closes it (no I/O) or, if the endpoint raised, rolls it back. Only when the answer is
+already a ``Response``: a returned model is still to be validated against the route's
+``response_model``, and a failure there must roll back, so that session is committed
+by the dependency after it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 
 class UnitOfWorkRoute(APIRoute):
@@ -28,9 +33,10 @@ def _committing(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(endpoint)  # FastAPI reads the signature through __wrapped__
     def run(*args: Any, **kwargs: Any) -> Any:
         answer = endpoint(*args, **kwargs)
-        for value in kwargs.values():
-            if isinstance(value, Session):
-                value.commit()
+        if isinstance(answer, Response):
+            for value in kwargs.values():
+                if isinstance(value, Session):
+                    value.commit()
         return answer
 
     return run

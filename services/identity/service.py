@@ -277,6 +277,7 @@ def principal_for_bearer(session: Session, token: str, cache_seconds: int = 0) -
         return principal
     token_digest = digest(token)
     now = utcnow()
+    epoch = TOKENS.epoch()
     bind(session, AccessScope.authentication())
     row = session.execute(  # one round trip: the token, its client and the client's organisation
         select(AccessToken, ApiClient, Organization)
@@ -293,7 +294,7 @@ def principal_for_bearer(session: Session, token: str, cache_seconds: int = 0) -
         bind(session, AccessScope.nothing())
         raise InvalidToken()
     principal = principals.for_api_client(row.Organization, row.ApiClient, row.AccessToken.scopes)
-    TOKENS.put(token_digest, principal, now, row.AccessToken.expires_at, cache_seconds)
+    TOKENS.put(token_digest, principal, now, row.AccessToken.expires_at, cache_seconds, epoch)
     return _acting(session, principal)
 
 

@@ -6,9 +6,10 @@ client, so each process remembers a resolved token's principal for a few seconds
 RFC 7662 section 4 allows a resource server to cache an introspection answer:
 
 - never past the token's own expiry;
-- forgotten at once in the process that revokes the token or its client (and again
-  after that transaction commits, so that a request resolving it meanwhile cannot put it
-  back); other processes stop accepting it within ``token_cache_seconds``;
+- forgotten at once in the process that revokes the token or its client, and again when
+  that transaction commits; a resolution that began before a revocation of this process
+  is not remembered (``epoch``), so a request that read the token just before cannot put
+  it back; other processes stop accepting it within ``token_cache_seconds``;
 - keyed by the token's digest, like the table: the token itself is never kept;
 - bounded: the oldest entries go first.
 
@@ -36,6 +37,11 @@ class TokenCache:
         self._entries: OrderedDict[str, tuple[Principal, datetime]] = OrderedDict()
         self._max_entries = max_entries
         self._lock = threading.Lock()
+        self._epoch = 0  # revocations seen by this process
+
+    def epoch(self) -> int:
+        """Taken before reading a token: ``put`` refuses if a revocation came since."""
+        return self._epoch
 
     def get(self, token_digest: str, now: datetime) -> Principal | None:
         with self._lock:
@@ -48,11 +54,19 @@ class TokenCache:
             return entry[0]
 
     def put(
-        self, token_digest: str, principal: Principal, now: datetime, expires_at: datetime, seconds: int
+        self,
+        token_digest: str,
+        principal: Principal,
+        now: datetime,
+        expires_at: datetime,
+        seconds: int,
+        epoch: int,
     ) -> None:
         if seconds <= 0:
             return
         with self._lock:
+            if epoch != self._epoch:
+                return
             self._entries[token_digest] = (principal, min(expires_at, now + timedelta(seconds=seconds)))
             self._entries.move_to_end(token_digest)
             while len(self._entries) > self._max_entries:
@@ -63,6 +77,7 @@ class TokenCache:
 
         def forget(*_: Any) -> None:
             with self._lock:
+                self._epoch += 1
                 for key in [k for k, (p, _) in self._entries.items() if p.subject_id == api_client_id]:
                     del self._entries[key]
 
@@ -72,6 +87,7 @@ class TokenCache:
     def forget_token(self, session: Session, token_digest: str) -> None:
         def forget(*_: Any) -> None:
             with self._lock:
+                self._epoch += 1
                 self._entries.pop(token_digest, None)
 
         forget()

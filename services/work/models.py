@@ -147,8 +147,7 @@ class TaskEvent(IdMixin, TenantOwned, Base):
         Index("ix_task_events_task_id_id", "task_id", "id"),
     )
 
-    # Its task's (see the foreign key); read by task only, so no index of its own (revision 0006).
-    tenant_id: Mapped[uuid.UUID] = mapped_column()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(index=True)  # its task's: see the foreign key
     task_id: Mapped[uuid.UUID]
     at: Mapped[datetime] = mapped_column(default=utcnow)
     kind: Mapped[str] = mapped_column(String(32))  # created, updated, transitioned, commented, attached

@@ -37,28 +37,30 @@ def _principal(client_id: uuid.UUID | None = None) -> Principal:
 
 def test_a_remembered_token_never_outlives_its_expiry() -> None:
     cache, principal = TokenCache(), _principal()
-    cache.put("d", principal, NOW, expires_at=NOW + timedelta(seconds=3), seconds=10)
+    cache.put("d", principal, NOW, expires_at=NOW + timedelta(seconds=3), seconds=10, epoch=cache.epoch())
     assert cache.get("d", NOW + timedelta(seconds=2)) is principal
     assert cache.get("d", NOW + timedelta(seconds=3)) is None
 
 
 def test_a_remembered_token_is_forgotten_after_the_configured_seconds() -> None:
     cache, principal = TokenCache(), _principal()
-    cache.put("d", principal, NOW, expires_at=NOW + timedelta(hours=1), seconds=10)
+    cache.put("d", principal, NOW, expires_at=NOW + timedelta(hours=1), seconds=10, epoch=cache.epoch())
     assert cache.get("d", NOW + timedelta(seconds=9)) is principal
     assert cache.get("d", NOW + timedelta(seconds=10)) is None
 
 
 def test_zero_seconds_remembers_nothing() -> None:
     cache = TokenCache()
-    cache.put("d", _principal(), NOW, expires_at=NOW + timedelta(hours=1), seconds=0)
+    cache.put("d", _principal(), NOW, expires_at=NOW + timedelta(hours=1), seconds=0, epoch=cache.epoch())
     assert cache.get("d", NOW) is None
 
 
 def test_the_oldest_entries_go_first() -> None:
     cache = TokenCache(max_entries=2)
     for key in ("a", "b", "c"):
-        cache.put(key, _principal(), NOW, expires_at=NOW + timedelta(hours=1), seconds=10)
+        cache.put(
+            key, _principal(), NOW, expires_at=NOW + timedelta(hours=1), seconds=10, epoch=cache.epoch()
+        )
     assert [cache.get(k, NOW) is not None for k in ("a", "b", "c")] == [False, True, True]
 
 
@@ -99,6 +101,20 @@ def test_revocation_forgets_even_an_entry_put_back_before_it_commits(
         row = session.scalars(select(AccessToken).where(AccessToken.token_hash == key)).one()
         service.revoke_access_token(row)
         assert TOKENS.get(key, datetime.now(UTC)) is None
-        TOKENS.put(key, _principal(row.api_client_id), datetime.now(UTC), row.expires_at, seconds=10)
+        TOKENS.put(key, _principal(row.api_client_id), datetime.now(UTC), row.expires_at, 10, TOKENS.epoch())
     assert TOKENS.get(key, datetime.now(UTC)) is None
     assert client.get("/v1/me", headers=bearer(access_token)).status_code == 401
+
+
+def test_a_resolution_begun_before_a_revocation_is_not_remembered(client: TestClient, db: Database) -> None:
+    """A request of the same process read the token just before the revocation committed."""
+    tenant = make_tenant(db)
+    access_token = token(client, tenant.client_id, tenant.client_secret)
+    key = digest(access_token)
+    before = TOKENS.epoch()
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        row = session.scalars(select(AccessToken).where(AccessToken.token_hash == key)).one()
+        service.revoke_access_token(row)
+    TOKENS.put(key, _principal(row.api_client_id), datetime.now(UTC), row.expires_at, 10, before)
+    assert TOKENS.get(key, datetime.now(UTC)) is None

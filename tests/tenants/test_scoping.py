@@ -129,3 +129,38 @@ def test_bulk_writes_cannot_cross_tenants(db: Database) -> None:
     with db.session() as session:
         bind(session, AccessScope.authentication())
         assert session.execute(update(ApiClient).values(name="pwned")).rowcount == 0  # type: ignore[attr-defined]
+
+
+def test_a_bulk_update_or_delete_also_changes_the_objects_the_session_holds(db: Database) -> None:
+    """SQLAlchemy evaluates the criteria in Python on loaded objects (synchronize_session)."""
+    from sqlalchemy import delete, inspect, update
+
+    tenant = make_tenant(db)
+    with db.session() as session:
+        bind(session, AccessScope.tenants({tenant.organization.id}))
+        client = session.scalars(select(ApiClient)).one()
+        session.execute(update(ApiClient).where(ApiClient.id == client.id).values(name="changed"))
+        assert client.name == "changed"
+        session.execute(delete(ApiClient).where(ApiClient.id == client.id))
+        assert inspect(client).was_deleted or client not in session
+
+
+def test_narrowing_never_narrows_the_database_settings(db: Database, is_postgres: bool) -> None:
+    """The transaction may begin inside the block (a principal remembered without I/O):
+    row-level security still gets the outer scope."""
+    from sqlalchemy import text
+
+    from tenants.scoping import narrowed_to
+
+    a, b = make_tenant(db), make_tenant(db)
+    with db.session() as session:
+        bind(session, AccessScope.tenants({a.organization.id, b.organization.id}))
+        with narrowed_to(session, a.organization.id):
+            assert [c.tenant_id for c in session.scalars(select(ApiClient))] == [a.organization.id]
+            if is_postgres:
+                settings = session.execute(text("SELECT current_setting('bpo.tenant_ids')")).scalar_one()
+                assert set(settings.split(",")) == {str(a.organization.id), str(b.organization.id)}
+        assert {c.tenant_id for c in session.scalars(select(ApiClient))} == {
+            a.organization.id,
+            b.organization.id,
+        }
