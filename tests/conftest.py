@@ -159,6 +159,7 @@ def committed(engine: Engine, settings: Settings, is_postgres: bool) -> Iterator
         pytest.skip("concurrency tests need PostgreSQL (BPO_TEST_DATABASE_URL)")
     from sqlalchemy import delete, select
 
+    from services.notify.models import OutboxEvent
     from services.work.models import Task
     from tenants.models import Organization
     from tenants.scoping import AccessScope, bind
@@ -172,4 +173,5 @@ def committed(engine: Engine, settings: Settings, is_postgres: bool) -> Iterator
         bind(session, AccessScope.everything())
         created = set(session.scalars(select(Organization.id))) - before
         session.execute(delete(Task).where(Task.tenant_id.in_(created)))
+        session.execute(delete(OutboxEvent).where(OutboxEvent.tenant_id.in_(created)))  # no key: no cascade
         session.execute(delete(Organization).where(Organization.id.in_(created)))
