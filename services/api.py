@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         description="Intake, routing, SLA, metering and billing of outsourced back-office work.",
     )
     app.state.settings = settings
-    app.state.db = database or Database(settings.resolved_database_url())
+    app.state.db = database or Database.from_settings(settings)
 
     _install_error_handlers(app)
     app.include_router(identity_routes.oauth_router)

@@ -53,7 +53,7 @@ def _platform_session() -> Iterator[Session]:
 
     settings = get_settings()
     _ensure_schema(settings)
-    database = Database(settings.resolved_database_url())
+    database = Database.from_settings(settings)
     try:
         with database.session() as session:
             bind(session, AccessScope.everything())

@@ -56,7 +56,7 @@ celery_app.conf.update(
 
 @lru_cache(maxsize=1)
 def database() -> Database:
-    return Database(settings.resolved_database_url())
+    return Database.from_settings(settings)
 
 
 @contextmanager

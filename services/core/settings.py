@@ -25,6 +25,14 @@ class Settings(BaseSettings):
         default=None,
         description="Connection that owns the tables and runs migrations; defaults to database_url.",
     )
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        description="PostgreSQL connections a process keeps open: at least the requests it serves at once.",
+    )
+    database_max_overflow: int = Field(
+        default=10, ge=0, description="More connections opened for a burst, each closed after its use."
+    )
     broker_url: str | None = Field(
         default=None, description="Celery broker; defaults to SQLite under data_dir."
     )
