@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import Connection, ForeignKey, bindparam, event, false, select
+from sqlalchemy import Connection, CursorResult, ForeignKey, Select, Uuid, bindparam, event, false, select
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 from sqlalchemy.orm import with_loader_criteria as loader_criteria
 from sqlalchemy.sql.util import find_tables
@@ -112,6 +112,41 @@ def fetch(session: Session, model: type[T], object_id: uuid.UUID, *, lock: bool 
 
 
 _BY_ID: dict[tuple[type[Any], bool], Any] = {}
+
+
+class ScopedRead:
+    """A Core SELECT of one tenant-owned table, built once and filtered by the session's
+    scope as an ORM query would be: for the reads of every request, where loading an
+    entity costs more than the query (a queue by id: 283 µs of CPU as an entity, 112 µs
+    as a row). Rows come back as ``Row`` tuples; the session is flushed first."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        froms = statement.get_final_froms()
+        table: Any = froms[0] if len(froms) == 1 else None
+        if table is None or getattr(table, "name", None) not in _TENANT_TABLES:
+            raise ValueError("a ScopedRead selects from exactly one tenant-owned table")
+        self._table = table.name
+        self._readable_while_authenticating = any(
+            cls.readable_while_authenticating
+            for cls in _TENANT_CLASSES
+            if cls.__tablename__ == table.name  # type: ignore[attr-defined]
+        )
+        self._every_tenant = statement
+        # Typed here: a key column's type is known only once its target is resolved.
+        tenants = bindparam(SCOPE_PARAMETER, expanding=True, type_=Uuid())
+        self._in_scope = statement.where(table.c.tenant_id.in_(tenants))
+
+    def execute(self, session: Session, parameters: dict[str, Any] | None = None) -> CursorResult[Any]:
+        scope = current_scope(session)
+        if scope is None:
+            raise UnscopedAccess(f"query on {self._table} through a session without an access scope")
+        if session.autoflush:
+            session.flush()
+        connection = session.connection()
+        if scope.tenant_ids is None or (scope.authenticating and self._readable_while_authenticating):
+            return connection.execute(self._every_tenant, parameters or {})
+        tenant_ids = sorted(scope.tenant_ids)  # none while authenticating
+        return connection.execute(self._in_scope, {**(parameters or {}), SCOPE_PARAMETER: tenant_ids})
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from services.sla.models import (
     Trigger,
 )
 from services.work.models import Priority
-from tenants.scoping import fetch, narrowed_to
+from tenants.scoping import ScopedRead, fetch, narrowed_to
 
 # ------------------------------------------------------------------ frozen terms
 
@@ -139,9 +139,19 @@ _IN_FORCE = (
 )
 
 
+# Every task taken in asks it: the id only, as a row (see ScopedRead); its terms are cached.
+_ID_IN_FORCE = ScopedRead(
+    select(SlaPolicyVersion.__table__.c.id)
+    .where(SlaPolicyVersion.__table__.c.effective_from <= bindparam("at"))
+    .order_by(SlaPolicyVersion.__table__.c.effective_from.desc(), SlaPolicyVersion.__table__.c.version.desc())
+    .limit(1)
+)
+
+
 def terms_in_force(session: Session, tenant_id: uuid.UUID, at: datetime) -> Terms | None:
-    version = version_in_force(session, tenant_id, at)
-    return terms_of(version) if version is not None else None
+    with narrowed_to(session, tenant_id):
+        version_id = _ID_IN_FORCE.execute(session, {"at": at}).scalar()
+    return terms_by_id(session, version_id) if version_id is not None else None
 
 
 def calendar_version_in_force(

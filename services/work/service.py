@@ -10,9 +10,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from services.core.errors import (
@@ -43,7 +43,7 @@ from services.work.models import (
 )
 from services.work.schemas import CommentOut, TaskCreate, TaskUpdate
 from tenants.principal import OrgKind, Permission, Principal
-from tenants.scoping import fetch, narrowed_to
+from tenants.scoping import ScopedRead, fetch, narrowed_to
 
 # ---------------------------------------------------------------- tasks
 
@@ -59,15 +59,39 @@ class TaskFilters:
     created_before: datetime | None = None
 
 
+class IntakeQueue(Protocol):
+    """What taking a task in reads of its queue (a ``Queue``, or a row of these columns)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def tenant_id(self) -> uuid.UUID: ...
+    @property
+    def task_kind(self) -> str: ...
+    @property
+    def default_priority(self) -> Priority: ...
+
+
+# Every task submitted reads its queue: a row of four columns, not an entity (see ScopedRead).
+_INTAKE_QUEUE = ScopedRead(
+    select(
+        Queue.__table__.c.id,
+        Queue.__table__.c.tenant_id,
+        Queue.__table__.c.task_kind,
+        Queue.__table__.c.default_priority,
+    ).where(Queue.__table__.c.id == bindparam("queue_id"))
+)
+
+
 def create_task(session: Session, principal: Principal, data: TaskCreate) -> Task:
     principal.require(Permission.TASKS_WRITE)
-    queue = fetch(session, Queue, data.queue_id)
+    queue = _INTAKE_QUEUE.execute(session, {"queue_id": data.queue_id}).one_or_none()
     if queue is None:
         raise NotFound("no such queue", errors=[FieldError("/queue_id", "no such queue")])
     return submit(session, Actor.of(principal), queue, data)
 
 
-def submit(session: Session, actor: Actor, queue: Queue, data: TaskCreate) -> Task:
+def submit(session: Session, actor: Actor, queue: IntakeQueue, data: TaskCreate) -> Task:
     """Validate and take in one task, with its history entry and event (the rows bulk intake
     writes for each of its tasks, by the same statement). A reference already taken is
     found by the unique index as the row goes in. The language, if not given, is detected
@@ -82,7 +106,9 @@ def submit(session: Session, actor: Actor, queue: Queue, data: TaskCreate) -> Ta
     return Task(**values)
 
 
-def task_values(queue: Queue, kind: kinds.Kind, data: TaskCreate, *, detect_language: bool) -> dict[str, Any]:
+def task_values(
+    queue: IntakeQueue, kind: kinds.Kind, data: TaskCreate, *, detect_language: bool
+) -> dict[str, Any]:
     """``prepare`` without the database: the payload checked against ``kind``, the
     language normalised (or detected). Bulk intake calls it while a batch is being written."""
     errors = kinds.payload_errors(kind, data.payload)

@@ -6,13 +6,22 @@ import re
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import literal, select
 
 from services.core.database import Database
 from services.identity.models import ApiClient, User
+from services.work.models import Queue
 from tenants.models import Organization
-from tenants.scoping import AccessScope, CrossTenantWrite, UnscopedAccess, bind, fetch
-from tests.factories import make_tenant
+from tenants.scoping import (
+    AccessScope,
+    CrossTenantWrite,
+    ScopedRead,
+    UnscopedAccess,
+    bind,
+    fetch,
+    narrowed_to,
+)
+from tests.factories import make_queue, make_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
 # A comparison on a tenant column is a tenant filter; only tenants/ may write one.
@@ -150,8 +159,6 @@ def test_narrowing_never_narrows_the_database_settings(db: Database, is_postgres
     row-level security still gets the outer scope."""
     from sqlalchemy import text
 
-    from tenants.scoping import narrowed_to
-
     a, b = make_tenant(db), make_tenant(db)
     with db.session() as session:
         bind(session, AccessScope.tenants({a.organization.id, b.organization.id}))
@@ -164,3 +171,51 @@ def test_narrowing_never_narrows_the_database_settings(db: Database, is_postgres
             a.organization.id,
             b.organization.id,
         }
+
+
+# ---------------------------------------------------------------- reads of every request
+
+_CLIENTS = ScopedRead(select(ApiClient.__table__.c.tenant_id))
+_QUEUES = ScopedRead(select(Queue.__table__.c.tenant_id))
+
+
+def test_a_scoped_read_sees_only_the_tenants_of_the_scope(db: Database) -> None:
+    a, b = make_tenant(db), make_tenant(db)
+    ours = {a.organization.id, b.organization.id}
+    with db.session() as session:
+        bind(session, AccessScope.tenants({a.organization.id}))
+        assert set(_CLIENTS.execute(session).scalars()) == {a.organization.id}
+        bind(session, AccessScope.everything())
+        assert set(_CLIENTS.execute(session).scalars()) >= ours
+        with narrowed_to(session, b.organization.id):
+            assert set(_CLIENTS.execute(session).scalars()) == {b.organization.id}
+
+
+def test_a_scoped_read_without_a_scope_is_refused(db: Database) -> None:
+    with db.session() as session, pytest.raises(UnscopedAccess):
+        _CLIENTS.execute(session)
+
+
+def test_while_authenticating_a_scoped_read_sees_identity_tables_only(db: Database) -> None:
+    tenant = make_tenant(db)
+    make_queue(db, tenant.organization)
+    with db.session() as session:
+        bind(session, AccessScope.authentication())
+        assert tenant.organization.id in set(_CLIENTS.execute(session).scalars())
+        assert list(_QUEUES.execute(session)) == []
+
+
+def test_a_scoped_read_sees_what_the_session_has_not_flushed_yet(db: Database) -> None:
+    tenant = make_tenant(db)
+    with db.session() as session:
+        bind(session, AccessScope.tenants({tenant.organization.id}))
+        before = len(list(_QUEUES.execute(session)))
+        session.add(Queue(tenant_id=tenant.organization.id, name="Pending", task_kind="support_ticket"))
+        assert len(list(_QUEUES.execute(session))) == before + 1
+
+
+def test_a_scoped_read_reads_exactly_one_tenant_table() -> None:
+    with pytest.raises(ValueError, match="one tenant-owned table"):
+        ScopedRead(select(literal(1)))
+    with pytest.raises(ValueError, match="one tenant-owned table"):
+        ScopedRead(select(ApiClient.__table__.c.id, Queue.__table__.c.id))
