@@ -55,11 +55,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.db = database or Database.from_settings(settings)
 
     _install_error_handlers(app)
+    # Routes are matched in order, twice a request: client systems' intake first.
+    app.include_router(work_routes.router)
+    app.include_router(work_file_routes.router)
     app.include_router(identity_routes.oauth_router)
     app.include_router(identity_routes.router)
     app.include_router(tenant_routes.router)
-    app.include_router(work_routes.router)
-    app.include_router(work_file_routes.router)
     app.include_router(notify_routes.router)
     app.include_router(sla_routes.router)
     app.include_router(web_routes.router)

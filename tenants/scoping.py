@@ -335,11 +335,18 @@ def _apply_database_settings(connection: Connection, scope: AccessScope) -> None
     if connection.dialect.name != "postgresql":
         return
     tenant_ids = "" if scope.tenant_ids is None else ",".join(str(t) for t in sorted(scope.tenant_ids))
-    connection.exec_driver_sql(
-        _SET_SCOPE,
-        {
-            "tenant_ids": tenant_ids,
-            "all_tenants": "on" if scope.tenant_ids is None else "off",
-            "authenticating": "on" if scope.authenticating else "off",
-        },
-    )
+    # Straight to the driver: every transaction runs it, and SQLAlchemy's execution
+    # machinery cost more than the round trip (the pool's pre-ping has already checked
+    # the connection).
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(
+            _SET_SCOPE,
+            {
+                "tenant_ids": tenant_ids,
+                "all_tenants": "on" if scope.tenant_ids is None else "off",
+                "authenticating": "on" if scope.authenticating else "off",
+            },
+        )
+    finally:
+        cursor.close()
