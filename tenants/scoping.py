@@ -98,6 +98,15 @@ def current_scope(session: Session) -> AccessScope | None:
     return session.info.get(SCOPE_KEY)
 
 
+def sees(session: Session, tenant_id: uuid.UUID) -> bool:
+    """Whether the session's scope sees ``tenant_id``'s rows: for a fact remembered from an
+    earlier read (``services.work.known_queues``), decided again for each request."""
+    scope = current_scope(session)
+    if scope is None:
+        raise UnscopedAccess("visibility asked of a session without an access scope")
+    return scope.sees(tenant_id)
+
+
 def fetch(session: Session, model: type[T], object_id: uuid.UUID, *, lock: bool = False) -> T | None:
     """One row by id, through the scope. Unlike ``Session.get``, never answers
     from the identity map, which may hold rows loaded under an earlier scope.

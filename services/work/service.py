@@ -30,6 +30,7 @@ from services.notify.outbox import emit
 from services.work import detection, documents, kinds, language, lifecycle
 from services.work.bulk_insert import insert_created
 from services.work.history import Actor, record, recorded_many
+from services.work.known_queues import KNOWN_QUEUES, KnownQueue
 from services.work.lifecycle import Action, Side
 from services.work.models import (
     CommentVisibility,
@@ -43,7 +44,7 @@ from services.work.models import (
 )
 from services.work.schemas import CommentOut, TaskCreate, TaskUpdate
 from tenants.principal import OrgKind, Permission, Principal
-from tenants.scoping import ScopedRead, fetch, narrowed_to
+from tenants.scoping import ScopedRead, fetch, narrowed_to, sees
 
 # ---------------------------------------------------------------- tasks
 
@@ -69,7 +70,7 @@ class IntakeQueue(Protocol):
     @property
     def task_kind(self) -> str: ...
     @property
-    def default_priority(self) -> Priority: ...
+    def default_priority(self) -> Priority | None: ...  # None: the task names its own
 
 
 # Every task submitted reads its queue: a row of four columns, not an entity (see ScopedRead).
@@ -85,10 +86,27 @@ _INTAKE_QUEUE = ScopedRead(
 
 def create_task(session: Session, principal: Principal, data: TaskCreate) -> Task:
     principal.require(Permission.TASKS_WRITE)
+    return submit(session, Actor.of(principal), _intake_queue(session, data), data)
+
+
+def _intake_queue(session: Session, data: TaskCreate) -> IntakeQueue:
+    """The task's queue: as this process remembers it (its tenant and kind never change)
+    when the task names its priority, else as read now."""
+    known = KNOWN_QUEUES.get(data.queue_id)
+    if known is not None and data.priority is not None:
+        if not sees(session, known.tenant_id):
+            raise _no_such_queue()
+        return known
     queue = _INTAKE_QUEUE.execute(session, {"queue_id": data.queue_id}).one_or_none()
     if queue is None:
-        raise NotFound("no such queue", errors=[FieldError("/queue_id", "no such queue")])
-    return submit(session, Actor.of(principal), queue, data)
+        raise _no_such_queue()
+    if known is None:
+        KNOWN_QUEUES.remember_on_commit(session, KnownQueue(queue.id, queue.tenant_id, queue.task_kind))
+    return queue
+
+
+def _no_such_queue() -> NotFound:
+    return NotFound("no such queue", errors=[FieldError("/queue_id", "no such queue")])
 
 
 def submit(session: Session, actor: Actor, queue: IntakeQueue, data: TaskCreate) -> Task:
