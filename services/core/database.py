@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     Column,
@@ -256,7 +257,7 @@ def _copy_text(column: Column[Any]) -> Callable[[Any], str]:
     """How a column's (not None) Python value is written as COPY text, escaped where its
     text may hold a backslash, tab or line break (strings and JSON)."""
     if isinstance(column.type, JSON):
-        return lambda value: json.dumps(value).replace("\\", "\\\\")  # JSON text has no raw breaks
+        return lambda value: _json_text(value).replace("\\", "\\\\")  # JSON text has no raw breaks
     try:
         python_type = column.type.python_type
     except NotImplementedError:
@@ -268,6 +269,14 @@ def _copy_text(column: Column[Any]) -> Callable[[Any], str]:
     if python_type is str and not isinstance(column.type, Enum):
         return lambda value: str(value).translate(_COPY_ESCAPES)
     return _plain_text  # enums, numbers (repr-exact), UUIDs: nothing to escape
+
+
+def _json_text(value: Any) -> str:
+    """orjson, several times faster, unless an integer is past its 64 bits."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 def _plain_text(value: Any) -> str:

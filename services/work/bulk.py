@@ -20,6 +20,7 @@ import enum
 import io
 import itertools
 import json
+import re
 import sys
 import threading
 import uuid
@@ -29,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+import orjson
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -256,7 +258,7 @@ def _ndjson_records(text: io.TextIOWrapper) -> Iterator[Record]:
             continue
         row += 1
         try:
-            value = json.loads(line)
+            value = _json_value(line)
         except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than Python goes
             yield row, [("", f"not JSON: {exc or 'nested too deeply'}")]
             continue
@@ -264,6 +266,15 @@ def _ndjson_records(text: io.TextIOWrapper) -> Iterator[Record]:
             yield row, [("", "each line must be a JSON object")]
             continue
         yield row, value
+
+
+# orjson parses a line several times faster, but turns an integer past 64 bits into a float:
+# a line that may hold one (19 digits in a row) goes to the standard parser, which keeps it.
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
+def _json_value(line: str) -> Any:
+    return json.loads(line) if _LONG_DIGITS.search(line) else orjson.loads(line)
 
 
 def _field_of(pointer_or_loc: Iterable[Any], file_format: FileFormat) -> str:
