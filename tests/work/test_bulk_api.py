@@ -115,7 +115,7 @@ def test_a_bulk_task_has_the_history_entry_and_event_of_a_task_submitted_alone(
 
 
 def test_backslashes_tabs_and_line_breaks_arrive_as_sent(
-    client: TestClient, acme: Caller, queue_id: str
+    client: TestClient, acme: Caller, queue_id: str, db: Database
 ) -> None:
     title = "C:\\Users\\x\tcol\r\nline \\. end"
     payload = {"description": 'back\\slash\\N \\n\t"quoted"\nnext', "channel": "email"}
@@ -123,6 +123,12 @@ def test_backslashes_tabs_and_line_breaks_arrive_as_sent(
     accepted = _bulk(client, acme, queue_id, row.encode(), NDJSON).json()["rows"][0]
     task = client.get(f"/v1/tasks/{accepted['id']}", headers=acme.headers).json()
     assert (task["title"], task["external_ref"], task["payload"]) == (title, "ESC\\1\t", payload)
+    with db.session() as session:  # and so does the task in its event
+        bind(session, AccessScope.everything())
+        event = session.scalars(
+            select(OutboxEvent).where(OutboxEvent.subject_id == uuid.UUID(task["id"]))
+        ).one()
+    assert event.data == {"task": task}
 
 
 def test_an_external_ref_already_used_rejects_its_row(
