@@ -49,7 +49,8 @@ class KnownQueues:
     def remember_on_commit(self, session: Session, queue: KnownQueue) -> None:
         session.info.setdefault(_PENDING, []).append(queue)
 
-    def _remember(self, queues: list[KnownQueue]) -> None:
+    def remember(self, queues: list[KnownQueue]) -> None:
+        """Now (``remember_on_commit`` is how intake asks for it)."""
         with self._lock:
             for queue in queues:
                 self._entries[queue.id] = queue
@@ -66,7 +67,7 @@ _PENDING = "bpo.known_queues.pending"  # read by this transaction, remembered if
 def _remember_on_commit(session: Session) -> None:
     queues = session.info.pop(_PENDING, None)
     if queues:
-        KNOWN_QUEUES._remember(queues)
+        KNOWN_QUEUES.remember(queues)
 
 
 @event.listens_for(Session, "after_rollback")

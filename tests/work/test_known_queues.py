@@ -113,5 +113,5 @@ def test_a_queue_is_remembered_only_once_its_reader_commits(db: Database) -> Non
 def test_a_process_remembers_a_bounded_number_of_queues() -> None:
     queues = KnownQueues(max_entries=2)
     known = [KnownQueue(uuid.uuid4(), uuid.uuid4(), "claim") for _ in range(3)]
-    queues._remember(known)
+    queues.remember(known)
     assert [queues.get(q.id) for q in known] == [None, known[1], known[2]]
