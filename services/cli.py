@@ -212,7 +212,7 @@ def tasks_import(
             bulk.FileFormat(chosen),
             detect_language=True,
             all_or_nothing=all_or_nothing,
-            on_batch=lambda _summary: progress.update(bar, completed=source.tell()),
+            on_batch=lambda _session, _summary: progress.update(bar, completed=source.tell()),
         )
         if all_or_nothing and summary.rejected:
             session.rollback()

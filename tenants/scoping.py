@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 from sqlalchemy.orm import with_loader_criteria as loader_criteria
 from sqlalchemy.sql.util import find_tables
 
-from services.core.database import CopyRows, copy_rows, copy_to_stage, insert_many
+from services.core.bulk_rows import CopyRows, copy_rows, copy_to_stage, insert_many
 
 SCOPE_KEY = "bpo.access"
 DATABASE_SCOPE_KEY = "bpo.access.database"  # the outer scope, within ``narrowed_to``
@@ -198,12 +198,14 @@ def insert_rows(
 
 def stage_rows(
     session: Session, model: type[Any], rows: list[dict[str, Any]], formatted: CopyRows | None = None
-) -> tuple[str, str]:
+) -> tuple[str, CopyRows]:
     """PostgreSQL: tenant rows checked against the scope and staged for one statement that
-    inserts them, which the insert policy checks again (see ``copy_to_stage``).
-    ``formatted``: the same rows, already in ``COPY`` format."""
+    inserts them, which the insert policy checks again (see ``copy_to_stage``): the
+    staging table and the rows as staged. ``formatted``: the same rows, already in
+    ``COPY`` format."""
     refuse_rows_outside_scope(session, model, rows)
-    return copy_to_stage(session.connection(), formatted or copy_rows(model.__table__, rows))
+    staged = formatted or copy_rows(model.__table__, rows)
+    return copy_to_stage(session.connection(), staged), staged
 
 
 def refuse_rows_outside_scope(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:

@@ -7,28 +7,20 @@ PostgreSQL (production): ``Uuid`` and ``UTCDateTime`` behave the same on both.
 from __future__ import annotations
 
 import enum
-import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import itemgetter
 from typing import Any
 
-import orjson
 from sqlalchemy import (
-    JSON,
-    Column,
     DateTime,
     Engine,
     Enum,
     MetaData,
-    Table,
     Uuid,
     create_engine,
     event,
-    select,
 )
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -140,6 +132,7 @@ class Database:
             else (bind if isinstance(bind, Engine) else bind.engine)
         )
         session_kwargs: dict[str, Any] = {"expire_on_commit": False}
+        self.shares_one_connection = isinstance(bind, Connection)
         if isinstance(bind, Connection):
             # Tests: every session joins the test's outer transaction via savepoints.
             session_kwargs["join_transaction_mode"] = "create_savepoint"
@@ -156,6 +149,12 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def concurrent_writers(self) -> bool:
+        """Whether two sessions can write at once: each has its own connection (not
+        joined to a test's transaction) and the database allows it (not SQLite)."""
+        return not self.shares_one_connection and self.dialect == "postgresql"
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -184,139 +183,3 @@ def discard(session: Session) -> None:
         session.rollback()
     finally:
         session.close()
-
-
-FEW_ROWS = 50  # up to this, one INSERT of several rows: staging costs four round trips
-
-
-def insert_many(
-    connection: Connection,
-    table: Table,
-    rows: list[dict[str, Any]],
-    *,
-    unless_taken: tuple[str, ...] | None = None,
-) -> set[uuid.UUID]:
-    """Many rows at once; the ids of the rows inserted. With ``unless_taken`` (the columns
-    of a unique constraint), rows whose key is taken are skipped, not an error: the
-    constraint's index decides, so this holds under concurrency and costs a lookup a row.
-
-    On PostgreSQL: ``COPY`` into a temporary staging table, then one ``INSERT ... SELECT``,
-    which row-level security checks like any insert (``COPY`` straight into a table under
-    RLS is refused). About five times faster than executemany or ``unnest()`` of arrays,
-    whose values psycopg adapts one by one in Python (bench/intake.py)."""
-    if not rows:
-        return set()
-    if connection.dialect.name != "postgresql" or (unless_taken is None and len(rows) <= FEW_ROWS):
-        return _insert_each(connection, table, rows, unless_taken)
-    stage, listed = copy_to_stage(connection, copy_rows(table, rows))
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    insert = f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM {stage}"  # noqa: S608
-    if unless_taken:
-        cursor.execute(f"{insert} ON CONFLICT ({', '.join(unless_taken)}) DO NOTHING RETURNING id")
-        inserted = {row[0] for row in cursor.fetchall()}
-    else:
-        cursor.execute(insert)
-        inserted = {row["id"] for row in rows}
-    cursor.execute(f"TRUNCATE {stage}")  # the next batch of the same transaction starts empty
-    return inserted
-
-
-@dataclass(frozen=True)
-class CopyRows:
-    """Rows of one table in ``COPY``'s text format, ready to send. Formatting is plain
-    Python that needs no connection, so bulk intake does it while the batch before is
-    being written."""
-
-    table: Table
-    columns: tuple[str, ...]
-    data: bytes
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
-
-
-def copy_rows(table: Table, rows: list[dict[str, Any]]) -> CopyRows:
-    """``rows`` (all with the same keys) in ``COPY ... FROM STDIN`` text format."""
-    names = tuple(rows[0])
-    formats = [_copy_text(table.c[name]) for name in names]
-    values_of = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
-    lines = [
-        "\t".join(
-            [
-                "\\N" if value is None else text_of(value)
-                for value, text_of in zip(values_of(row), formats, strict=True)
-            ]
-        )
-        for row in rows
-    ]
-    lines.append("")
-    return CopyRows(table, names, "\n".join(lines).encode())
-
-
-def _copy_text(column: Column[Any]) -> Callable[[Any], str]:
-    """How a column's (not None) Python value is written as COPY text, escaped where its
-    text may hold a backslash, tab or line break (strings and JSON)."""
-    if isinstance(column.type, JSON):
-        return lambda value: _json_text(value).replace("\\", "\\\\")  # JSON text has no raw breaks
-    try:
-        python_type = column.type.python_type
-    except NotImplementedError:
-        python_type = str
-    if python_type is bool:
-        return lambda value: "t" if value else "f"
-    if python_type is datetime:
-        return datetime.isoformat
-    if python_type is str and not isinstance(column.type, Enum):
-        return lambda value: str(value).translate(_COPY_ESCAPES)
-    if python_type is uuid.UUID:
-        return _uuid_text
-    if python_type is int:
-        return str
-    return _plain_text  # enums, other numbers (repr-exact): nothing to escape
-
-
-def _uuid_text(value: Any) -> str:
-    """32 hex digits, which PostgreSQL reads as a UUID: a third of the cost of ``str``."""
-    return value.hex if isinstance(value, uuid.UUID) else str(value)
-
-
-def _json_text(value: Any) -> str:
-    """orjson, several times faster, unless an integer is past its 64 bits."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value)
-
-
-def _plain_text(value: Any) -> str:
-    return str(value.value) if isinstance(value, enum.Enum) else str(value)
-
-
-def copy_to_stage(connection: Connection, rows: CopyRows) -> tuple[str, str]:
-    """PostgreSQL: ``rows`` ``COPY``-ed into a temporary table shaped like theirs, emptied
-    at commit; its name and the columns filled, for one statement that inserts from it.
-    The caller empties it (``TRUNCATE``) before staging again in the same transaction."""
-    stage = f"bpo_stage_{rows.table.name}"
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    cursor.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {rows.table.name} INCLUDING DEFAULTS)"
-        " ON COMMIT DELETE ROWS"
-    )
-    listed = ", ".join(rows.columns)
-    with cursor.copy(f"COPY {stage} ({listed}) FROM STDIN") as copy:
-        copy.write(rows.data)
-    return stage, listed
-
-
-def _insert_each(
-    connection: Connection, table: Table, rows: list[dict[str, Any]], unless_taken: tuple[str, ...] | None
-) -> set[uuid.UUID]:
-    if unless_taken is None:
-        connection.execute(table.insert(), rows)
-        return {row["id"] for row in rows}
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(unless_taken))
-    connection.execute(statement, rows)
-    ids = [row["id"] for row in rows]
-    return set(connection.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars())

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from services.core.database import CopyRows, copy_rows
+from services.core.bulk_rows import CopyRows, copy_rows
 from services.notify import outbox
 from services.notify.models import OutboxEvent
 from services.work import history
@@ -92,9 +92,11 @@ def insert_created(
         offered = "SELECT %(task_id)s::uuid"
         parameters.update({f"task_{name}": _parameter(value) for name, value in tasks[0].items()})
     else:
-        stage, columns = stage_rows(session, Task, tasks, copy)
-        source = f"SELECT {columns} FROM {stage}"  # noqa: S608
+        stage, staged = stage_rows(session, Task, tasks, copy)
+        columns = staged.inserted_columns
+        source = f"SELECT {staged.selected(stage)} FROM {stage}"  # noqa: S608
         offered = f"SELECT id FROM {stage}"  # noqa: S608
+        parameters.update(staged.parameters)
     statement = _INSERT_DERIVING.format(
         columns=columns,
         source=source,

@@ -14,6 +14,7 @@ import json
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -202,19 +203,38 @@ def resume_stalled(
 
 
 def _import(database: Database, store: BlobStore, job_id: uuid.UUID, detect_language: bool) -> None:
-    with database.session() as session:
+    with database.session() as session, _spare_session(database) as spare:
         bind(session, AccessScope.everything())
         job = session.scalars(select(ImportJob).where(ImportJob.id == job_id)).one()
         bind(session, AccessScope.tenants({job.tenant_id}))
+        if spare is not None:
+            bind(spare, AccessScope.tenants({job.tenant_id}))
         try:
-            _run(session, store, job, detect_language)
+            _run(session, spare, store, job, detect_language)
         except DomainError as exc:  # the file itself is unreadable: encoding, header
-            session.rollback()
+            _roll_back(session, spare)
             _finish(session, job_id, ImportStatus.FAILED, error=exc.detail or exc.title)
         except Exception:
             log.exception("import failed", import_id=str(job_id))
-            session.rollback()  # the failing batch only: the batches before it stay, with their report
+            _roll_back(session, spare)  # the failing batch and the one after: the batches before stay
             _finish(session, job_id, ImportStatus.FAILED, error=STOPPED)
+
+
+def _roll_back(session: Session, spare: Session | None) -> None:
+    if spare is not None:
+        spare.rollback()
+    session.rollback()
+
+
+@contextmanager
+def _spare_session(database: Database) -> Iterator[Session | None]:
+    """A second session, to write two batches at once (``bulk.import_records``), where
+    the database takes two writers."""
+    if not database.concurrent_writers:
+        yield None
+        return
+    with database.session() as spare:
+        yield spare
 
 
 STOPPED = (
@@ -222,7 +242,9 @@ STOPPED = (
 )
 
 
-def _run(session: Session, store: BlobStore, job: ImportJob, detect_language: bool) -> None:
+def _run(
+    session: Session, spare: Session | None, store: BlobStore, job: ImportJob, detect_language: bool
+) -> None:
     """Batches commit with their progress and their part of the report, so a job that
     stops keeps what it did, and a resumed one starts at the first row not done."""
     job_id, tenant_id, all_or_nothing = job.id, job.tenant_id, job.all_or_nothing
@@ -242,13 +264,13 @@ def _run(session: Session, store: BlobStore, job: ImportJob, detect_language: bo
         source.seek(0)
         bulk.check_readable(source, file_format, kind, job.delimiter)
 
-        def on_batch(summary: bulk.Summary) -> None:
+        def on_batch(writing: Session, summary: bulk.Summary) -> None:
             nonlocal parts
             lines = [row.json_line() for row in summary.rows if not all_or_nothing or row.task_id is None]
             store.put(part_key(tenant_id, job_id, parts), [b"".join(lines)], max_bytes=2**40)
             parts += 1
             summary.rows.clear()  # written out: memory stays flat on a large file
-            session.execute(
+            writing.execute(
                 update(ImportJob)
                 .where(ImportJob.id == job_id)
                 .values(
@@ -260,17 +282,19 @@ def _run(session: Session, store: BlobStore, job: ImportJob, detect_language: bo
                 )
             )
 
-        rows = itertools.islice(bulk.records(source, file_format, kind, job.delimiter), done, None)
-        summary = bulk.import_records(
-            session,
-            actor,
-            queue,
-            rows,
-            file_format,
-            detect_language=detect_language,
-            all_or_nothing=all_or_nothing,
-            on_batch=on_batch,
-        )
+        # Closed here, while its file is open, even when a batch fails half-way.
+        with closing(bulk.records(source, file_format, kind, job.delimiter)) as records:
+            summary = bulk.import_records(
+                session,
+                actor,
+                queue,
+                itertools.islice(records, done, None),
+                file_format,
+                detect_language=detect_language,
+                all_or_nothing=all_or_nothing,
+                on_batch=on_batch,
+                spare=spare,
+            )
     if all_or_nothing and summary.rejected:
         session.rollback()
         _finish(

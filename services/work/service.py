@@ -125,10 +125,16 @@ def submit(session: Session, actor: Actor, queue: IntakeQueue, data: TaskCreate)
 
 
 def task_values(
-    queue: IntakeQueue, kind: kinds.Kind, data: TaskCreate, *, detect_language: bool
+    queue: IntakeQueue,
+    kind: kinds.Kind,
+    data: TaskCreate,
+    *,
+    detect_language: bool,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """``prepare`` without the database: the payload checked against ``kind``, the
-    language normalised (or detected). Bulk intake calls it while a batch is being written."""
+    language normalised (or detected). Bulk intake calls it while a batch is being
+    written, with one creation time for the batch."""
     errors = kinds.payload_errors(kind, data.payload)
     task_language = data.language
     if task_language is not None:
@@ -137,7 +143,7 @@ def task_values(
             errors.append(FieldError("/language", f"{data.language} is not a BCP 47 language tag"))
     if errors:
         raise ValidationFailed(errors=errors)
-    now = utcnow()
+    now = now or utcnow()
     values: dict[str, Any] = {
         "tenant_id": queue.tenant_id,
         "queue_id": queue.id,

@@ -131,6 +131,46 @@ def test_backslashes_tabs_and_line_breaks_arrive_as_sent(
     assert event.data == {"task": task}
 
 
+def test_values_every_row_shares_arrive_as_sent(client: TestClient, acme: Caller, queue_id: str) -> None:
+    """A value the same in every row is sent once for the batch, not once a row (COPY):
+    text, JSON, an absent language, all as if sent alone."""
+    title = "C:\\Users\\x\tcol\r\nline \\. end"
+    payload = {"description": 'back\\slash\\N \n\t"quoted"', "amount": 12.5, "tags": ["a", None]}
+    rows = [
+        {"title": title, "external_ref": f"SAME-{n}", "payload": payload, "priority": "high"}
+        for n in range(3)
+    ]
+    result = _bulk(client, acme, queue_id, "\n".join(json.dumps(row) for row in rows).encode(), NDJSON).json()
+    assert result["accepted"] == 3, result["rows"]
+    for accepted in result["rows"]:
+        task = client.get(f"/v1/tasks/{accepted['id']}", headers=acme.headers).json()
+        assert (task["title"], task["payload"], task["priority"], task["language"]) == (
+            title,
+            payload,
+            "high",
+            None,
+        )
+
+
+def test_ndjson_with_a_bom_and_crlf_line_ends_is_read(
+    client: TestClient, acme: Caller, queue_id: str
+) -> None:
+    lines = [json.dumps({"title": f"Ticket {n}", "payload": {"description": "Colis"}}) for n in range(2)]
+    body = b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n"
+    result = _bulk(client, acme, queue_id, body, NDJSON).json()
+    assert (result["accepted"], result["rejected"]) == (2, 0), result["rows"]
+
+
+def test_ndjson_that_is_not_utf8_is_named_and_nothing_is_taken(
+    client: TestClient, acme: Caller, queue_id: str
+) -> None:
+    good = json.dumps({"title": "Ticket", "payload": {"description": "Colis"}}).encode()
+    body = good + b"\n" + '{"title": "Débit", "payload": {"description": "x"}}'.encode("latin-1") + b"\n"
+    answer = _bulk(client, acme, queue_id, body, NDJSON)
+    assert answer.status_code == 400 and "UTF-8" in answer.json()["detail"]
+    assert _tasks(client, acme) == []
+
+
 def test_an_external_ref_already_used_rejects_its_row(
     client: TestClient, acme: Caller, queue_id: str
 ) -> None:
