@@ -31,6 +31,9 @@ class Organization(IdMixin, TenantOwned, Base):
     currency: Mapped[str] = mapped_column(String(3))  # ISO 4217
     # Per-file attachment limit of a client, under the platform's (None: the platform's).
     attachment_max_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # A new value whenever configuration that processes cache changes (SLA policy versions),
+    # set by a PostgreSQL trigger (migration 0007; ``scoping.config_epoch``).
+    config_epoch: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -90,7 +90,7 @@ def bind(session: Session, scope: AccessScope) -> Session:
     """Give the session its scope; re-applies the database settings if a transaction is open."""
     session.info[SCOPE_KEY] = scope
     if session.in_transaction():
-        _apply_database_settings(session.connection(), scope)
+        _apply_database_settings(session, session.connection(), scope)
     return session
 
 
@@ -329,23 +329,31 @@ def _refuse_foreign_writes(session: Session, _context: Any, _instances: Any) -> 
 def _set_database_settings(session: Session, _transaction: Any, connection: Connection) -> None:
     scope = session.info.get(DATABASE_SCOPE_KEY) or current_scope(session)
     if scope is not None:
-        _apply_database_settings(connection, scope)
+        _apply_database_settings(session, connection, scope)
 
 
 # Written once: building it with ``func.set_config`` on every transaction cost more than the
-# round trip itself.
+# round trip itself. The settings are made in a sub-select that PostgreSQL may not merge
+# (OFFSET 0), so the configuration epoch is read with them in force.
 _SET_SCOPE = (
+    "SELECT bpo_config_epoch(%(epoch_tenant)s::uuid) FROM ("
     "SELECT set_config('bpo.tenant_ids', %(tenant_ids)s, true),"
     " set_config('bpo.all_tenants', %(all_tenants)s, true),"
-    " set_config('bpo.authenticating', %(authenticating)s, true)"
+    " set_config('bpo.authenticating', %(authenticating)s, true) OFFSET 0) AS settings"
 )
+CONFIG_EPOCH_KEY = "bpo.config_epoch"  # (tenant, epoch) as the transaction began
 
 
-def _apply_database_settings(connection: Connection, scope: AccessScope) -> None:
-    """Transaction-local settings that the row-level security policies read."""
+def _apply_database_settings(session: Session, connection: Connection, scope: AccessScope) -> None:
+    """Transaction-local settings that the row-level security policies read; and, for a
+    scope of one tenant, the tenant's configuration epoch (``config_epoch``)."""
+    session.info.pop(CONFIG_EPOCH_KEY, None)
     if connection.dialect.name != "postgresql":
         return
     tenant_ids = "" if scope.tenant_ids is None else ",".join(str(t) for t in sorted(scope.tenant_ids))
+    only = (
+        next(iter(scope.tenant_ids)) if scope.tenant_ids is not None and len(scope.tenant_ids) == 1 else None
+    )
     # Straight to the driver: every transaction runs it, and SQLAlchemy's execution
     # machinery cost more than the round trip (the pool's pre-ping has already checked
     # the connection).
@@ -357,7 +365,26 @@ def _apply_database_settings(connection: Connection, scope: AccessScope) -> None
                 "tenant_ids": tenant_ids,
                 "all_tenants": "on" if scope.tenant_ids is None else "off",
                 "authenticating": "on" if scope.authenticating else "off",
+                "epoch_tenant": only,
             },
         )
+        epoch = cursor.fetchone()[0]  # type: ignore[index]
     finally:
         cursor.close()
+    if epoch is not None:
+        session.info[CONFIG_EPOCH_KEY] = (only, epoch)
+
+
+def config_epoch(session: Session, tenant_id: uuid.UUID) -> int | None:
+    """The tenant's configuration epoch as this transaction began, if the session is
+    scoped to that tenant alone on PostgreSQL (else None: read, don't cache). A cache
+    keyed by it is current: the epoch changes whenever the configuration does, and never
+    takes a value twice (migration 0007)."""
+    session.connection()  # the transaction has begun: the epoch is this transaction's
+    known = session.info.get(CONFIG_EPOCH_KEY)
+    return known[1] if known is not None and known[0] == tenant_id else None
+
+
+def configuration_changed(session: Session) -> None:
+    """The session has just changed configuration: its transaction's epoch is stale."""
+    session.info.pop(CONFIG_EPOCH_KEY, None)

@@ -28,7 +28,7 @@ from services.sla.models import (
 from services.sla.schemas import CalendarCreate, CalendarVersionIn, PolicyCreate, PolicyVersionIn
 from tenants.models import Organization
 from tenants.principal import OrgKind, Permission, Principal
-from tenants.scoping import fetch, narrowed_to
+from tenants.scoping import configuration_changed, fetch, narrowed_to
 
 Version = TypeVar("Version", SlaCalendarVersion, SlaPolicyVersion)
 
@@ -169,6 +169,7 @@ def create_policy(session: Session, principal: Principal, data: PolicyCreate) ->
         session.flush()
         session.add(_policy_version(policy, 1, _whole_second(data.effective_from or utcnow()), terms))
         session.flush()
+    configuration_changed(session)  # this transaction's tasks read the policy afresh
     return policy
 
 
@@ -184,6 +185,7 @@ def add_policy_version(
         version = _policy_version(policy, latest.version + 1, effective_from, terms)
         session.add(version)
         session.flush()
+    configuration_changed(session)  # this transaction's tasks read the policies afresh
     return version
 
 

@@ -25,7 +25,7 @@ from services.sla.models import (
     Trigger,
 )
 from services.work.models import Priority
-from tenants.scoping import ScopedRead, fetch, narrowed_to
+from tenants.scoping import ScopedRead, config_epoch, fetch, narrowed_to
 
 # ------------------------------------------------------------------ frozen terms
 
@@ -139,19 +139,45 @@ _IN_FORCE = (
 )
 
 
-# Every task taken in asks it: the id only, as a row (see ScopedRead); its terms are cached.
-_ID_IN_FORCE = ScopedRead(
-    select(SlaPolicyVersion.__table__.c.id)
-    .where(SlaPolicyVersion.__table__.c.effective_from <= bindparam("at"))
-    .order_by(SlaPolicyVersion.__table__.c.effective_from.desc(), SlaPolicyVersion.__table__.c.version.desc())
-    .limit(1)
+# The tenant's policy versions as (effective from, version, id), read as rows (ScopedRead).
+_VERSIONS = ScopedRead(
+    select(
+        SlaPolicyVersion.__table__.c.effective_from,
+        SlaPolicyVersion.__table__.c.version,
+        SlaPolicyVersion.__table__.c.id,
+    )
 )
+Timeline = list[tuple[datetime, int, uuid.UUID]]
+# Tenant -> (configuration epoch, its policy versions): read once per epoch, not per task.
+_timelines: dict[uuid.UUID, tuple[int, Timeline]] = {}
+MAX_TIMELINES = 4096
 
 
 def terms_in_force(session: Session, tenant_id: uuid.UUID, at: datetime) -> Terms | None:
-    with narrowed_to(session, tenant_id):
-        version_id = _ID_IN_FORCE.execute(session, {"at": at}).scalar()
-    return terms_by_id(session, version_id) if version_id is not None else None
+    """The terms of the tenant's policy version in force at ``at``. Every task taken in
+    asks: where the transaction knows the tenant's configuration epoch, the versions
+    cached under it are current and nothing is read (``scoping.config_epoch``)."""
+    epoch = config_epoch(session, tenant_id)
+    cached = _timelines.get(tenant_id)
+    timeline: Timeline
+    if epoch is not None and cached is not None and cached[0] == epoch:
+        timeline = cached[1]
+    else:
+        with narrowed_to(session, tenant_id):
+            timeline = [(row.effective_from, row.version, row.id) for row in _VERSIONS.execute(session)]
+        if epoch is not None:  # read after the epoch: at least as new as it
+            if len(_timelines) >= MAX_TIMELINES:
+                _timelines.clear()
+            _timelines[tenant_id] = (epoch, timeline)
+    in_force = max(
+        (
+            (effective_from, version, version_id)
+            for effective_from, version, version_id in timeline
+            if effective_from <= at
+        ),
+        default=None,
+    )
+    return terms_by_id(session, in_force[2]) if in_force is not None else None
 
 
 def calendar_version_in_force(
