@@ -23,7 +23,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Column, Enum, Table, select
+from sqlalchemy import JSON, Column, Enum, Float, Numeric, String, Table, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
@@ -65,9 +65,8 @@ def copy_rows(table: Table, rows: list[dict[str, Any]]) -> CopyRows:
     shared: dict[str, str | None] = {}
     if len(rows) > 1:
         for name in names:
-            first = rows[0][name]
-            # list.count compares by identity first: a value the rows share is usually one object
-            if [row[name] for row in rows].count(first) == len(rows):
+            if _same_in_every_row([row[name] for row in rows], table.c[name]):
+                first = rows[0][name]
                 shared[name] = None if first is None else _text_of(table.c[name])(first)
     varying = tuple(name for name in names if name not in shared)
     formats = [_copy_text(table.c[name]) for name in varying]
@@ -83,6 +82,16 @@ def copy_rows(table: Table, rows: list[dict[str, Any]]) -> CopyRows:
     ]
     lines.append("")
     return CopyRows(table, varying, "\n".join(lines).encode(), shared)
+
+
+def _same_in_every_row(values: list[Any], column: Column[Any]) -> bool:
+    """Equal is not enough where equal values write differently (1, 1.0 and True; the JSON
+    that holds them): JSON must be the same object, any other value of the same type."""
+    first = values[0]
+    if isinstance(column.type, JSON):
+        return all(value is first for value in values)
+    # list.count compares by identity first: a value the rows share is usually one object
+    return values.count(first) == len(values) and all(type(value) is type(first) for value in values)
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
@@ -144,6 +153,12 @@ def _parameter_name(column: str) -> str:
 
 
 def _sql_type(column: Column[Any]) -> str:
+    """The type a shared value is cast to. Text and numbers without their length or scale:
+    an explicit cast would cut or round them, where the insert's own must refuse them."""
+    if isinstance(column.type, String | Enum):
+        return "text"
+    if isinstance(column.type, Numeric) and not isinstance(column.type, Float):
+        return "numeric"
     return str(column.type.compile(dialect=postgresql.dialect()))
 
 

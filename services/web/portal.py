@@ -356,7 +356,7 @@ def upload_import(
         job = imports.start_job(session, viewer, order, spool, size, store)
     session.commit()  # the job must exist before it runs, here or in the worker
     if size <= settings.bulk_sync_max_bytes:
-        imports.run_job(request.app.state.db, store, job.id, detect_language=False)
+        imports.run_job(request.app.state.db, store, job.id, in_worker=False)
     else:
         enqueue("work.run_import", str(job.id), broker_url=settings.resolved_broker_url())
     return _redirect(f"/portal/imports/{job.id}")

@@ -22,6 +22,7 @@ import io
 import itertools
 import json
 import re
+import secrets
 import sys
 import threading
 import uuid
@@ -280,7 +281,7 @@ def _ndjson_records(binary: IO[bytes]) -> Iterator[Record]:
 # orjson parses a line several times faster, but turns an integer past 64 bits into a float:
 # a line that may hold one (19 digits in a row) goes to the standard parser, which keeps it.
 # Counting its digits first is cheaper than searching for a run of them.
-_NOT_DIGITS = bytes(byte for byte in range(256) if not chr(byte).isdigit())
+_NOT_DIGITS = bytes(byte for byte in range(256) if byte not in b"0123456789")
 _LONG_DIGITS = re.compile(rb"[0-9][0-9]{18}")  # written so: several times faster than \d{19}
 
 
@@ -321,20 +322,22 @@ def import_records(
     the database's overlap. Only a writer thread uses a session while it writes; the
     reading side needs no database (``service.task_values``).
 
-    ``spare``: a second session of the same scope. When batches are committed on
-    PostgreSQL, two batches are then written at once, one on each connection, the
-    database's work on both cores. Each waits for the batch before it to commit before
-    it counts its rows and commits, so that what is committed is always the file's
-    first rows, as a resumed job expects (``on_batch`` gets the writing session)."""
+    ``spare``: a second session of the same scope (a worker's job). When batches are
+    committed on PostgreSQL, two batches are then written at once, one on each
+    connection, the database's work on both cores. Each waits for the batch before it to
+    commit before it counts its rows and commits, so that what is committed is always
+    the file's first rows, as a resumed job expects (``on_batch`` gets the writing
+    session). The cycle collector then also waits (``import_pace``)."""
     kind = kinds.require(session, queue.tenant_id, queue.task_kind)
     format_ahead = session.get_bind().dialect.name == "postgresql"  # tasks are COPY-ed there
     commit = commit_batches and not all_or_nothing
     sessions = [session, spare] if spare is not None and commit and format_ahead else [session]
+    turns = secrets.randbelow(2**31) if len(sessions) > 1 else None  # this import's lock key
     summary = Summary()
     seen_refs: set[str] = set()
     writing: deque[Future[None]] = deque()
     with (
-        import_pace(),
+        import_pace(pause_collector=len(sessions) > 1),
         ThreadPoolExecutor(max_workers=len(sessions), thread_name_prefix="bulk-writer") as writers,
     ):
         for number, batch in enumerate(_batches(source)):
@@ -342,19 +345,15 @@ def import_records(
             copy = formatted([values for _outcome, values in tasks]) if format_ahead else None
             if len(writing) == len(sessions):
                 writing.popleft().result()  # raises what the write raised; frees its session
-            write = _BatchWrite(outcomes, tasks, copy, commit)
+            writer = sessions[number % len(sessions)]
+            turn = None
+            if turns is not None:
+                turn = (turns, number)
+                _take_turn(writer, turn)  # before the next batch can wait for it
+            write = _BatchWrite(outcomes, tasks, copy, commit, turn)
             after = writing[-1] if writing else None
             writing.append(
-                writers.submit(
-                    _write_batch,
-                    sessions[number % len(sessions)],
-                    actor,
-                    queue,
-                    write,
-                    summary,
-                    on_batch,
-                    after,
-                )
+                writers.submit(_write_batch, writer, actor, queue, write, summary, on_batch, after)
             )
         for pending in writing:
             pending.result()
@@ -362,27 +361,32 @@ def import_records(
 
 
 HANDOFF_SECONDS = 0.0005
-_pace: dict[str, Any] = {"users": 0, "switch_interval": 0.0, "collecting": True}
+_pace: dict[str, Any] = {"users": 0, "switch_interval": 0.0, "pausing": 0, "collecting": True}
 _pace_lock = threading.Lock()
 
 
 @contextmanager
-def import_pace() -> Iterator[None]:
-    """Process-wide settings while any import runs, restored by the last one:
+def import_pace(pause_collector: bool = False) -> Iterator[None]:
+    """Process-wide settings while imports run, each restored by the last one:
 
     - the writer threads, back from the database, take the interpreter within
       ``HANDOFF_SECONDS`` instead of Python's 5 ms: a batch's ``COPY`` alone waits a
       couple of dozen times;
-    - the cycle collector waits: batches in flight are tens of thousands of young
-      objects that it would traverse again and again, for nothing (rows hold no cycles).
-      It cost 40% of an import's Python time (bench/intake.py: 100,000 rows, 5.7 to
-      3.2 s of CPU)."""
+    - with ``pause_collector`` (a worker's job, in a process of its own), the cycle
+      collector waits: batches in flight are tens of thousands of young objects that it
+      would traverse again and again, for nothing (rows hold no cycles). It cost 40% of
+      an import's Python time (bench/intake.py: 100,000 rows, 5.7 to 3.2 s of CPU). Not
+      in the API process, whose requests go on meanwhile."""
     with _pace_lock:
         if _pace["users"] == 0:
-            _pace.update(switch_interval=sys.getswitchinterval(), collecting=gc.isenabled())
+            _pace["switch_interval"] = sys.getswitchinterval()
             sys.setswitchinterval(HANDOFF_SECONDS)
-            gc.disable()
         _pace["users"] += 1
+        if pause_collector:
+            if _pace["pausing"] == 0:
+                _pace["collecting"] = gc.isenabled()
+                gc.disable()
+            _pace["pausing"] += 1
     try:
         yield
     finally:
@@ -390,7 +394,9 @@ def import_pace() -> Iterator[None]:
             _pace["users"] -= 1
             if _pace["users"] == 0:
                 sys.setswitchinterval(_pace["switch_interval"])
-                if _pace["collecting"]:
+            if pause_collector:
+                _pace["pausing"] -= 1
+                if _pace["pausing"] == 0 and _pace["collecting"]:
                     gc.enable()
 
 
@@ -437,9 +443,45 @@ class _BatchWrite:
     tasks: list[tuple[RowOutcome, dict[str, Any]]]  # the good rows' tasks
     copy: CopyRows | None  # the tasks, formatted ahead for COPY
     commit: bool
+    turn: tuple[int, int] | None  # (import, batch number): its lock, with two writers
+
+
+class PreviousBatchFailed(RuntimeError):
+    """The batch before this one failed: this one is not committed either."""
+
+
+# An advisory lock a batch's transaction holds until it ends, and that the next batch takes
+# to wait for it: a wait PostgreSQL sees, so that a deadlock with another import (each
+# holding references the other inserts) is found and broken, never an endless wait.
+_TURN = "SELECT pg_advisory_xact_lock(%s, %s)"
+
+
+def _take_turn(session: Session, turn: tuple[int, int]) -> None:
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(_TURN, turn)
+    finally:
+        cursor.close()
 
 
 def _write_batch(
+    session: Session,
+    actor: Actor,
+    queue: Queue,
+    write: _BatchWrite,
+    summary: Summary,
+    on_batch: Callable[[Session, Summary], None] | None,
+    after: Future[None] | None,
+) -> None:
+    try:
+        _write(session, actor, queue, write, summary, on_batch, after)
+    except BaseException:
+        if write.turn is not None:
+            session.rollback()  # ends its turn now: the next batch is waiting for it
+        raise
+
+
+def _write(
     session: Session,
     actor: Actor,
     queue: Queue,
@@ -464,8 +506,12 @@ def _write_batch(
         else:
             outcome.task_id = values["id"]
     history.recorded_many(session, [values for outcome, values in tasks if outcome.task_id])
-    if after is not None:
-        after.result()  # the batch before is counted and committed first; if it failed, this one stops
+    if after is not None:  # the batch before is counted and committed first
+        if write.turn is not None:
+            import_id, number = write.turn
+            _take_turn(session, (import_id, number - 1))
+        if after.exception() is not None:
+            raise PreviousBatchFailed(f"batch {write.turn} not committed: the one before it failed")
     for outcome in write.outcomes:
         summary.add(outcome)
     if on_batch:

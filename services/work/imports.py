@@ -173,11 +173,12 @@ def claim(database: Database, job_id: uuid.UUID) -> bool:
         return affected_rows(claimed) == 1
 
 
-def run_job(database: Database, store: BlobStore, job_id: uuid.UUID, *, detect_language: bool = True) -> None:
+def run_job(database: Database, store: BlobStore, job_id: uuid.UUID, *, in_worker: bool = True) -> None:
     """Import a pending job's file; does nothing if another worker has it. Outside the
-    worker (a small portal upload), ``detect_language=False`` leaves it to the worker."""
+    worker (a small portal upload, in the API process): one writer, and language
+    detection left to the worker (its model stays out of the API process)."""
     if claim(database, job_id):
-        _import(database, store, job_id, detect_language)
+        _import(database, store, job_id, in_worker)
 
 
 def resume_stalled(
@@ -199,18 +200,18 @@ def resume_stalled(
         )
         if affected_rows(taken) != 1:
             return
-    _import(database, store, job_id, detect_language=True)
+    _import(database, store, job_id, in_worker=True)
 
 
-def _import(database: Database, store: BlobStore, job_id: uuid.UUID, detect_language: bool) -> None:
-    with database.session() as session, _spare_session(database) as spare:
+def _import(database: Database, store: BlobStore, job_id: uuid.UUID, in_worker: bool) -> None:
+    with database.session() as session, _spare_session(database, in_worker) as spare:
         bind(session, AccessScope.everything())
         job = session.scalars(select(ImportJob).where(ImportJob.id == job_id)).one()
         bind(session, AccessScope.tenants({job.tenant_id}))
         if spare is not None:
             bind(spare, AccessScope.tenants({job.tenant_id}))
         try:
-            _run(session, spare, store, job, detect_language)
+            _run(session, spare, store, job, detect_language=in_worker)
         except DomainError as exc:  # the file itself is unreadable: encoding, header
             _roll_back(session, spare)
             _finish(session, job_id, ImportStatus.FAILED, error=exc.detail or exc.title)
@@ -227,10 +228,10 @@ def _roll_back(session: Session, spare: Session | None) -> None:
 
 
 @contextmanager
-def _spare_session(database: Database) -> Iterator[Session | None]:
-    """A second session, to write two batches at once (``bulk.import_records``), where
-    the database takes two writers."""
-    if not database.concurrent_writers:
+def _spare_session(database: Database, in_worker: bool) -> Iterator[Session | None]:
+    """A second session, to write two batches at once (``bulk.import_records``): in the
+    worker, where the database takes two writers."""
+    if not (in_worker and database.concurrent_writers):
         yield None
         return
     with database.session() as spare:

@@ -4,15 +4,19 @@ order of the file: what is committed is always the file's first rows."""
 from __future__ import annotations
 
 import gc
+import io
 import sys
+import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from services.core.database import Database
 from services.core.settings import Settings
 from services.notify.models import OutboxEvent
-from services.work import bulk, imports
+from services.work import bulk, imports, kinds
+from services.work.history import Actor
 from services.work.models import ImportJob, Task, TaskEvent
 from services.work.storage import blob_store
 from tenants.scoping import AccessScope, bind
@@ -61,6 +65,43 @@ def test_two_writers_take_every_good_row_and_report_in_the_order_of_the_file(
 
 
 @pytest.mark.postgres
+def test_two_writers_write_at_once_and_count_and_commit_in_file_order(
+    committed: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batch is slow to count: the second, written meanwhile on the other
+    connection, still waits for it before counting and committing."""
+    monkeypatch.setattr(bulk, "BATCH_ROWS", BATCH)
+    queue = make_queue(committed, make_org(committed))
+    seen: list[tuple[int, int]] = []  # (rows counted, backend) as each batch is counted
+
+    def on_batch(writing: Session, summary: bulk.Summary) -> None:
+        backend = int(writing.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        counted = summary.accepted + summary.rejected
+        if counted == BATCH:
+            time.sleep(0.5)
+        seen.append((counted, backend))
+
+    with committed.session() as session, committed.session() as spare:
+        for writer in (session, spare):
+            bind(writer, AccessScope.tenants({queue.tenant_id}))
+        kind = kinds.require(session, queue.tenant_id, queue.task_kind)
+        summary = bulk.import_records(
+            session,
+            Actor.system("test"),
+            queue,
+            bulk.records(io.BytesIO(_csv(4 * BATCH + 7)), bulk.FileFormat.CSV, kind),
+            bulk.FileFormat.CSV,
+            detect_language=False,
+            on_batch=on_batch,
+            spare=spare,
+        )
+    assert summary.accepted == 4 * BATCH + 7
+    assert [counted for counted, _backend in seen] == [BATCH, 2 * BATCH, 3 * BATCH, 4 * BATCH, 4 * BATCH + 7]
+    assert len({backend for _counted, backend in seen}) == 2
+    assert _count(committed, queue.tenant_id, Task) == 4 * BATCH + 7
+
+
+@pytest.mark.postgres
 def test_a_batch_after_one_that_fails_is_not_committed(
     committed: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -87,9 +128,12 @@ def test_the_database_of_a_tests_transaction_has_one_writer(db: Database) -> Non
 
 def test_an_import_paces_the_process_and_the_last_one_restores_it() -> None:
     interval, collecting = sys.getswitchinterval(), gc.isenabled()
-    with bulk.import_pace():
-        with bulk.import_pace():
+    with bulk.import_pace(pause_collector=True):
+        with bulk.import_pace(pause_collector=True), bulk.import_pace():
             assert sys.getswitchinterval() == pytest.approx(bulk.HANDOFF_SECONDS)
             assert not gc.isenabled()
-        assert not gc.isenabled()  # another import still runs
+        assert not gc.isenabled()  # another worker's import still runs
+        assert sys.getswitchinterval() == pytest.approx(bulk.HANDOFF_SECONDS)
     assert (sys.getswitchinterval(), gc.isenabled()) == (interval, collecting)
+    with bulk.import_pace():  # in the API process: the collector keeps running
+        assert gc.isenabled() == collecting

@@ -30,18 +30,24 @@ depends_on = None
 
 FUNCTIONS = """
 CREATE SEQUENCE bpo_config_epochs;
--- Runs as the writer: row-level security lets a session scoped to the tenant update its row.
+-- Runs as the writer: row-level security lets a session scoped to the tenant update its
+-- row. A write whose epoch could not be moved is refused: processes would keep the old
+-- policies. (A delete may be the organisation's own, cascading: nothing left to cache.)
 CREATE FUNCTION bpo_new_config_epoch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   UPDATE organizations SET config_epoch = nextval('bpo_config_epochs')
   WHERE id = CASE WHEN TG_OP = 'DELETE' THEN OLD.tenant_id ELSE NEW.tenant_id END;
+  IF NOT FOUND AND TG_OP <> 'DELETE' THEN
+    RAISE EXCEPTION 'the configuration epoch of organisation % cannot be moved', NEW.tenant_id;
+  END IF;
   RETURN NULL;
 END $$;
 CREATE TRIGGER sla_policy_versions_config_epoch
   AFTER INSERT OR UPDATE OR DELETE ON sla_policy_versions
   FOR EACH ROW EXECUTE FUNCTION bpo_new_config_epoch();
 -- PL/pgSQL: run when called, with the settings the same statement has just set.
-CREATE FUNCTION bpo_config_epoch(tenant uuid) RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+-- STRICT: a scope of several tenants (NULL) reads nothing.
+CREATE FUNCTION bpo_config_epoch(tenant uuid) RETURNS bigint LANGUAGE plpgsql STABLE STRICT AS $$
 BEGIN
   RETURN (SELECT config_epoch FROM organizations WHERE id = tenant);
 END $$;
