@@ -22,6 +22,7 @@ from sqlalchemy.orm import with_loader_criteria as loader_criteria
 from sqlalchemy.sql.util import find_tables
 
 from services.core.bulk_rows import CopyRows, copy_rows, copy_to_stage, insert_many
+from services.core.database import driver_cursor
 
 SCOPE_KEY = "bpo.access"
 DATABASE_SCOPE_KEY = "bpo.access.database"  # the outer scope, within ``narrowed_to``
@@ -357,8 +358,7 @@ def _apply_database_settings(session: Session, connection: Connection, scope: Ac
     # Straight to the driver: every transaction runs it, and SQLAlchemy's execution
     # machinery cost more than the round trip (the pool's pre-ping has already checked
     # the connection).
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
+    with driver_cursor(connection) as cursor:
         cursor.execute(
             _SET_SCOPE,
             {
@@ -368,9 +368,7 @@ def _apply_database_settings(session: Session, connection: Connection, scope: Ac
                 "epoch_tenant": only,
             },
         )
-        epoch = cursor.fetchone()[0]  # type: ignore[index]
-    finally:
-        cursor.close()
+        epoch = cursor.fetchone()[0]
     if epoch is not None:
         session.info[CONFIG_EPOCH_KEY] = (only, epoch)
 

@@ -27,6 +27,8 @@ from sqlalchemy import JSON, Column, Enum, Float, Numeric, String, Table, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
+from services.core.database import driver_cursor
+
 FEW_ROWS = 50  # up to this, one INSERT of several rows: staging costs four round trips
 
 
@@ -167,12 +169,12 @@ def copy_to_stage(connection: Connection, rows: CopyRows) -> str:
     at commit; its name, for one statement that inserts from it (``rows.selected``).
     The caller empties it (``TRUNCATE``) before staging again in the same transaction."""
     stage = f"bpo_stage_{rows.table.name}"
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     # Its columns without their NOT NULL: a shared column is left empty here.
     shaped = f"SELECT * FROM {rows.table.name} WITH NO DATA"  # noqa: S608
-    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS {shaped}")
-    with cursor.copy(f"COPY {stage} ({', '.join(rows.columns)}) FROM STDIN") as copy:
-        copy.write(rows.data)
+    with driver_cursor(connection) as cursor:
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS {shaped}")
+        with cursor.copy(f"COPY {stage} ({', '.join(rows.columns)}) FROM STDIN") as copy:
+            copy.write(rows.data)
     return stage
 
 
@@ -192,17 +194,17 @@ def insert_many(
         return _insert_each(connection, table, rows, unless_taken)
     copy = copy_rows(table, rows)
     stage = copy_to_stage(connection, copy)
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     insert = f"INSERT INTO {table.name} ({copy.inserted_columns}) SELECT {copy.selected(stage)} FROM {stage}"  # noqa: S608
-    if unless_taken:
-        cursor.execute(
-            f"{insert} ON CONFLICT ({', '.join(unless_taken)}) DO NOTHING RETURNING id", copy.parameters
-        )
-        inserted = {row[0] for row in cursor.fetchall()}
-    else:
-        cursor.execute(insert, copy.parameters)
-        inserted = {row["id"] for row in rows}
-    cursor.execute(f"TRUNCATE {stage}")  # the next batch of the same transaction starts empty
+    with driver_cursor(connection) as cursor:
+        if unless_taken:
+            cursor.execute(
+                f"{insert} ON CONFLICT ({', '.join(unless_taken)}) DO NOTHING RETURNING id", copy.parameters
+            )
+            inserted = {row[0] for row in cursor.fetchall()}
+        else:
+            cursor.execute(insert, copy.parameters)
+            inserted = {row["id"] for row in rows}
+        cursor.execute(f"TRUNCATE {stage}")  # the next batch of the same transaction starts empty
     return inserted
 
 

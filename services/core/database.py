@@ -168,6 +168,13 @@ class Database:
         finish(session)
 
 
+def driver_cursor(connection: Connection) -> Any:
+    """A cursor of the connection's driver (psycopg on PostgreSQL), to use with ``with``:
+    for statements on a hot path, where SQLAlchemy's execution machinery costs more than
+    the round trip, and for ``COPY``."""
+    return connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+
 def finish(session: Session) -> None:
     """Commit and close a unit of work (rolled back if the commit fails)."""
     try:

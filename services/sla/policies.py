@@ -169,14 +169,8 @@ def terms_in_force(session: Session, tenant_id: uuid.UUID, at: datetime) -> Term
             if len(_timelines) >= MAX_TIMELINES:
                 _timelines.clear()
             _timelines[tenant_id] = (epoch, timeline)
-    in_force = max(
-        (
-            (effective_from, version, version_id)
-            for effective_from, version, version_id in timeline
-            if effective_from <= at
-        ),
-        default=None,
-    )
+    # The latest to take effect by then; of two from the same time, the later version.
+    in_force = max((entry for entry in timeline if entry[0] <= at), default=None)
     return terms_by_id(session, in_force[2]) if in_force is not None else None
 
 

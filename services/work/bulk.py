@@ -40,6 +40,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.core.bulk_rows import CopyRows
+from services.core.database import driver_cursor
 from services.core.errors import BadRequest, ValidationFailed
 from services.core.ids import new_id
 from services.core.time import utcnow
@@ -457,11 +458,8 @@ _TURN = "SELECT pg_advisory_xact_lock(%s, %s)"
 
 
 def _take_turn(session: Session, turn: tuple[int, int]) -> None:
-    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
+    with driver_cursor(session.connection()) as cursor:
         cursor.execute(_TURN, turn)
-    finally:
-        cursor.close()
 
 
 def _write_batch(

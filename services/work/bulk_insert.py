@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from services.core.bulk_rows import CopyRows, copy_rows
+from services.core.database import driver_cursor
 from services.notify import outbox
 from services.notify.models import OutboxEvent
 from services.work import history
@@ -104,11 +105,11 @@ def insert_created(
         document=document_sql("created"),
         offered=offered,
     )
-    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    cursor.execute(statement, parameters)
-    refused = {row[0] for row in cursor.fetchall()}  # usually none: cheaper than every id inserted
-    if stage is not None:
-        cursor.execute(f"TRUNCATE {stage}")  # the next batch of the same transaction starts empty
+    with driver_cursor(session.connection()) as cursor:
+        cursor.execute(statement, parameters)
+        refused = {row[0] for row in cursor.fetchall()}  # usually none: cheaper than every id inserted
+        if stage is not None:
+            cursor.execute(f"TRUNCATE {stage}")  # the next batch of the same transaction starts empty
     return refused
 
 
