@@ -27,6 +27,7 @@ from services.core.logging import configure_logging
 from services.core.settings import Settings, get_settings
 from services.identity import routes as identity_routes
 from services.notify import routes as notify_routes
+from services.routing import routes as routing_routes
 from services.sla import routes as sla_routes
 from services.web import deps as web_deps
 from services.web import errors as web_errors
@@ -37,6 +38,7 @@ from services.web import webhooks as web_webhooks
 from services.web.templating import TEMPLATES_DIR
 from services.work import file_routes as work_file_routes
 from services.work import routes as work_routes
+from services.workforce import routes as workforce_routes
 from tenants import routes as tenant_routes
 
 STATIC_DIR = TEMPLATES_DIR.parent / "static"
@@ -63,6 +65,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(tenant_routes.router)
     app.include_router(notify_routes.router)
     app.include_router(sla_routes.router)
+    app.include_router(workforce_routes.router)
+    app.include_router(routing_routes.router)
     app.include_router(web_routes.router)
     app.include_router(web_portal.router)
     app.include_router(web_webhooks.router)

@@ -46,6 +46,9 @@ class Permission(enum.StrEnum):
     WEBHOOKS_MANAGE = "webhooks:manage"
     SLA_READ = "sla:read"  # the contract's SLA: policies, clocks, attainment, breaches
     SLA_MANAGE = "sla:manage"  # calendars and policies: the operator sets them for a client
+    WORKFORCE_MANAGE = "workforce:manage"  # a provider's teams and agents
+    ENGAGEMENTS_MANAGE = "engagements:manage"  # which team serves which client queue: the operator
+    TASKS_ASSIGN = "tasks:assign"  # give a task to an agent by hand: team leads, operators
 
 
 _READ = frozenset({Permission.ORG_READ, Permission.TASKS_READ})
@@ -54,13 +57,21 @@ _WORK = _READ | {Permission.TASKS_WRITE}
 _CLIENT_READ = _READ | {Permission.SLA_READ}
 
 PERMISSIONS_BY_ROLE: dict[Role, frozenset[Permission]] = {
-    Role.CLIENT_ADMIN: frozenset(Permission) - {Permission.SLA_MANAGE},
+    Role.CLIENT_ADMIN: frozenset(Permission)
+    - {
+        Permission.SLA_MANAGE,
+        Permission.WORKFORCE_MANAGE,
+        Permission.ENGAGEMENTS_MANAGE,
+        Permission.TASKS_ASSIGN,
+    },
     Role.CLIENT_SUBMITTER: _WORK | _CLIENT_READ,
     Role.CLIENT_VIEWER: _CLIENT_READ,
-    Role.PROVIDER_ADMIN: _WORK | {Permission.API_CLIENTS_MANAGE},
-    Role.TEAM_LEAD: _WORK,
+    Role.PROVIDER_ADMIN: _WORK
+    | {Permission.API_CLIENTS_MANAGE, Permission.WORKFORCE_MANAGE, Permission.TASKS_ASSIGN},
+    Role.TEAM_LEAD: _WORK | {Permission.WORKFORCE_MANAGE, Permission.TASKS_ASSIGN},
     Role.AGENT: _WORK,
-    Role.ACCOUNT_MANAGER: _READ | {Permission.SLA_READ, Permission.SLA_MANAGE},
+    Role.ACCOUNT_MANAGER: _READ
+    | {Permission.SLA_READ, Permission.SLA_MANAGE, Permission.ENGAGEMENTS_MANAGE, Permission.TASKS_ASSIGN},
     Role.PLATFORM_ADMIN: frozenset(Permission),
 }
 
@@ -79,12 +90,15 @@ class Principal:
     locale: str | None = None  # the user's own choice, if any
     org_locale: str = "en"  # the organisation's default
     timezone: str | None = None  # for showing times: the user's, else the organisation's
+    # A provider's (client tenant, queue) pairs, from its engagements (``tenants.grants``):
+    # resolved for every request, never remembered with the principal.
+    granted_queues: frozenset[tuple[uuid.UUID, uuid.UUID]] = frozenset()
 
     @property
     def access(self) -> AccessScope:
         if self.tenant_ids is None:
             return AccessScope.everything()
-        return AccessScope.tenants(self.tenant_ids)
+        return AccessScope(self.tenant_ids, granted_queues=self.granted_queues)
 
     def has(self, permission: Permission) -> bool:
         return permission in self.permissions

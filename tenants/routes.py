@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends
 from services.core.deps import DbSession
 from services.core.pagination import Page, PageRequest, page_request
 from services.core.problems import PROBLEM_RESPONSES
-from services.core.routing import UnitOfWorkRoute
+from services.core.route_class import UnitOfWorkRoute
 from services.identity.deps import CurrentPrincipal
 from tenants import service
 from tenants.principal import Permission

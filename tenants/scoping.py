@@ -1,6 +1,10 @@
 """The one scoping mechanism: every ORM query on tenant-owned data goes through here.
 
-A session carries an ``AccessScope`` in ``session.info``. A ``do_orm_execute``
+A session carries an ``AccessScope`` in ``session.info``: the tenants whose rows it
+sees, and, for a provider, the client queues it is engaged on (``granted_queues``):
+the tasks of those queues and what hangs off them, and nothing else of those clients.
+Each tenant-owned table says which of its rows a grant reaches (``granted_by``), and
+which rows another organisation named on them sees (``shared_with``). A ``do_orm_execute``
 hook adds ``with_loader_criteria`` for every tenant-owned entity of every
 SELECT, UPDATE and DELETE; a ``before_flush`` hook refuses writes outside the
 scope; an ``after_begin`` hook sets the same scope as transaction-local settings
@@ -16,7 +20,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import Connection, CursorResult, ForeignKey, Select, Uuid, bindparam, event, false, select
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    ForeignKey,
+    Select,
+    and_,
+    bindparam,
+    event,
+    false,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 from sqlalchemy.orm import with_loader_criteria as loader_criteria
 from sqlalchemy.sql.util import find_tables
@@ -43,6 +58,19 @@ class AccessScope:
     tenant_ids: frozenset[uuid.UUID] | None
     # True only while a request is being authenticated: identity tables readable.
     authenticating: bool = False
+    # (client tenant, queue) pairs a provider is engaged on: their tasks are visible.
+    granted_queues: frozenset[tuple[uuid.UUID, uuid.UUID]] = frozenset()
+
+    @property
+    def grant_tenant_ids(self) -> list[uuid.UUID]:
+        return sorted({tenant for tenant, _queue in self.granted_queues})
+
+    @property
+    def grant_queue_ids(self) -> list[uuid.UUID]:
+        return sorted({queue for _tenant, queue in self.granted_queues})
+
+    def with_grants(self, granted: frozenset[tuple[uuid.UUID, uuid.UUID]]) -> AccessScope:
+        return AccessScope(self.tenant_ids, self.authenticating, frozenset(granted))
 
     @classmethod
     def tenants(cls, ids: frozenset[uuid.UUID] | set[uuid.UUID] | list[uuid.UUID]) -> AccessScope:
@@ -68,6 +96,7 @@ class AccessScope:
 # Filled as tenant-owned models are defined; read on every statement, so never walked.
 _TENANT_CLASSES: list[type[TenantOwned]] = []
 _TENANT_TABLES: set[str] = set()
+_TENANT_TABLE_BY_NAME: dict[str, Any] = {}
 
 
 class TenantOwned:
@@ -75,16 +104,73 @@ class TenantOwned:
 
     # Identity tables (users, clients, tokens...) are readable while authenticating.
     readable_while_authenticating: ClassVar[bool] = False
+    # Which rows a provider's grant reaches: "queue:<column>" (the row is of a granted
+    # queue, named by that column: queues by id, tasks by queue_id), "task" (the row's
+    # task_id is a task of a granted queue: history, comments, attachments), "write" (a
+    # grant may insert rows, never read them: the outbox), or None (never: contracts,
+    # SLA, webhooks, users...). Row-level security says the same (``services/migrations/rls.py``).
+    granted_by: ClassVar[str | None] = None
+    # A column naming another organisation that also reads the row (an engagement's provider).
+    shared_with: ClassVar[str | None] = None
+
+    @classmethod
+    def scope_clause(cls) -> Any:
+        """The rows a scope without grants sees (its tenants', and those shared with them)."""
+        clause = cls.tenant_id.in_(_SCOPE_TENANTS)
+        if cls.shared_with is not None:
+            clause = or_(clause, getattr(cls, cls.shared_with).in_(_SCOPE_TENANTS))
+        return clause
+
+    @classmethod
+    def granted_scope_clause(cls) -> Any:
+        """The rows a scope with grants sees: also those its grants reach."""
+        granted = _granted_rows(cls)
+        return cls.scope_clause() if granted is None else or_(cls.scope_clause(), granted)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)  # maps the class (DeclarativeBase)
         if "__tablename__" in cls.__dict__:
             _TENANT_CLASSES.append(cls)
             _TENANT_TABLES.add(cls.__table__.name)  # type: ignore[attr-defined]
+            _TENANT_TABLE_BY_NAME[cls.__table__.name] = cls.__table__  # type: ignore[attr-defined]
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
+
+
+def _granted_rows(cls: type[TenantOwned]) -> Any:
+    """The rows of ``cls`` that the grants in the parameters reach, or None."""
+    reach = cls.granted_by
+    if reach is None or reach == "write":
+        return None
+    in_granted_tenant = cls.tenant_id.in_(_GRANT_TENANTS)
+    if reach.startswith("queue:"):
+        return and_(in_granted_tenant, getattr(cls, reach.removeprefix("queue:")).in_(_GRANT_QUEUES))
+    if reach == "task":
+        tasks = _TENANT_TABLE_BY_NAME["tasks"]
+        granted_tasks = select(tasks.c.id).where(
+            tasks.c.tenant_id.in_(_GRANT_TENANTS), tasks.c.queue_id.in_(_GRANT_QUEUES)
+        )
+        return and_(in_granted_tenant, cls.task_id.in_(granted_tasks))  # type: ignore[attr-defined]
+    raise ValueError(f"{cls.__name__}.granted_by: {reach!r}")
+
+
+def may_write(scope: AccessScope, cls: type[Any], values: Any) -> bool:
+    """Whether ``scope`` may write a row of ``cls`` with these values (an object or a
+    dict): its tenants' rows, and rows of a granted queue's tenant in the tables grants
+    reach (the queue of a task is checked here, the task of a child row by row security)."""
+    tenant_id = values["tenant_id"] if isinstance(values, dict) else values.tenant_id
+    if tenant_id is not None and scope.sees(tenant_id):
+        return True
+    reach = getattr(cls, "granted_by", None)
+    if reach is None or tenant_id not in scope.grant_tenant_ids:
+        return False
+    if reach.startswith("queue:"):
+        column = reach.removeprefix("queue:")
+        queue = values[column] if isinstance(values, dict) else getattr(values, column)
+        return (tenant_id, queue) in scope.granted_queues
+    return True
 
 
 def bind(session: Session, scope: AccessScope) -> Session:
@@ -126,9 +212,10 @@ _BY_ID: dict[tuple[type[Any], bool], Any] = {}
 
 class ScopedRead:
     """A Core SELECT of one tenant-owned table, built once and filtered by the session's
-    scope as an ORM query would be: for the reads of every request, where loading an
-    entity costs more than the query (a queue by id: 283 µs of CPU as an entity, 112 µs
-    as a row). Rows come back as ``Row`` tuples; the session is flushed first."""
+    scope as an ORM query would be (the table's own ``scope_clause``): for the reads of
+    every request, where loading an entity costs more than the query (a queue by id:
+    283 µs of CPU as an entity, 112 µs as a row). Rows come back as ``Row`` tuples; the
+    session is flushed first."""
 
     def __init__(self, statement: Select[Any]) -> None:
         froms = statement.get_final_froms()
@@ -136,15 +223,11 @@ class ScopedRead:
         if table is None or getattr(table, "name", None) not in _TENANT_TABLES:
             raise ValueError("a ScopedRead selects from exactly one tenant-owned table")
         self._table = table.name
-        self._readable_while_authenticating = any(
-            cls.readable_while_authenticating
-            for cls in _TENANT_CLASSES
-            if cls.__tablename__ == table.name  # type: ignore[attr-defined]
-        )
+        owner = next(cls for cls in _TENANT_CLASSES if cls.__tablename__ == table.name)  # type: ignore[attr-defined]
+        self._readable_while_authenticating = owner.readable_while_authenticating
         self._every_tenant = statement
-        # Typed here: a key column's type is known only once its target is resolved.
-        tenants = bindparam(SCOPE_PARAMETER, expanding=True, type_=Uuid())
-        self._in_scope = statement.where(table.c.tenant_id.in_(tenants))
+        self._in_scope = statement.where(owner.scope_clause())
+        self._in_granted_scope = statement.where(owner.granted_scope_clause())
 
     def execute(self, session: Session, parameters: dict[str, Any] | None = None) -> CursorResult[Any]:
         scope = current_scope(session)
@@ -155,8 +238,8 @@ class ScopedRead:
         connection = session.connection()
         if scope.tenant_ids is None or (scope.authenticating and self._readable_while_authenticating):
             return connection.execute(self._every_tenant, parameters or {})
-        tenant_ids = sorted(scope.tenant_ids)  # none while authenticating
-        return connection.execute(self._in_scope, {**(parameters or {}), SCOPE_PARAMETER: tenant_ids})
+        statement = self._in_granted_scope if scope.granted_queues else self._in_scope
+        return connection.execute(statement, {**(parameters or {}), **_scope_parameters(scope)})
 
 
 @contextmanager
@@ -216,7 +299,7 @@ def refuse_rows_outside_scope(session: Session, model: type[Any], rows: list[dic
     if scope is None:
         raise UnscopedAccess(f"insert into {model.__tablename__} through a session without an access scope")
     if scope.tenant_ids is not None:
-        outside = {row["tenant_id"] for row in rows} - scope.tenant_ids
+        outside = {row["tenant_id"] for row in rows if not may_write(scope, model, row)}
         if outside:
             raise CrossTenantWrite(
                 f"{model.__name__} rows of tenants {sorted(outside)} are outside the scope"
@@ -232,10 +315,25 @@ def _touched_tenant_tables(state: ORMExecuteState) -> set[str]:
 
 
 SCOPE_PARAMETER = "bpo_scope_tenant_ids"
+GRANT_TENANTS_PARAMETER = "bpo_grant_tenant_ids"
+GRANT_QUEUES_PARAMETER = "bpo_grant_queue_ids"
 # Built once: the tenants are a parameter of the execution, not a value captured by the
 # lambda, so the option and the compiled statement's cache key are the same for every scope.
+# Each class answers its own clause (``TenantOwned.scope_clause``): SQLAlchemy calls the
+# lambda once per entity class of the statement.
 _SCOPE_TENANTS: Any = bindparam(SCOPE_PARAMETER, expanding=True)
-_IN_SCOPE = loader_criteria(TenantOwned, lambda cls: cls.tenant_id.in_(_SCOPE_TENANTS), include_aliases=True)
+_GRANT_TENANTS: Any = bindparam(GRANT_TENANTS_PARAMETER, expanding=True)
+_GRANT_QUEUES: Any = bindparam(GRANT_QUEUES_PARAMETER, expanding=True)
+_IN_SCOPE = loader_criteria(TenantOwned, lambda cls: cls.scope_clause(), include_aliases=True)
+_IN_GRANTED_SCOPE = loader_criteria(TenantOwned, lambda cls: cls.granted_scope_clause(), include_aliases=True)
+
+
+def _scope_parameters(scope: AccessScope) -> dict[str, Any]:
+    parameters: dict[str, Any] = {SCOPE_PARAMETER: sorted(scope.tenant_ids or ())}
+    if scope.granted_queues:
+        parameters[GRANT_TENANTS_PARAMETER] = scope.grant_tenant_ids
+        parameters[GRANT_QUEUES_PARAMETER] = scope.grant_queue_ids
+    return parameters
 
 
 def _criteria(scope: AccessScope, state: ORMExecuteState, touched: set[str]) -> list[Any]:
@@ -249,7 +347,7 @@ def _criteria(scope: AccessScope, state: ORMExecuteState, touched: set[str]) -> 
             if not cls.readable_while_authenticating and cls.__tablename__ in touched  # type: ignore[attr-defined]
         ]
     if state.is_select:
-        return [_IN_SCOPE]
+        return [_IN_GRANTED_SCOPE if scope.granted_queues else _IN_SCOPE]
     # A bulk UPDATE or DELETE also evaluates its criteria in Python, on the objects the
     # session holds (synchronize_session): they need the tenants as values, not a parameter.
     ids = tuple(scope.tenant_ids or ())
@@ -270,7 +368,7 @@ def _scope_orm_statement(state: ORMExecuteState) -> None:
     if scope is not None and not scope.authenticating and state.is_orm_statement and state.is_select:
         # The common case needs no walk of the statement: the criteria apply to whatever
         # tenant entities it holds, and to none if it holds none.
-        state.statement = state.statement.options(_IN_SCOPE)
+        state.statement = state.statement.options(_IN_GRANTED_SCOPE if scope.granted_queues else _IN_SCOPE)
         _pass_scope(state, scope)
         return
     touched = _touched_tenant_tables(state)
@@ -297,12 +395,12 @@ def _scope_orm_statement(state: ORMExecuteState) -> None:
 def _pass_scope(state: ORMExecuteState, scope: AccessScope) -> None:
     """The scope's tenants as the parameter of ``_IN_SCOPE``, to this statement and to the
     loads its criteria propagate to (extra parameters are ignored)."""
-    tenant_ids = sorted(scope.tenant_ids or ())
+    scoping = _scope_parameters(scope)
     parameters: Any = state.parameters
     if isinstance(parameters, list):
-        state.parameters = [{**p, SCOPE_PARAMETER: tenant_ids} for p in parameters]
+        state.parameters = [{**p, **scoping} for p in parameters]
     else:
-        state.parameters = {**(parameters or {}), SCOPE_PARAMETER: tenant_ids}
+        state.parameters = {**(parameters or {}), **scoping}
 
 
 def _sets_tenant_column(statement: Any) -> bool:
@@ -321,9 +419,8 @@ def _refuse_foreign_writes(session: Session, _context: Any, _instances: Any) -> 
     if scope.tenant_ids is None:
         return
     for obj in changed:
-        tenant_id = obj.tenant_id
-        if tenant_id is None or not scope.sees(tenant_id):
-            raise CrossTenantWrite(f"{type(obj).__name__} of tenant {tenant_id} is outside the scope")
+        if obj.tenant_id is None or not may_write(scope, type(obj), obj):
+            raise CrossTenantWrite(f"{type(obj).__name__} of tenant {obj.tenant_id} is outside the scope")
 
 
 @event.listens_for(Session, "after_begin")
@@ -340,7 +437,9 @@ _SET_SCOPE = (
     "SELECT bpo_config_epoch(%(epoch_tenant)s::uuid) FROM ("
     "SELECT set_config('bpo.tenant_ids', %(tenant_ids)s, true),"
     " set_config('bpo.all_tenants', %(all_tenants)s, true),"
-    " set_config('bpo.authenticating', %(authenticating)s, true) OFFSET 0) AS settings"
+    " set_config('bpo.authenticating', %(authenticating)s, true),"
+    " set_config('bpo.grant_tenant_ids', %(grant_tenant_ids)s, true),"
+    " set_config('bpo.grant_queue_ids', %(grant_queue_ids)s, true) OFFSET 0) AS settings"
 )
 CONFIG_EPOCH_KEY = "bpo.config_epoch"  # (tenant, epoch) as the transaction began
 
@@ -365,6 +464,8 @@ def _apply_database_settings(session: Session, connection: Connection, scope: Ac
                 "tenant_ids": tenant_ids,
                 "all_tenants": "on" if scope.tenant_ids is None else "off",
                 "authenticating": "on" if scope.authenticating else "off",
+                "grant_tenant_ids": ",".join(str(t) for t in scope.grant_tenant_ids),
+                "grant_queue_ids": ",".join(str(q) for q in scope.grant_queue_ids),
                 "epoch_tenant": only,
             },
         )
@@ -386,3 +487,25 @@ def config_epoch(session: Session, tenant_id: uuid.UUID) -> int | None:
 def configuration_changed(session: Session) -> None:
     """The session has just changed configuration: its transaction's epoch is stale."""
     session.info.pop(CONFIG_EPOCH_KEY, None)
+
+
+@contextmanager
+def acting_for_tenant(session: Session, tenant_id: uuid.UUID) -> Iterator[Session]:
+    """The platform's own bookkeeping on one tenant's rows, set off by a principal who may
+    not read them: an agent's transition moves the client's SLA clocks, which the agent's
+    scope never sees. Within the block the session (and row security) sees that tenant
+    alone; what the block wrote is flushed before the principal's scope comes back, and
+    the block hands nothing back to the principal but what its caller returns."""
+    scope = current_scope(session)
+    if scope is None:
+        raise UnscopedAccess("bookkeeping through a session without an access scope")
+    if scope.sees(tenant_id) and DATABASE_SCOPE_KEY not in session.info:
+        yield session
+        return
+    session.flush()  # the principal's own writes are checked against the principal's scope
+    bind(session, AccessScope.tenants({tenant_id}))
+    try:
+        yield session
+        session.flush()
+    finally:
+        bind(session, scope)

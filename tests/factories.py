@@ -286,3 +286,74 @@ def make_policy(
             name="Contract SLA", tenant_id=organization.id, calendar=calendar, targets=targets, **terms
         )
         return definitions.create_policy(session, OPERATOR, data)
+
+
+# ---------------------------------------------------------------- workforce
+
+OPEN_ALWAYS = {
+    "timezone": "UTC",
+    "weekly": {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+}
+
+
+def make_team(db: Database, provider: Organization, **fields: Any) -> Any:
+    from services.workforce import teams
+    from services.workforce.schemas import TeamCreate
+
+    fields.setdefault("name", f"Team {next(_counter)}")
+    fields.setdefault("country", provider.country)
+    fields.setdefault("timezone", "UTC")
+    fields.setdefault("calendar", OPEN_ALWAYS)
+    fields.setdefault("languages", [{"code": "en", "level": "C1"}, {"code": "fr", "level": "C1"}])
+    fields.setdefault("hourly_cost", {"amount": 1500, "currency": "EUR"})
+    principal = principal_of(provider)
+    with db.session() as session:
+        bind(session, principal.access)
+        return teams.create_team(session, principal, TeamCreate(**fields))
+
+
+def make_agent(
+    db: Database, provider: Organization, team: Any, email: str | None = None, **fields: Any
+) -> Any:
+    """A user of ``provider`` with the agent role, made an agent of ``team``."""
+    from sqlalchemy import select
+
+    from services.identity.models import User
+    from services.workforce import agents
+    from services.workforce.schemas import AgentCreate
+
+    email = make_user(db, provider, [Role.AGENT], email=email)
+    principal = principal_of(provider)
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        user_id = session.scalars(select(User.id).where(User.email == email)).one()
+        bind(session, principal.access)
+        agent = agents.create_agent(
+            session, principal, AgentCreate(user_id=user_id, team_id=team.id, **fields)
+        )
+    agent.email = email
+    return agent
+
+
+def make_engagement(db: Database, queue: Queue, team: Any, **fields: Any) -> Any:
+    from services.workforce import engagements
+    from services.workforce.schemas import EngagementCreate
+
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        return engagements.create_engagement(
+            session, OPERATOR, EngagementCreate(queue_id=queue.id, team_id=team.id, **fields)
+        )
+
+
+def set_online(db: Database, agent: Any) -> None:
+    from datetime import timedelta
+
+    from services.core.time import utcnow
+    from services.workforce.models import Agent, Presence
+
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        row = session.get(Agent, agent.id)
+        assert row is not None
+        row.presence, row.presence_expires_at = Presence.ONLINE, utcnow() + timedelta(hours=1)

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_seconds: int = 900
     log_json: bool = False
+    presence_ttl_seconds: int = Field(
+        default=90, ge=10, description="An agent whose heartbeats stop is offline this long after the last."
+    )
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=24 * 3600, description="At least a day.")
     blob_store_url: str = Field(
         default="", description='Attachments and bulk files: "" for data_dir, or s3://bucket?endpoint_url=...'

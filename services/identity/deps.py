@@ -12,7 +12,7 @@ from services.core import i18n
 from services.core.deps import DbSession
 from services.core.errors import Unauthenticated
 from services.core.settings import Settings
-from services.identity import service
+from services.identity import csrf, service
 from tenants.principal import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="OAuth 2.0 access token (client credentials)")
@@ -23,7 +23,21 @@ async def _principal(
     session: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """A token this process resolved moments ago costs no I/O, so no hop to the thread pool."""
+    """A token this process resolved moments ago costs no I/O, so no hop to the thread pool.
+    A signed-in person's pages call the API with their session cookie instead (agents pull
+    their next task from the workspace), a change then carrying the CSRF token."""
+    if credentials is None and request.cookies.get(csrf.SESSION_COOKIE):
+        await csrf.verify(request)
+        found = await run_in_threadpool(
+            service.principal_for_web_session, session, request.cookies[csrf.SESSION_COOKIE]
+        )
+        if found is None:
+            raise Unauthenticated("your session has ended: sign in again")
+        principal: Principal = found
+        request.state.locale = i18n.negotiate(
+            principal.locale, request.headers.get("accept-language"), principal.org_locale
+        )
+        return principal
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send Authorization: Bearer <access token>")
     principal = service.remembered_principal(session, credentials.credentials)

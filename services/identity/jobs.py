@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from services.core.background import celery_app, unit_of_work
 from services.core.settings import get_settings
 from services.identity import service
-from services.worker import celery_app, unit_of_work
 from tenants.scoping import AccessScope
 
 

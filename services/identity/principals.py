@@ -32,6 +32,9 @@ def visible_tenants(
                 select(PortfolioAssignment.tenant_id).where(PortfolioAssignment.account_manager_id == user_id)
             )
         )
+        # The operator's supply side: an account manager engages providers' teams on the
+        # queues of their clients, so sees the providers (their teams, agents and load).
+        visible |= set(session.scalars(select(Organization.id).where(Organization.kind == OrgKind.PROVIDER)))
     return frozenset(visible)
 
 

@@ -14,7 +14,7 @@ from services.core.errors import BadRequest
 from services.core.i18n import _
 from services.core.pagination import Page, PageRequest, page_request
 from services.core.problems import PROBLEM_RESPONSES, problem_response
-from services.core.routing import UnitOfWorkRoute
+from services.core.route_class import UnitOfWorkRoute
 from services.identity import service
 from services.identity.deps import CurrentPrincipal
 from services.identity.models import ApiClient

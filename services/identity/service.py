@@ -28,6 +28,7 @@ from services.identity.credentials import digest, new_token
 from services.identity.models import AccessToken, ApiClient, User, WebSession
 from services.identity.passwords import hash_password, needs_rehash, verify_password
 from services.identity.token_cache import TOKENS
+from tenants import grants
 from tenants.models import Membership, Organization
 from tenants.principal import ROLES_BY_KIND, OrgKind, Permission, Principal, Role
 from tenants.scoping import AccessScope, bind, fetch
@@ -106,8 +107,7 @@ def authenticate_password(
         throttle.record_failure(session, email, address)
         raise InvalidCredentials()
     throttle.clear_failures(session, email)
-    principal = principals.for_user(session, user)
-    bind(session, principal.access)
+    principal = grants.acting(session, principals.for_user(session, user))
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()
@@ -143,9 +143,7 @@ def principal_for_web_session(session: Session, token: str) -> Principal | None:
     if row is None or not row.User.is_active:
         bind(session, AccessScope.nothing())
         return None
-    principal = principals.for_user(session, row.User)
-    bind(session, principal.access)
-    return principal
+    return grants.acting(session, principals.for_user(session, row.User))
 
 
 def close_web_session(session: Session, token: str) -> None:
@@ -299,8 +297,7 @@ def principal_for_bearer(session: Session, token: str, cache_seconds: int = 0) -
 
 
 def _acting(session: Session, principal: Principal) -> Principal:
-    bind(session, principal.access)
-    return principal
+    return grants.acting(session, principal)
 
 
 def purge_expired_credentials(session: Session, settings: Settings) -> dict[str, int]:

@@ -31,6 +31,18 @@ LANGUAGE sql STABLE AS $$
 $$;
 """
 
+# Revision 0008: a provider's grants, the (client tenant, queue) pairs it is engaged on.
+GRANT_FUNCTIONS = """
+CREATE OR REPLACE FUNCTION bpo_grant_tenant_ids() RETURNS uuid[]
+LANGUAGE sql STABLE AS $$
+  SELECT string_to_array(nullif(current_setting('bpo.grant_tenant_ids', true), ''), ',')::uuid[]
+$$;
+CREATE OR REPLACE FUNCTION bpo_grant_queue_ids() RETURNS uuid[]
+LANGUAGE sql STABLE AS $$
+  SELECT string_to_array(nullif(current_setting('bpo.grant_queue_ids', true), ''), ',')::uuid[]
+$$;
+"""
+
 
 def is_postgres() -> bool:
     return op.get_bind().dialect.name == "postgresql"
@@ -91,6 +103,53 @@ def replace_policies(table: str, key: str, identity: bool, *, once: bool) -> Non
 
 def _create_policies(table: str, visible: str, identity: bool, authenticating: str) -> None:
     readable = f"{visible} OR {authenticating}" if identity else visible
+    op.execute(f"CREATE POLICY tenant_read ON {table} FOR SELECT USING ({readable})")
+    op.execute(f"CREATE POLICY tenant_insert ON {table} FOR INSERT WITH CHECK ({visible})")
+    op.execute(f"CREATE POLICY tenant_update ON {table} FOR UPDATE USING ({visible}) WITH CHECK ({visible})")
+    op.execute(f"CREATE POLICY tenant_delete ON {table} FOR DELETE USING ({visible})")
+
+
+def granted(table: str, reach: str) -> str:
+    """The rows of ``table`` a provider's grants reach (see ``TenantOwned.granted_by``)."""
+    in_granted_tenant = "tenant_id = ANY ((SELECT bpo_grant_tenant_ids())::uuid[])"
+    if reach.startswith("queue:"):
+        column = reach.removeprefix("queue:")
+        return f"({in_granted_tenant} AND {column} = ANY ((SELECT bpo_grant_queue_ids())::uuid[]))"
+    if reach == "task":  # table names are our migrations' own, never input
+        return (
+            f"({in_granted_tenant} AND EXISTS (SELECT 1 FROM tasks AS granted_task"  # noqa: S608
+            f" WHERE granted_task.tenant_id = {table}.tenant_id AND granted_task.id = {table}.task_id"
+            " AND granted_task.queue_id = ANY ((SELECT bpo_grant_queue_ids())::uuid[])))"
+        )
+    if reach == "write":
+        return f"({in_granted_tenant})"
+    raise ValueError(reach)
+
+
+def protect_granted(table: str, reach: str) -> None:
+    """Policies of a table that a provider's grants reach: read and write the rows reached
+    ("write": insert only), delete never."""
+    for name in ("tenant_read", "tenant_insert", "tenant_update", "tenant_delete"):
+        op.execute(f"DROP POLICY IF EXISTS {name} ON {table}")
+    visible, reached = visible_once("tenant_id"), granted(table, reach)
+    readable = visible if reach == "write" else f"{visible} OR {reached}"
+    op.execute(f"CREATE POLICY tenant_read ON {table} FOR SELECT USING ({readable})")
+    op.execute(f"CREATE POLICY tenant_insert ON {table} FOR INSERT WITH CHECK ({visible} OR {reached})")
+    op.execute(
+        f"CREATE POLICY tenant_update ON {table} FOR UPDATE USING ({readable}) WITH CHECK ({readable})"
+    )
+    op.execute(f"CREATE POLICY tenant_delete ON {table} FOR DELETE USING ({visible})")
+
+
+def protect_shared(table: str, column: str, *, identity: bool) -> None:
+    """Policies of a table whose rows another organisation named in ``column`` reads too
+    (an engagement: the client's row, read by the engaged provider)."""
+    op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+    op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+    visible = visible_once("tenant_id")
+    readable = f"{visible} OR {visible_once(column)}"
+    if identity:
+        readable += " OR (SELECT bpo_authenticating())"
     op.execute(f"CREATE POLICY tenant_read ON {table} FOR SELECT USING ({readable})")
     op.execute(f"CREATE POLICY tenant_insert ON {table} FOR INSERT WITH CHECK ({visible})")
     op.execute(f"CREATE POLICY tenant_update ON {table} FOR UPDATE USING ({visible}) WITH CHECK ({visible})")

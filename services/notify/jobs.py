@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from services.core.background import celery_app, database
 from services.core.settings import get_settings
 from services.notify import relay
-from services.worker import celery_app, database
 
 
 @celery_app.task(name="notify.relay", ignore_result=True)

@@ -23,6 +23,7 @@ class OutboxEvent(IdMixin, TenantOwned, Base):
     """
 
     __tablename__ = "outbox_events"
+    granted_by = "write"  # a provider's change to a task it works emits the client's events
     __table_args__ = (
         Index(
             "ix_outbox_events_pending",

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from services.core.deps import AppSettings, DbSession
 from services.core.pagination import Page, PageRequest, page_request
 from services.core.problems import PROBLEM_RESPONSES
-from services.core.routing import UnitOfWorkRoute
+from services.core.route_class import UnitOfWorkRoute
 from services.identity.deps import CurrentPrincipal
 from services.notify import service
 from services.notify.models import DeliveryStatus, WebhookDelivery

@@ -44,7 +44,7 @@ from services.work import history
 from services.work.history import Actor
 from services.work.lifecycle import Action, Side
 from services.work.models import Priority, Task, TaskEvent, TaskStatus
-from tenants.scoping import insert_rows
+from tenants.scoping import acting_for_tenant, insert_rows
 
 PAUSING_STATES = {
     TaskStatus.WAITING_ON_CLIENT: PauseCause.WAITING_ON_CLIENT,
@@ -233,6 +233,15 @@ class ClockObserver:
     """Subscribed to the history of tasks (``history.observe``)."""
 
     def recorded(self, session: Session, task: Task, actor: Actor, event: TaskEvent) -> None:
+        # The clocks are the client's contract: an agent's action moves them, but the
+        # agent's scope never reads them (``acting_for_tenant``).
+        with acting_for_tenant(session, task.tenant_id):
+            self._recorded(session, task, actor, event)
+
+    def applied(self, session: Session, task: Task, actor: Actor, action: Action) -> None:
+        return None
+
+    def _recorded(self, session: Session, task: Task, actor: Actor, event: TaskEvent) -> None:
         if event.kind == "created":
             self._start(session, task, to_second(task.created_at), (Metric.FIRST_RESPONSE, Metric.RESOLUTION))
             return

@@ -51,7 +51,7 @@ def _require_operator(principal: Principal) -> None:
         raise Forbidden("SLA calendars and policies are set by the operator")
 
 
-def _checked_spec(spec: dict[str, Any], pointer: str) -> dict[str, Any]:
+def checked_spec(spec: dict[str, Any], pointer: str) -> dict[str, Any]:
     """A valid spec with open time ahead (a calendar whose openings are all past would
     leave clocks without a due time)."""
     try:
@@ -79,7 +79,7 @@ def _reachable(session: Session, calendar_id: str, minutes: int) -> bool:
 
 def create_calendar(session: Session, principal: Principal, data: CalendarCreate) -> SlaCalendar:
     tenant_id = _client_tenant(session, principal, data.tenant_id)
-    spec = _checked_spec(data.spec, "/spec")
+    spec = checked_spec(data.spec, "/spec")
     with narrowed_to(session, tenant_id):
         if session.scalars(select(SlaCalendar.id).where(SlaCalendar.name == data.name)).first():
             raise Conflict(f"a calendar named {data.name} exists", errors=[FieldError("/name", "taken")])
@@ -96,7 +96,7 @@ def add_calendar_version(
 ) -> SlaCalendarVersion:
     calendar = get_calendar(session, principal, calendar_id)  # a foreign one is not found
     _require_operator(principal)
-    spec = _checked_spec(data.spec, "/spec")
+    spec = checked_spec(data.spec, "/spec")
     latest = calendar_versions(session, [calendar.id])[calendar.id][-1]
     effective_from = _effective_from(data.effective_from, latest.effective_from)
     version = _calendar_version(calendar, latest.version + 1, effective_from, spec)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from services.core.background import celery_app, unit_of_work
 from services.sla import escalations, sweep
-from services.worker import celery_app, unit_of_work
 from tenants.scoping import AccessScope
 
 

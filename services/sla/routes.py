@@ -12,7 +12,7 @@ from pydantic import AwareDatetime
 from services.core.deps import DbSession
 from services.core.pagination import Page, PageRequest, page_request
 from services.core.problems import PROBLEM_RESPONSES
-from services.core.routing import UnitOfWorkRoute
+from services.core.route_class import UnitOfWorkRoute
 from services.identity.deps import CurrentPrincipal
 from services.sla import clocks, definitions, reports
 from services.sla.models import Metric, SlaCalendar, SlaCalendarVersion, SlaPolicy, SlaPolicyVersion

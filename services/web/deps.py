@@ -8,11 +8,10 @@ from fastapi import Depends, Request
 
 from services.core import i18n
 from services.core.deps import DbSession
-from services.identity import service
-from services.web import csrf
+from services.identity import csrf, service
+from services.identity.csrf import SESSION_COOKIE
 from tenants.principal import Principal
 
-SESSION_COOKIE = "bpo_session"
 LOCALE_COOKIE = "bpo_locale"
 
 

@@ -6,7 +6,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from services.core import i18n
-from services.web import csrf
+from services.identity import csrf
 from services.web.templating import render
 
 MACHINE_PREFIXES = ("/v1", "/oauth", "/stripe", "/metrics", "/healthz", "/readyz", "/openapi.json")

@@ -17,11 +17,13 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
+from services.core.background import enqueue
 from services.core.deps import AppSettings, DbSession
 from services.core.errors import DomainError, ValidationFailed
 from services.core.pagination import PageRequest, decode_cursor
-from services.core.routing import UnitOfWorkRoute
-from services.web import csrf, forms
+from services.core.route_class import UnitOfWorkRoute
+from services.identity import csrf
+from services.web import forms
 from services.web.deps import Member
 from services.web.templating import render
 from services.work import attachments, bulk, imports, kinds, lifecycle, queues, service
@@ -29,7 +31,6 @@ from services.work.history import Actor
 from services.work.models import CommentVisibility, ImportStatus, Priority, QueueMode, TaskStatus
 from services.work.schemas import QueueCreate, TaskCreate
 from services.work.storage import READ_CHUNK_BYTES, blob_store
-from services.worker import enqueue
 from tenants import service as tenancy
 
 router = APIRouter(

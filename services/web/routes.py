@@ -12,10 +12,11 @@ from services.core import i18n
 from services.core.deps import AppSettings, DbSession
 from services.core.errors import RateLimited
 from services.core.pagination import PageRequest
-from services.core.routing import UnitOfWorkRoute
+from services.core.route_class import UnitOfWorkRoute
+from services.identity import csrf
 from services.identity import service as identity
-from services.web import csrf
-from services.web.deps import LOCALE_COOKIE, SESSION_COOKIE, Viewer
+from services.identity.csrf import SESSION_COOKIE
+from services.web.deps import LOCALE_COOKIE, Viewer
 from services.web.templating import render
 from tenants import service as tenancy
 from tenants.principal import OrgKind, Permission, Principal

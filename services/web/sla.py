@@ -20,9 +20,9 @@ from starlette.responses import RedirectResponse, Response
 from services.core import i18n
 from services.core.deps import DbSession
 from services.core.errors import Forbidden, NotFound
-from services.core.routing import UnitOfWorkRoute
+from services.core.route_class import UnitOfWorkRoute
+from services.identity import csrf
 from services.sla import board, overview
-from services.web import csrf
 from services.web.deps import Member, Viewer
 from services.web.portal import page
 from services.web.templating import METRIC_LABELS, format_ratio, render

@@ -12,11 +12,11 @@ from starlette.responses import RedirectResponse, Response
 from services.core.deps import AppSettings, DbSession
 from services.core.errors import DomainError
 from services.core.pagination import PageRequest
-from services.core.routing import UnitOfWorkRoute
+from services.core.route_class import UnitOfWorkRoute
+from services.identity import csrf
 from services.notify import service
 from services.notify.models import WebhookDelivery
 from services.notify.schemas import EndpointCreate, EndpointUpdate
-from services.web import csrf
 from services.web.deps import Member
 from services.web.portal import page
 

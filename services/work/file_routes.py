@@ -13,17 +13,17 @@ from fastapi import APIRouter, BackgroundTasks, Depends, File, Query, Request, R
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from services.core.background import enqueue
 from services.core.deps import AppSettings, DbSession
 from services.core.errors import PayloadTooLarge, UnsupportedMediaType
 from services.core.pagination import Page
 from services.core.problems import PROBLEM_RESPONSES
-from services.core.routing import UnitOfWorkRoute
+from services.core.route_class import UnitOfWorkRoute
 from services.identity.deps import CurrentPrincipal
 from services.work import attachments, bulk, idempotency, imports, queues
 from services.work.routes import IdempotencyKey, replayed
 from services.work.schemas import AttachmentOut, ImportOut
 from services.work.storage import READ_CHUNK_BYTES, BlobStore, blob_store
-from services.worker import enqueue
 
 router = APIRouter(route_class=UnitOfWorkRoute, prefix="/v1", tags=["work"], responses=PROBLEM_RESPONSES)
 
@@ -149,7 +149,9 @@ async def bulk_intake(
     if file_format is None:
         raise UnsupportedMediaType("send text/csv (with a header row) or application/x-ndjson")
     order = imports.BulkRequest(queue_id, file_format, all_or_nothing, imports.check_delimiter(delimiter))
-    await run_in_threadpool(queues.get_queue, session, queue_id)  # 404 before reading the body
+    await run_in_threadpool(
+        queues.queue_for_intake, session, principal, queue_id
+    )  # 404 before reading the body
     spool, size, digest = await _spool(request, settings)
     endpoint = "POST /v1/tasks/bulk"
     request_hash = idempotency.fingerprint(

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from services.core.ids import new_id
 from services.core.time import utcnow
-from services.work.lifecycle import Side
+from services.work.lifecycle import Action, Side
 from services.work.models import Task, TaskEvent
 from tenants.principal import OrgKind, Principal
 
@@ -47,6 +47,10 @@ class Observer(Protocol):
     def created_many(self, session: Session, tasks: list[dict[str, Any]]) -> None:
         """Bulk intake: the column values of tasks inserted as rows (all of one queue)."""
 
+    def applied(self, session: Session, task: Task, actor: Actor, action: Action) -> None:
+        """A transition is complete (its entry and event written): what follows from it
+        (routing ends or moves the assignment) may take the next one."""
+
 
 _observers: list[Observer] = []
 
@@ -64,6 +68,11 @@ def record(session: Session, task: Task, actor: Actor, kind: str, **details: Any
     for observer in _observers:
         observer.recorded(session, task, actor, event)
     return event
+
+
+def applied(session: Session, task: Task, actor: Actor, action: Action) -> None:
+    for observer in _observers:
+        observer.applied(session, task, actor, action)
 
 
 def recorded_many(session: Session, tasks: list[dict[str, Any]]) -> None:

@@ -30,7 +30,7 @@ from services.work import bulk, kinds
 from services.work.history import Actor
 from services.work.lifecycle import Side
 from services.work.models import ImportJob, ImportStatus, Queue
-from services.work.queues import get_queue
+from services.work.queues import queue_for_intake
 from services.work.storage import BlobStore
 from tenants.principal import Permission, Principal
 from tenants.scoping import AccessScope, bind, fetch
@@ -64,7 +64,7 @@ def import_now(
     """A small file, in the request's own transaction: with all_or_nothing, a bad row
     raises and the unit of work rolls back every row."""
     principal.require(Permission.TASKS_WRITE)
-    queue = get_queue(session, request.queue_id)
+    queue = queue_for_intake(session, principal, request.queue_id)
     kind = kinds.require(session, queue.tenant_id, queue.task_kind)
     summary = bulk.import_records(
         session,
@@ -98,7 +98,7 @@ def start_job(
 ) -> ImportJob:
     """Keep the file and record the job; the caller enqueues it after the commit."""
     principal.require(Permission.TASKS_WRITE)
-    queue = get_queue(session, request.queue_id)
+    queue = queue_for_intake(session, principal, request.queue_id)
     job_id = uuid.uuid4()
     key = f"{queue.tenant_id}/imports/{job_id}/source"
     store.put(key, _chunks(source), max_bytes=size)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+from services.core.background import celery_app, database, unit_of_work
 from services.core.settings import get_settings
 from services.work import idempotency, imports, service
 from services.work.storage import blob_store
-from services.worker import celery_app, database, unit_of_work
 from tenants.scoping import AccessScope
 
 

@@ -81,6 +81,7 @@ class Queue(IdMixin, TenantOwned, TimestampMixin, Base):
     __tablename__ = "queues"
     # (tenant_id, id): the key of the tasks' foreign key, which so holds a task to its queue's tenant.
     __table_args__ = (UniqueConstraint("tenant_id", "name"), UniqueConstraint("tenant_id", "id"))
+    granted_by = "queue:id"  # an engaged provider reads the queue it serves
 
     name: Mapped[str] = mapped_column(String(200))
     task_kind: Mapped[str] = mapped_column(String(64))
@@ -92,6 +93,9 @@ class Queue(IdMixin, TenantOwned, TimestampMixin, Base):
     out_of_hours: Mapped[bool] = mapped_column(default=False)
     mode: Mapped[QueueMode] = mapped_column(str_enum(QueueMode, 8), default=QueueMode.PULL)
     accepted_attachment_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # How routing picks agents: {"min_language_level", "offer_timeout_seconds", ...}
+    # (``services.routing.policy``); {} is the platform's defaults.
+    routing_policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class Task(IdMixin, TenantOwned, TimestampMixin, Base):
@@ -106,6 +110,20 @@ class Task(IdMixin, TenantOwned, TimestampMixin, Base):
         UniqueConstraint("tenant_id", "external_ref"),
         Index("ix_tasks_tenant_id_queue_id_status", "tenant_id", "queue_id", "status"),
         # The worker's language detection finds its work here, never by scanning tasks.
+        # Agents' next task: the queued tasks in the order routing takes them.
+        Index(
+            "ix_tasks_queued_rank",
+            "rank_at",
+            "id",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
+        Index(
+            "ix_tasks_assignee_id",
+            "assignee_id",
+            postgresql_where=text("assignee_id IS NOT NULL"),
+            sqlite_where=text("assignee_id IS NOT NULL"),
+        ),
         Index(
             "ix_tasks_language_pending",
             "id",
@@ -113,6 +131,8 @@ class Task(IdMixin, TenantOwned, TimestampMixin, Base):
             sqlite_where=text("language_source IS NULL"),
         ),
     )
+
+    granted_by = "queue:queue_id"  # a provider engaged on the queue works its tasks
 
     # The tenant through the queue: see the foreign key above (its organisation is the queue's).
     tenant_id: Mapped[uuid.UUID] = mapped_column()
@@ -132,6 +152,11 @@ class Task(IdMixin, TenantOwned, TimestampMixin, Base):
     created_by: Mapped[uuid.UUID | None]
     # Set by an SLA escalation: routing may then offer the task beyond its usual teams.
     overflow_since: Mapped[datetime | None]
+    # Its place in the queue: arrival moved earlier by its priority (``work.ranking``).
+    rank_at: Mapped[datetime | None]
+    # Who holds it (``services.routing``): the agent and team of its open assignment.
+    assignee_id: Mapped[uuid.UUID | None]
+    assigned_team_id: Mapped[uuid.UUID | None]
     # Optimistic concurrency: the ETag; SQLAlchemy also checks it on every flush.
     revision: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -142,6 +167,7 @@ class TaskEvent(IdMixin, TenantOwned, Base):
     """One entry of a task's append-only history."""
 
     __tablename__ = "task_events"
+    granted_by = "task"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "task_id"], ["tasks.tenant_id", "tasks.id"], ondelete="CASCADE"),
         Index("ix_task_events_task_id_id", "task_id", "id"),
@@ -163,6 +189,7 @@ class TaskEvent(IdMixin, TenantOwned, Base):
 
 class TaskComment(IdMixin, TenantOwned, Base):
     __tablename__ = "task_comments"
+    granted_by = "task"
     __table_args__ = (Index("ix_task_comments_task_id_id", "task_id", "id"),)
 
     task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
@@ -176,6 +203,7 @@ class TaskComment(IdMixin, TenantOwned, Base):
 
 class Attachment(IdMixin, TenantOwned, Base):
     __tablename__ = "attachments"
+    granted_by = "task"
     __table_args__ = (Index("ix_attachments_task_id_id", "task_id", "id"),)
 
     task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))

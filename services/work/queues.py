@@ -34,6 +34,8 @@ def create_queue(session: Session, principal: Principal, data: QueueCreate) -> Q
 def update_queue(session: Session, principal: Principal, queue_id: uuid.UUID, data: QueueUpdate) -> Queue:
     principal.require(Permission.QUEUES_MANAGE)
     queue = get_queue(session, queue_id)
+    if principal.org_kind is OrgKind.PROVIDER:  # it sees the queues it serves, never shapes them
+        raise Forbidden("queues belong to client organisations")
     changes = data.model_dump(exclude_unset=True)
     if "name" in changes:
         if changes["name"] is None:
@@ -59,7 +61,7 @@ def _apply_queue_fields(queue: Queue, fields: dict[str, Any]) -> None:
     if "residency" in fields:
         rule = fields["residency"]
         for side in ("allow", "deny"):
-            codes = [code.upper() for code in rule[side]]
+            codes = [code.upper() for code in rule.get(side, [])]
             errors += [
                 FieldError(
                     f"/residency/{side}/{codes.index(code)}", f"{code} is not a country code or region"
@@ -67,6 +69,8 @@ def _apply_queue_fields(queue: Queue, fields: dict[str, Any]) -> None:
                 for code in residency.unknown_codes(codes)
             ]
             setattr(queue, f"residency_{side}", codes)
+    if "routing" in fields:
+        queue.routing_policy = dict(fields["routing"])
     for name in ("default_priority", "out_of_hours", "mode", "accepted_attachment_types"):
         if name in fields:
             setattr(queue, name, fields[name])
@@ -79,6 +83,14 @@ def get_queue(session: Session, queue_id: uuid.UUID) -> Queue:
     if queue is None:
         raise NotFound("no such queue")
     return queue
+
+
+def queue_for_intake(session: Session, principal: Principal, queue_id: uuid.UUID) -> Queue:
+    """The queue work is submitted to. Providers work tasks, they never submit them: a queue
+    they serve is, for intake, a queue that does not exist."""
+    if principal.org_kind is OrgKind.PROVIDER:
+        raise NotFound("no such queue", errors=[FieldError("/queue_id", "no such queue")])
+    return get_queue(session, queue_id)
 
 
 def list_queues(session: Session, page: PageRequest) -> tuple[Sequence[Queue], str | None]:

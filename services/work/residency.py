@@ -1,7 +1,7 @@
 """Data-residency rules: which countries may handle a queue's data.
 
-A rule allows countries or named regions (``REGIONS``) and may deny some; the
-routing issue adds the check of a team's country against it.
+A rule allows countries or named regions (``REGIONS``) and may deny some; an
+engagement and every routing decision check a team's country against it (``allows``).
 """
 
 from __future__ import annotations
@@ -56,3 +56,19 @@ _TERRITORIES = frozenset(
 def unknown_codes(codes: Iterable[str]) -> list[str]:
     """Entries that are neither an ISO 3166 country code nor a named region."""
     return [code for code in codes if code not in REGIONS and code not in _TERRITORIES]
+
+
+def _expand(codes: Iterable[str]) -> set[str]:
+    countries: set[str] = set()
+    for code in codes:
+        countries |= REGIONS.get(code, frozenset({code}))
+    return countries
+
+
+def allows(allow: Iterable[str], deny: Iterable[str], country: str) -> bool:
+    """Whether a rule lets ``country`` handle the data: allowed (an empty list allows every
+    country) and not denied."""
+    allowed = list(allow)
+    if allowed and country not in _expand(allowed):
+        return False
+    return country not in _expand(deny)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from services.core.deps import AppSettings, DbSession
 from services.core.pagination import Page, PageRequest, page_request
 from services.core.problems import PROBLEM_RESPONSES
-from services.core.routing import UnitOfWorkRoute
+from services.core.route_class import UnitOfWorkRoute
 from services.identity.deps import CurrentPrincipal
 from services.work import documents, idempotency, kinds, queues, service
 from services.work.lifecycle import Action
@@ -28,6 +28,7 @@ from services.work.schemas import (
     QueueOut,
     QueueUpdate,
     Residency,
+    RoutingPolicy,
     Skill,
     TaskCreate,
     TaskEventOut,
@@ -250,6 +251,7 @@ def _queue_out(queue: Queue) -> QueueOut:
         out_of_hours=queue.out_of_hours,
         mode=queue.mode,
         accepted_attachment_types=queue.accepted_attachment_types,
+        routing=RoutingPolicy(**queue.routing_policy),
         created_at=queue.created_at,
         updated_at=queue.updated_at,
     )

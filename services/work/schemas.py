@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.work.models import CommentVisibility, ImportStatus, Priority, QueueMode, TaskStatus
+from services.work.proficiency import LanguageLevel
 
 
 class Skill(BaseModel):
@@ -19,6 +20,17 @@ class Skill(BaseModel):
 class Residency(BaseModel):
     allow: list[str] = Field(default_factory=list, description='ISO 3166 countries or regions ("EU", "EEA")')
     deny: list[str] = Field(default_factory=list)
+
+
+class RoutingPolicy(BaseModel):
+    """How routing picks agents for a queue's tasks (``services.routing``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_language_level: LanguageLevel = Field(
+        default=LanguageLevel.B2, description="CEFR level an agent needs in the task's language"
+    )
+    offer_timeout_seconds: int = Field(default=60, ge=5, le=3600, description="push mode: time to accept")
 
 
 class QueueCreate(BaseModel):
@@ -35,6 +47,7 @@ class QueueCreate(BaseModel):
     accepted_attachment_types: list[str] = Field(
         default_factory=list, description='MIME types ("application/pdf", "image/*"); empty: the defaults'
     )
+    routing: RoutingPolicy = Field(default_factory=RoutingPolicy)
 
 
 class QueueUpdate(BaseModel):
@@ -48,6 +61,7 @@ class QueueUpdate(BaseModel):
     out_of_hours: bool | None = None
     mode: QueueMode | None = None
     accepted_attachment_types: list[str] | None = None
+    routing: RoutingPolicy | None = None
 
 
 class QueueOut(BaseModel):
@@ -61,6 +75,7 @@ class QueueOut(BaseModel):
     out_of_hours: bool
     mode: QueueMode
     accepted_attachment_types: list[str]
+    routing: RoutingPolicy
     created_at: datetime
     updated_at: datetime
 

@@ -27,7 +27,7 @@ from services.core.ids import new_id
 from services.core.pagination import PageRequest, fetch_page
 from services.core.time import utcnow
 from services.notify.outbox import emit
-from services.work import detection, documents, kinds, language, lifecycle
+from services.work import detection, documents, history, kinds, language, lifecycle, ranking
 from services.work.bulk_insert import insert_created
 from services.work.history import Actor, record, recorded_many
 from services.work.known_queues import KNOWN_QUEUES, KnownQueue
@@ -86,6 +86,8 @@ _INTAKE_QUEUE = ScopedRead(
 
 def create_task(session: Session, principal: Principal, data: TaskCreate) -> Task:
     principal.require(Permission.TASKS_WRITE)
+    if principal.org_kind is OrgKind.PROVIDER:  # providers work tasks, they never submit them
+        raise _no_such_queue()
     return submit(session, Actor.of(principal), _intake_queue(session, data), data)
 
 
@@ -161,6 +163,7 @@ def task_values(
         "created_at": now,
         "updated_at": now,
     }
+    values["rank_at"] = ranking.rank_at(now, values["priority"])
     if task_language is None and detect_language:
         values.update(detection.detected_language(kind, data.title, data.payload))
     return values
@@ -242,6 +245,8 @@ def update_task(
 ) -> Task:
     principal.require(Permission.TASKS_WRITE)
     task = _task_for_change(session, principal, task_id, expected_revision)
+    if principal.org_kind is OrgKind.PROVIDER:
+        raise Forbidden("a task's content is the client's: the provider works it through its actions")
     if task.status in lifecycle.FINAL_STATES:
         raise Conflict(f"the task is {task.status.value}", extra={"current_status": task.status.value})
     fields = data.model_dump(exclude_unset=True)
@@ -274,6 +279,8 @@ def update_task(
             old = getattr(task, name)
             changes[name] = [documents.plain(old), documents.plain(value)]
             setattr(task, name, value)
+    if "priority" in changes:
+        task.rank_at = ranking.rank_at(task.created_at, task.priority)
     if not changes:
         return task
     _changed(session, task, Actor.of(principal), changes)
@@ -291,6 +298,7 @@ def raise_priority(session: Session, actor: Actor, task: Task) -> bool:
     raised = PRIORITY_ORDER[step]
     changes = {"priority": [task.priority.value, raised.value]}
     task.priority = raised
+    task.rank_at = ranking.rank_at(task.created_at, raised)
     _changed(session, task, actor, changes)
     return True
 
@@ -371,6 +379,7 @@ def apply(session: Session, actor: Actor, task: Task, action: Action, comment: s
             "to": target.value,
         },
     )
+    history.applied(session, task, actor, action)
     return task
 
 

@@ -24,14 +24,18 @@ from tests.factories import (
     PDF,
     Tenant,
     bearer,
+    make_agent,
     make_api_client,
     make_attachment,
     make_calendar,
     make_delivery,
+    make_engagement,
     make_import,
+    make_org,
     make_policy,
     make_queue,
     make_task,
+    make_team,
     make_tenant,
     make_webhook_endpoint,
     token,
@@ -126,6 +130,31 @@ def _policy(db: Database, settings: Settings, tenant: Tenant) -> Made:
     return policy.id, [str(policy.id), str(task.id)]
 
 
+def _provider_team(db: Database) -> Any:
+    from tenants.principal import OrgKind
+
+    provider = make_org(db, OrgKind.PROVIDER, country="RO")
+    return provider, make_team(db, provider, name=f"Echipa-{uuid.uuid4().hex[:10]}")
+
+
+def _team(db: Database, settings: Settings, tenant: Tenant) -> Made:
+    """A provider's team: no client, and no other provider, reads it."""
+    _provider, team = _provider_team(db)
+    return team.id, [str(team.id), team.name]
+
+
+def _agent(db: Database, settings: Settings, tenant: Tenant) -> Made:
+    provider, team = _provider_team(db)
+    agent = make_agent(db, provider, team, email=f"agent-{uuid.uuid4().hex[:10]}@carpati.test")
+    return agent.id, [str(agent.id), agent.email]
+
+
+def _engagement(db: Database, settings: Settings, tenant: Tenant) -> Made:
+    _provider, team = _provider_team(db)
+    engagement = make_engagement(db, make_queue(db, tenant.organization), team)
+    return engagement.id, [str(engagement.id)]
+
+
 FACTORIES: dict[str, Factory] = {
     "organization_id": _organization,
     "api_client_id": _api_client,
@@ -137,7 +166,12 @@ FACTORIES: dict[str, Factory] = {
     "import_id": _import,
     "calendar_id": _calendar,
     "policy_id": _policy,
+    "team_id": _team,
+    "agent_id": _agent,
+    "engagement_id": _engagement,
 }
+# A provider's objects: the client that "owns" the other factories' objects does not see them.
+PROVIDERS_OWN = {"team_id", "agent_id"}
 
 
 def _operations(app: FastAPI) -> list[tuple[str, str, dict[str, Any]]]:
@@ -165,6 +199,8 @@ def _minimal_body(schema: dict[str, Any], document: dict[str, Any]) -> Any:
         return _minimal_body(schema["anyOf"][0], document)
     if "enum" in schema:
         return schema["enum"][0]
+    if schema.get("format") == "uuid":
+        return str(uuid.uuid4())
     kind = schema.get("type")
     if kind == "object":
         props = schema.get("properties", {})
@@ -246,7 +282,7 @@ def test_foreign_ids_answer_404_on_every_operation(
             f"{method.upper()} {path} as tenant B: {answer.status_code} {answer.text}"
         )
         assert answer.headers["content-type"].startswith("application/problem+json")
-        if method == "get":  # the control: the same request as A finds the object
+        if method == "get" and not set(names) & PROVIDERS_OWN:  # the control: A finds its object
             own = client.get(url, headers=as_a)
             assert own.status_code == 200, f"GET {path} as tenant A: {own.status_code} {own.text}"
         checked += 1
@@ -279,3 +315,52 @@ def test_no_response_to_tenant_b_contains_anything_of_tenant_a(
         assert not leaked, f"GET {path} as tenant B shows {leaked}"
         seen_by_a += sum(m in client.get(url, headers=as_a).text for m in markers)
     assert seen_by_a > 0, "the markers never appear even for tenant A: the check could not fail"
+
+
+@pytest.fixture
+def engaged_provider(client: TestClient, db: Database, two_tenants: TwoTenants) -> tuple[Any, dict[str, str]]:
+    """A provider engaged on one queue of tenant A: it has grants on A, for that queue only."""
+    from tenants.principal import OrgKind
+
+    a = two_tenants[0]
+    provider = make_tenant(db, OrgKind.PROVIDER, country="RO")
+    team = make_team(db, provider.organization)
+    engaged_queue = make_queue(db, a.organization)
+    make_engagement(db, engaged_queue, team)
+    return engaged_queue, bearer(token(client, provider.client_id, provider.client_secret))
+
+
+def test_a_provider_gets_404_on_every_id_but_the_tasks_of_its_queue(
+    app: FastAPI,
+    client: TestClient,
+    db: Database,
+    settings: Settings,
+    two_tenants: TwoTenants,
+    engaged_provider: tuple[Any, dict[str, str]],
+) -> None:
+    """Engaged on one of A's queues, the provider still finds none of A's objects that the
+    factories make elsewhere: tasks of other queues, the contract's SLA, webhooks, imports,
+    API clients, the organisation, other providers' teams and agents."""
+    a, _b, _as_a, _as_b = two_tenants
+    _queue, as_provider = engaged_provider
+    document = app.openapi()
+    checked = 0
+    for method, path, operation in _operations(app):
+        names = _path_parameters(operation)
+        if not names:
+            continue
+        ids = _ids_for(names, db, settings, a)
+        body_schema = (
+            operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        )
+        body = _minimal_body(body_schema, document) if body_schema else None
+        url = path.format(**ids)
+        if "multipart/form-data" in operation.get("requestBody", {}).get("content", {}):
+            answer = client.request(method, url, headers=as_provider, files={"file": ("a.pdf", PDF)})
+        else:
+            answer = client.request(method, url, headers=as_provider, json=body)
+        assert answer.status_code == 404, (
+            f"{method.upper()} {path} as a provider: {answer.status_code} {answer.text}"
+        )
+        checked += 1
+    assert checked >= 10

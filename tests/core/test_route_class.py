@@ -25,7 +25,7 @@ from sqlalchemy.pool import QueuePool
 from services.core import deps
 from services.core.database import Database, make_engine
 from services.core.deps import DbSession
-from services.core.routing import UnitOfWorkRoute
+from services.core.route_class import UnitOfWorkRoute
 from services.core.settings import Settings
 from tenants.models import Organization
 from tenants.principal import OrgKind

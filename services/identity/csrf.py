@@ -2,7 +2,9 @@
 
 The token lives in an HttpOnly, SameSite=Lax cookie and is rendered into every
 form (and into a meta tag that htmx sends as a header). A cross-site page can
-make the browser send the cookie but cannot read it to fill the form.
+make the browser send the cookie but cannot read it to fill the form. Pages' scripts
+also call the JSON API with the session cookie (``identity.deps``), sending the token
+as ``X-CSRF-Token``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from starlette.responses import Response
 
 from services.core.errors import Forbidden
 
+SESSION_COOKIE = "bpo_session"  # a signed-in person's web session
 COOKIE = "bpo_csrf"
 FIELD = "csrf_token"
 HEADER = "x-csrf-token"

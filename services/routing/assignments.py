@@ -1,0 +1,226 @@
+"""Who holds a task: assignment, release, hand-over by a team lead, and what the end of
+the work does to the holder.
+
+Every assignment goes through the lifecycle (``work.service.apply``: history, outbox,
+SLA clocks) and opens one ``TaskAssignment``; routing never undoes a manual one (a pulled
+task is a queued one, and a hand-assigned task is not queued). A reopened task goes back
+to the agent who had it only while they are online and under capacity; otherwise to the
+queue, where it keeps its place (``rank_at``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.core.errors import Conflict, FieldError, Forbidden, NotFound
+from services.core.time import utcnow
+from services.routing import candidates, eligibility
+from services.routing.models import AssignedBy, AssignmentEnd, RoutingDecision, TaskAssignment
+from services.work import history
+from services.work.history import Actor
+from services.work.lifecycle import Action
+from services.work.models import Queue, Task, TaskStatus
+from services.work.service import apply, get_task
+from services.workforce.agents import presence_of, require_agent
+from services.workforce.models import Agent, Presence, Team
+from tenants.principal import OrgKind, Permission, Principal
+from tenants.scoping import acting_for_tenant, fetch
+
+ROUTING = Actor.system("routing")
+_SYSTEM = Principal(
+    subject_id=uuid.UUID(int=0),
+    subject_kind="api_client",
+    org_id=uuid.UUID(int=0),
+    org_kind=OrgKind.OPERATOR,
+    roles=frozenset(),
+    permissions=frozenset(),
+    tenant_ids=None,
+    display_name="routing",
+)
+_ENDS = {
+    Action.RESOLVE: AssignmentEnd.RESOLVED,
+    Action.CANCEL: AssignmentEnd.CANCELLED,
+    Action.ESCALATE: AssignmentEnd.ESCALATED,
+}
+
+
+def assign(
+    session: Session,
+    task: Task,
+    agent: Agent,
+    team: Team,
+    how: AssignedBy,
+    principal: Principal,
+    *,
+    step: str,
+    took_ms: float = 0.0,
+    candidates_seen: list[dict[str, Any]] | None = None,
+) -> None:
+    """Give ``task`` (queued, reopened or escalated) to ``agent``; one decision recorded."""
+    apply(session, ROUTING, task, Action.ASSIGN)
+    task.assignee_id, task.assigned_team_id = agent.id, team.id
+    now = utcnow()
+    with acting_for_tenant(session, team.tenant_id):  # the provider's row, whoever assigns
+        agent.last_assigned_at = now
+    session.add(
+        TaskAssignment(
+            tenant_id=task.tenant_id,
+            task_id=task.id,
+            agent_id=agent.id,
+            team_id=team.id,
+            provider_id=team.tenant_id,
+            assigned_by=how,
+            actor_id=principal.subject_id if how is AssignedBy.MANUAL else None,
+            assigned_at=now,
+        )
+    )
+    winner = {"team_id": str(team.id), "agent_id": str(agent.id), "eligible": True}
+    record_decision(
+        session,
+        task,
+        kind=how.value,
+        step=step,
+        winner=(agent.id, team.id),
+        candidates_seen=candidates_seen or [winner],
+        actor_name=principal.display_name if how is AssignedBy.MANUAL else "",
+        took_ms=took_ms,
+    )
+    session.flush()
+
+
+def record_decision(
+    session: Session,
+    task: Task,
+    *,
+    kind: str,
+    step: str,
+    winner: tuple[uuid.UUID, uuid.UUID] | None,
+    candidates_seen: list[dict[str, Any]],
+    actor_name: str = "",
+    took_ms: float = 0.0,
+) -> None:
+    """The client's row, written for it whoever decided (an agent's scope never reads it)."""
+    decision = RoutingDecision(
+        tenant_id=task.tenant_id,
+        task_id=task.id,
+        kind=kind,
+        step=step,
+        winner_agent_id=winner[0] if winner else None,
+        winner_team_id=winner[1] if winner else None,
+        actor_name=actor_name,
+        candidates=candidates_seen,
+        took_ms=round(took_ms, 3),
+    )
+    with acting_for_tenant(session, task.tenant_id):
+        session.add(decision)
+
+
+def _close_open(session: Session, task: Task, reason: AssignmentEnd) -> None:
+    open_assignment = session.scalars(
+        select(TaskAssignment).where(TaskAssignment.task_id == task.id, TaskAssignment.ended_at.is_(None))
+    ).first()
+    if open_assignment is not None:
+        open_assignment.ended_at, open_assignment.end_reason = utcnow(), reason
+
+
+def release(session: Session, principal: Principal, task_id: uuid.UUID) -> Task:
+    """The agent gives the task back to its queue, where it keeps its place."""
+    principal.require(Permission.TASKS_WRITE)
+    task = get_task(session, principal, task_id, for_change=True)
+    agent = require_agent(session, principal)
+    if task.assignee_id != agent.id:
+        raise Conflict("the task is not yours to release", extra={"current_status": task.status.value})
+    if task.status is TaskStatus.IN_PROGRESS:
+        raise Conflict("a task in progress is resolved, escalated or paused, not released")
+    apply(session, Actor.of(principal), task, Action.RELEASE)
+    _close_open(session, task, AssignmentEnd.RELEASED)
+    task.assignee_id = task.assigned_team_id = None
+    session.flush()
+    return task
+
+
+def assign_by_hand(session: Session, principal: Principal, task_id: uuid.UUID, agent_id: uuid.UUID) -> Task:
+    """A team lead (or the operator) gives a task to an agent who may take it: the hard
+    constraints still hold; presence and capacity are the lead's call. The trace says who."""
+    task = get_task(session, principal, task_id, for_change=True)  # 404 before 403
+    principal.require(Permission.TASKS_ASSIGN)
+    if principal.org_kind is OrgKind.CLIENT:
+        raise Forbidden("tasks are assigned by the provider or the operator")
+    agent = fetch(session, Agent, agent_id)
+    if agent is None:
+        raise NotFound("no such agent", errors=[FieldError("/agent_id", "no such agent")])
+    team = fetch(session, Team, agent.team_id)
+    queue = fetch(session, Queue, task.queue_id)
+    assert team is not None and queue is not None
+    engaged = candidates.active_engagements(session, queue_id=queue.id, team_id=team.id)
+    requirements = candidates.requirements_of(queue)
+    languages = eligibility.task_languages(requirements, task.language, task.language_confidence)
+    profile = candidates.agent_profile(team, agent)
+    failed = None if engaged else "engagement"
+    if failed is None:
+        failed = eligibility.team_failure(requirements, profile, languages, utcnow())
+    if failed == "calendar":
+        failed = None  # a lead may hand out work out of hours
+    if failed is not None:
+        raise Conflict(
+            f"the agent may not handle this task: {failed}",
+            errors=[FieldError("/agent_id", f"fails the {failed} constraint")],
+            extra={"failed": failed},
+        )
+    if task.assignee_id is not None and task.status in candidates.HELD:
+        apply(session, ROUTING, task, Action.RELEASE)
+        _close_open(session, task, AssignmentEnd.REASSIGNED)
+    assign(session, task, agent, team, AssignedBy.MANUAL, principal, step="manual")
+    return task
+
+
+class AssignmentObserver:
+    """Subscribed to task history: the end of the work ends the assignment, and a reopened
+    task goes back to its agent or its queue."""
+
+    def recorded(self, session: Session, task: Task, actor: Actor, event: Any) -> None:
+        return None
+
+    def created_many(self, session: Session, tasks: list[dict[str, Any]]) -> None:
+        return None
+
+    def applied(self, session: Session, task: Task, actor: Actor, action: Action) -> None:
+        if action in _ENDS:
+            _close_open(session, task, _ENDS[action])
+        elif action is Action.REOPEN:
+            _route_reopened(session, task)
+
+
+def _route_reopened(session: Session, task: Task) -> None:
+    last = session.scalars(
+        select(TaskAssignment).where(TaskAssignment.task_id == task.id).order_by(TaskAssignment.id.desc())
+    ).first()
+    if last is not None:
+        # The agent is the provider's row: read for the client who reopened, never shown.
+        with acting_for_tenant(session, last.provider_id):
+            previous = fetch(session, Agent, last.agent_id)
+            team = fetch(session, Team, last.team_id)
+        if previous is not None and team is not None:
+            held = candidates.held_by_kind(session, [previous.id]).get((previous.id, task.kind_name), 0)
+            capacity = eligibility.capacity_for(previous.capacity, task.kind_name)
+            online = presence_of(previous, utcnow()) is Presence.ONLINE
+            if eligibility.agent_failure(online, held, capacity) is None:
+                assign(
+                    session,
+                    task,
+                    previous,
+                    team,
+                    AssignedBy.REOPENED,
+                    _SYSTEM,
+                    step="reopened: previous agent",
+                )
+                return
+    apply(session, ROUTING, task, Action.ENQUEUE)
+    task.assignee_id = task.assigned_team_id = None
+
+
+history.observe(AssignmentObserver())

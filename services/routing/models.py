@@ -1,0 +1,87 @@
+"""Who holds a task (assignments), and why routing decided what it did (decisions)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKeyConstraint, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.core.database import Base, IdMixin, str_enum
+from services.core.time import utcnow
+from tenants.scoping import TenantOwned
+
+
+class AssignedBy(enum.StrEnum):
+    PULL = "pull"  # the agent asked for their next task
+    PUSH = "push"  # the agent accepted an offer
+    MANUAL = "manual"  # a team lead or an operator chose the agent
+    REOPENED = "reopened"  # back to the agent who had it, who was online and free
+
+
+class AssignmentEnd(enum.StrEnum):
+    RESOLVED = "resolved"
+    RELEASED = "released"  # back to the queue
+    REASSIGNED = "reassigned"
+    CANCELLED = "cancelled"
+    ESCALATED = "escalated"
+
+
+class TaskAssignment(IdMixin, TenantOwned, Base):
+    """One agent holding one task, from assignment to its end. At most one open per task:
+    a unique index backs it, whatever the code does (``uq_task_assignments_open``)."""
+
+    __tablename__ = "task_assignments"
+    granted_by = "task"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "task_id"], ["tasks.tenant_id", "tasks.id"], ondelete="CASCADE"),
+        Index(
+            "uq_task_assignments_open",
+            "tenant_id",
+            "task_id",
+            unique=True,
+            postgresql_where=text("ended_at IS NULL"),
+            sqlite_where=text("ended_at IS NULL"),
+        ),
+        Index("ix_task_assignments_task_id_id", "task_id", "id"),
+        Index("ix_task_assignments_agent_id", "agent_id"),
+        Index("ix_task_assignments_team_id_assigned_at", "team_id", "assigned_at"),  # fairness
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(index=True)  # the task's: see the foreign key
+    task_id: Mapped[uuid.UUID]
+    agent_id: Mapped[uuid.UUID]
+    team_id: Mapped[uuid.UUID]
+    provider_id: Mapped[uuid.UUID]
+    assigned_by: Mapped[AssignedBy] = mapped_column(str_enum(AssignedBy, 16))
+    actor_id: Mapped[uuid.UUID | None]  # who assigned it by hand
+    assigned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[AssignmentEnd | None] = mapped_column(str_enum(AssignmentEnd, 16))
+
+
+class RoutingDecision(IdMixin, TenantOwned, Base):
+    """The trace of one routing decision on a task: the step in force, every candidate
+    with the constraint it failed or its score, the winner, the time it took. The
+    client's row; providers never read it (it names other providers' teams)."""
+
+    __tablename__ = "routing_decisions"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "task_id"], ["tasks.tenant_id", "tasks.id"], ondelete="CASCADE"),
+        Index("ix_routing_decisions_task_id_id", "task_id", "id"),
+        Index("ix_routing_decisions_at", "at"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    task_id: Mapped[uuid.UUID]
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16))  # pull, manual, release
+    step: Mapped[str] = mapped_column(String(64))
+    winner_agent_id: Mapped[uuid.UUID | None]
+    winner_team_id: Mapped[uuid.UUID | None]
+    actor_name: Mapped[str] = mapped_column(String(200), default="")
+    candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    took_ms: Mapped[float] = mapped_column(Float, default=0.0)

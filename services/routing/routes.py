@@ -1,0 +1,73 @@
+"""HTTP of routing: an agent's next task and own tasks, release, assignment by hand, and
+the routing trace of a task."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from services.core.deps import DbSession
+from services.core.problems import PROBLEM_RESPONSES
+from services.core.route_class import UnitOfWorkRoute
+from services.identity.deps import CurrentPrincipal
+from services.routing import assignments, claim, traces
+from services.routing.candidates import HELD
+from services.routing.schemas import AssignmentIn
+from services.work import documents
+from services.work.models import Task
+from services.work.schemas import TaskOut
+from services.workforce.agents import require_agent
+from tenants.principal import Permission
+
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/v1", tags=["routing"], responses=PROBLEM_RESPONSES)
+
+
+def _task(task: Task) -> JSONResponse:
+    return JSONResponse(documents.task_document(task), headers={"ETag": f'"{task.revision}"'})
+
+
+@router.post(
+    "/agents/me/next-task",
+    response_model=TaskOut,
+    summary="Take the best task you may handle now",
+    responses={204: {"description": "Nothing you may take now; Routing-Reason says why"}},
+)
+def next_task(session: DbSession, principal: CurrentPrincipal) -> Response:
+    principal.require(Permission.TASKS_WRITE)
+    taken = claim.next_task(session, principal)
+    if taken.task is None:
+        return Response(status_code=204, headers={"Routing-Reason": taken.reason or "nothing_eligible"})
+    return _task(taken.task)
+
+
+@router.get("/agents/me/tasks", summary="The tasks you hold")
+def my_tasks(session: DbSession, principal: CurrentPrincipal) -> dict[str, Any]:
+    principal.require(Permission.TASKS_READ)
+    agent = require_agent(session, principal)
+    tasks = session.scalars(
+        select(Task)
+        .where(Task.assignee_id == agent.id, Task.status.in_(HELD))
+        .order_by(Task.rank_at, Task.id)
+    ).all()
+    return {"items": [documents.task_document(task) for task in tasks], "next_cursor": None}
+
+
+@router.post("/tasks/{task_id}/release", response_model=TaskOut, summary="Give a task back to its queue")
+def release(task_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> JSONResponse:
+    return _task(assignments.release(session, principal, task_id))
+
+
+@router.post("/tasks/{task_id}/assignment", response_model=TaskOut, summary="Give a task to an agent by hand")
+def assign(
+    task_id: uuid.UUID, body: AssignmentIn, session: DbSession, principal: CurrentPrincipal
+) -> JSONResponse:
+    return _task(assignments.assign_by_hand(session, principal, task_id, body.agent_id))
+
+
+@router.get("/tasks/{task_id}/routing", summary="Why the task was routed where it was, or why not yet")
+def routing(task_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> dict[str, Any]:
+    return traces.routing_of(session, principal, task_id)

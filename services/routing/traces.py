@@ -1,0 +1,146 @@
+"""``GET /v1/tasks/{id}/routing``: why a task went where it did, and why a queued task
+has not gone anywhere yet.
+
+The recorded decisions come first; for a task still waiting, the platform evaluates every
+engaged team and its agents against the hard constraints now, so "why is it not routed"
+has an answer ("the only team speaking Danish works in the Philippines, which the
+residency rule excludes"; "no engaged team's calendar is open until Monday 08:00
+Europe/Bucharest"). The operator sees everything; the client sees no provider-internal
+field (no cost, no agent, no team's calendar). Decisions are kept for
+``TRACE_RETENTION`` and at most ``TRACE_LIMIT`` a task (``purge_old_decisions``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from services.core.database import affected_rows
+from services.core.errors import NotFound
+from services.core.time import utcnow
+from services.routing import candidates, eligibility
+from services.routing.models import RoutingDecision
+from services.work.documents import iso
+from services.work.models import Queue, Task, TaskStatus
+from services.work.service import get_task
+from services.workforce.agents import presence_of
+from services.workforce.models import Agent, Presence, Team
+from tenants.principal import OrgKind, Principal
+from tenants.scoping import acting_for_tenant, fetch
+
+TRACE_RETENTION = timedelta(days=90)
+TRACE_LIMIT = 50  # the latest decisions of a task that an answer shows
+WAITING = (TaskStatus.QUEUED, TaskStatus.REOPENED, TaskStatus.ESCALATED, TaskStatus.OFFERED)
+# What a client is not shown of a candidate.
+_PROVIDER_INTERNAL = ("agent_id", "hourly_cost", "calendar_opens_at", "timezone")
+
+
+def routing_of(session: Session, principal: Principal, task_id: Any) -> dict[str, Any]:
+    task = get_task(session, principal, task_id)
+    if principal.org_kind is OrgKind.PROVIDER:
+        raise NotFound("no such task")  # the trace names other providers' teams
+    rows = session.scalars(
+        select(RoutingDecision)
+        .where(RoutingDecision.task_id == task.id)
+        .order_by(RoutingDecision.id.desc())
+        .limit(TRACE_LIMIT)
+    ).all()
+    decisions = [_decision(row) for row in reversed(rows)]
+    answer: dict[str, Any] = {"task_id": str(task.id), "status": task.status.value, "step": "primary"}
+    if rows:
+        answer["step"] = rows[0].step
+    if task.status in WAITING:
+        explanation = explain(session, task)
+        decisions.append(explanation)
+        answer["step"] = explanation["step"]
+    if principal.org_kind is OrgKind.CLIENT:
+        for decision in decisions:
+            decision.pop("winner_agent_id", None)
+            for candidate in decision["candidates"]:
+                for name in _PROVIDER_INTERNAL:
+                    candidate.pop(name, None)
+    answer["decisions"] = decisions
+    return answer
+
+
+def _decision(row: RoutingDecision) -> dict[str, Any]:
+    decision: dict[str, Any] = {
+        "at": iso(row.at),
+        "kind": row.kind,
+        "step": row.step,
+        "candidates": [dict(candidate) for candidate in row.candidates],
+        "took_ms": row.took_ms,
+    }
+    if row.winner_team_id is not None:
+        decision["winner"] = {"team_id": str(row.winner_team_id)}
+        decision["winner_agent_id"] = str(row.winner_agent_id)
+    return decision
+
+
+def explain(session: Session, task: Task) -> dict[str, Any]:
+    """Every engaged team, and each of its agents, against the hard constraints now."""
+    now = utcnow()
+    queue = fetch(session, Queue, task.queue_id)
+    assert queue is not None
+    requirements = candidates.requirements_of(queue)
+    languages = eligibility.task_languages(requirements, task.language, task.language_confidence)
+    found: list[dict[str, Any]] = []
+    for engagement in candidates.active_engagements(session, queue_id=queue.id):
+        # Teams and agents are the provider's rows: read for the caller, shown filtered.
+        with acting_for_tenant(session, engagement.provider_id):
+            team = fetch(session, Team, engagement.team_id)
+            agents = session.scalars(select(Agent).where(Agent.team_id == engagement.team_id)).all()
+        if team is None:
+            continue
+        profile = candidates.team_profile(team)
+        failed = eligibility.team_failure(requirements, profile, languages, now)
+        entry: dict[str, Any] = {
+            "team_id": str(team.id),
+            "rank": engagement.rank.value,
+            "country": team.country,
+            "eligible": failed is None,
+            "timezone": team.timezone,
+            "hourly_cost": {"amount": team.hourly_cost_amount, "currency": team.hourly_cost_currency},
+        }
+        if failed is not None:
+            entry["failed"] = failed
+            if failed == "calendar":
+                opens = eligibility.calendar_of(team.calendar).next_open(now)
+                entry["calendar_opens_at"] = iso(opens)
+            found.append(entry)
+            continue
+        held = candidates.held_by_kind(session, [agent.id for agent in agents])
+        agents_failed = []
+        for agent in agents:
+            agent_failed = eligibility.team_failure(
+                requirements, candidates.agent_profile(team, agent), languages, now
+            )
+            agent_failed = agent_failed or eligibility.agent_failure(
+                presence_of(agent, now) is Presence.ONLINE,
+                held.get((agent.id, task.kind_name), 0),
+                eligibility.capacity_for(agent.capacity, task.kind_name),
+            )
+            agents_failed.append(agent_failed)
+            candidate = {"team_id": str(team.id), "agent_id": str(agent.id), "eligible": agent_failed is None}
+            found.append(candidate | ({"failed": agent_failed} if agent_failed else {}))
+        if not agents or all(agents_failed):
+            entry["eligible"] = False
+            entry["failed"] = _most_common(agents_failed) or "presence"
+        found.append(entry)
+    if not found:
+        found.append({"eligible": False, "failed": "engagement"})
+    return {"at": iso(now), "kind": "explain", "step": "primary", "candidates": found}
+
+
+def _most_common(reasons: list[str | None]) -> str | None:
+    named = [reason for reason in reasons if reason]
+    return max(set(named), key=named.count) if named else None
+
+
+def purge_old_decisions(session: Session) -> int:
+    """Housekeeping (beat): decisions older than the retention go."""
+    result = session.execute(delete(RoutingDecision).where(RoutingDecision.at < utcnow() - TRACE_RETENTION))
+    return affected_rows(result)

@@ -1,0 +1,109 @@
+"""Engagements: which provider team serves which client queue, set by the operator.
+
+They are also where a provider principal's grants come from (``tenants.grants``): the
+queues of the provider's active engagements (of the agent's own team, for an agent who
+leads nothing), read for every request, so a revoked engagement takes the queue's tasks
+out of sight at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.core.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
+from services.core.pagination import PageRequest, fetch_page
+from services.core.time import utcnow
+from services.work import residency
+from services.work.models import Queue
+from services.workforce.models import Agent, Engagement, Team
+from services.workforce.schemas import EngagementCreate
+from tenants import grants
+from tenants.principal import OrgKind, Permission, Principal, Role
+from tenants.scoping import fetch
+
+
+def _require_operator(principal: Principal) -> None:
+    principal.require(Permission.ENGAGEMENTS_MANAGE)
+    if principal.org_kind is not OrgKind.OPERATOR:
+        raise Forbidden("engagements are set by the operator")
+
+
+def create_engagement(session: Session, principal: Principal, data: EngagementCreate) -> Engagement:
+    """A team for a client's queue; refused when the queue's residency rule forbids the
+    team's country, since no task of the queue could ever be routed there."""
+    _require_operator(principal)
+    queue = fetch(session, Queue, data.queue_id)
+    if queue is None:
+        raise NotFound("no such queue", errors=[FieldError("/queue_id", "no such queue")])
+    team = fetch(session, Team, data.team_id)
+    if team is None:
+        raise NotFound("no such team", errors=[FieldError("/team_id", "no such team")])
+    if not residency.allows(queue.residency_allow, queue.residency_deny, team.country):
+        raise ValidationFailed(
+            f"the queue's data may not be handled in {team.country}",
+            errors=[FieldError("/team_id", f"the queue's residency rule excludes {team.country}")],
+        )
+    active = session.scalar(
+        select(Engagement.id).where(
+            Engagement.queue_id == queue.id, Engagement.team_id == team.id, Engagement.revoked_at.is_(None)
+        )
+    )
+    if active is not None:
+        raise Conflict("the team is engaged on the queue already", extra={"existing_id": str(active)})
+    engagement = Engagement(
+        tenant_id=queue.tenant_id,
+        queue_id=queue.id,
+        team_id=team.id,
+        provider_id=team.tenant_id,
+        rank=data.rank,
+        share=data.share,
+        created_by=principal.subject_id,
+    )
+    session.add(engagement)
+    session.flush()
+    return engagement
+
+
+def revoke_engagement(session: Session, principal: Principal, engagement_id: uuid.UUID) -> Engagement:
+    engagement = get_engagement(session, principal, engagement_id)  # 404 before 403
+    _require_operator(principal)
+    if engagement.revoked_at is None:
+        engagement.revoked_at = utcnow()
+        session.flush()
+    return engagement
+
+
+def get_engagement(session: Session, principal: Principal, engagement_id: uuid.UUID) -> Engagement:
+    principal.require(Permission.ORG_READ)
+    engagement = fetch(session, Engagement, engagement_id)
+    if engagement is None:
+        raise NotFound("no such engagement")
+    return engagement
+
+
+def list_engagements(
+    session: Session, principal: Principal, page: PageRequest, queue_id: uuid.UUID | None = None
+) -> tuple[Sequence[Engagement], str | None]:
+    principal.require(Permission.ORG_READ)
+    query = select(Engagement).where(Engagement.revoked_at.is_(None))
+    if queue_id is not None:
+        query = query.where(Engagement.queue_id == queue_id)
+    return fetch_page(session, query, Engagement.id, page)
+
+
+@grants.register
+def engaged_queues(session: Session, principal: Principal) -> grants.Grants:
+    """The (client tenant, queue) pairs of the provider's active engagements; an agent's
+    are those of their own team. Runs while identity tables are readable."""
+    query = select(Engagement.tenant_id, Engagement.queue_id).where(
+        Engagement.provider_id == principal.org_id, Engagement.revoked_at.is_(None)
+    )
+    leads = principal.roles & {Role.PROVIDER_ADMIN, Role.TEAM_LEAD}
+    if principal.subject_kind == "user" and not leads:
+        teams = select(Agent.team_id).where(Agent.user_id == principal.subject_id).scalar_subquery()
+        query = query.where(Engagement.team_id == teams)
+    return frozenset((row.tenant_id, row.queue_id) for row in session.execute(query))

@@ -1,0 +1,40 @@
+"""A provider principal's grants: the client queues its teams are engaged on.
+
+Resolved for every request, after the principal (which the token cache may remember), so
+that a revoked engagement takes the visibility away with the next request. The workforce
+context knows engagements; it registers the resolver here (``services.models`` loads it),
+so identity, which binds every request's scope, depends on no other context.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from tenants.principal import OrgKind, Principal
+from tenants.scoping import AccessScope, bind
+
+Grants = frozenset[tuple[uuid.UUID, uuid.UUID]]
+Resolver = Callable[[Session, Principal], Grants]
+_resolvers: list[Resolver] = []
+
+
+def register(resolver: Resolver) -> Resolver:
+    if resolver not in _resolvers:
+        _resolvers.append(resolver)
+    return resolver
+
+
+def acting(session: Session, principal: Principal) -> Principal:
+    """Scope ``session`` to ``principal``, with its grants if it is a provider's."""
+    if principal.org_kind is OrgKind.PROVIDER and _resolvers:
+        bind(session, AccessScope.authentication())  # engagements are read like identity tables
+        granted: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        for resolve in _resolvers:
+            granted |= resolve(session, principal)
+        principal = dataclasses.replace(principal, granted_queues=frozenset(granted))
+    bind(session, principal.access)
+    return principal

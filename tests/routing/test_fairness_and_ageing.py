@@ -1,0 +1,86 @@
+"""Tenant fairness under backlog, and ageing that keeps low priority from starving."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.core.database import Database
+from services.work.models import Priority
+from services.work.ranking import rank_at, starvation_bound
+from tenants.principal import OrgKind
+from tests.factories import make_agent, make_engagement, make_queue, make_task, make_team, make_tenant
+from tests.routing.world import Person
+
+
+def test_two_clients_with_shares_2_to_1_are_drained_2_to_1(
+    app: FastAPI, client: TestClient, db: Database
+) -> None:
+    provider = make_tenant(db, OrgKind.PROVIDER, country="RO")
+    team = make_team(db, provider.organization, name="Bucharest", country="RO")
+    tenants = {}
+    for name, share in (("big", 2), ("small", 1)):
+        tenant = make_tenant(db, OrgKind.CLIENT, country="FR")
+        queue = make_queue(db, tenant.organization, languages=["fr"])
+        make_engagement(db, queue, team, share=share)
+        for n in range(40):
+            make_task(db, queue, language="fr", external_ref=f"{name}-{n}")
+        tenants[tenant.organization.id] = name
+    agent = make_agent(db, provider.organization, team, capacity={"*": 100})
+    person = Person(app, agent.email)
+    person.put("/v1/agents/me/presence", json={"presence": "online"})
+    taken: Counter[str] = Counter()
+    for _ in range(30):
+        answer = person.post("/v1/agents/me/next-task")
+        assert answer.status_code == 200, answer.text
+        taken[answer.json()["external_ref"].split("-")[0]] += 1
+    assert abs(taken["big"] - 20) <= 1 and abs(taken["small"] - 10) <= 1, taken
+
+
+def test_a_low_task_waiting_past_the_bound_goes_before_fresh_high_ones(
+    app: FastAPI, client: TestClient, db: Database
+) -> None:
+    from services.work.models import Task
+    from tenants.scoping import AccessScope, bind
+
+    tenant = make_tenant(db, OrgKind.CLIENT, country="FR")
+    queue = make_queue(db, tenant.organization, languages=["fr"])
+    provider = make_tenant(db, OrgKind.PROVIDER, country="RO")
+    team = make_team(db, provider.organization, country="RO")
+    make_engagement(db, queue, team)
+    low = make_task(db, queue, language="fr", priority="low", external_ref="low")
+    with db.session() as session:  # it arrived just over the bound ago
+        bind(session, AccessScope.everything())
+        row = session.get(Task, low.id)
+        assert row is not None
+        waited = starvation_bound(Priority.LOW, Priority.HIGH) + timedelta(minutes=1)
+        row.created_at -= waited
+        row.rank_at = rank_at(row.created_at, Priority.LOW)
+    for n in range(5):
+        make_task(db, queue, language="fr", priority="high", external_ref=f"high-{n}")
+    agent = make_agent(db, provider.organization, team)
+    person = Person(app, agent.email)
+    person.put("/v1/agents/me/presence", json={"presence": "online"})
+    assert person.post("/v1/agents/me/next-task").json()["external_ref"] == "low"
+
+
+@given(
+    st.sampled_from(list(Priority)),
+    st.sampled_from(list(Priority)),
+    st.integers(min_value=0, max_value=10**7),
+    st.integers(min_value=1, max_value=10**7),
+)
+def test_no_task_waits_behind_work_that_arrived_after_the_bound(
+    low: Priority, high: Priority, arrived: int, later: int
+) -> None:
+    """Whatever the priorities, a task is ranked before any task that arrived more than
+    the bound after it: ageing bounds the wait."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    first = start + timedelta(seconds=arrived)
+    second = first + max(starvation_bound(low, high), timedelta(0)) + timedelta(seconds=later)
+    assert rank_at(first, low) < rank_at(second, high)

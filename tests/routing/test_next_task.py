@@ -1,0 +1,237 @@
+"""Pull routing through the API: the next task, what stops it, and working the task."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from services.core.database import Database
+from tenants.principal import OrgKind
+from tests.factories import make_agent, make_engagement, make_queue, make_team, make_tenant
+from tests.routing.world import Person, World, build
+
+# Open one day, years ahead: closed now, yet a valid staffing calendar.
+CLOSED_NOW = {
+    "timezone": "UTC",
+    "weekly": {},
+    "openings": [{"from": "2030-01-07", "to": "2030-01-07", "hours": [["08:00", "17:00"]]}],
+}
+
+
+@pytest.fixture
+def world(app: FastAPI, client: TestClient, db: Database) -> World:
+    return build(app, client, db)
+
+
+def test_an_offline_agent_asking_for_work_gets_409_naming_presence(world: World) -> None:
+    answer = world.person.post("/v1/agents/me/next-task")
+    assert answer.status_code == 409, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["type"] == "/problems/agent-unavailable"
+    assert answer.json()["reason"] == "presence"
+
+
+def test_the_agent_takes_the_french_ticket_and_then_is_at_capacity(client: TestClient, world: World) -> None:
+    task = world.submit(client)
+    assert (
+        world.person.put("/v1/agents/me/presence", json={"presence": "online"}).json()["presence"] == "online"
+    )
+    taken = world.person.post("/v1/agents/me/next-task")
+    assert taken.status_code == 200, taken.text
+    assert taken.json()["id"] == task["id"] and taken.json()["status"] == "assigned"
+    assert taken.headers["ETag"] == f'"{taken.json()["revision"]}"'
+    mine = world.person.get("/v1/agents/me/tasks").json()["items"]
+    assert [t["id"] for t in mine] == [task["id"]]
+    world.submit(client, external_ref="second")
+    again = world.person.post("/v1/agents/me/next-task")
+    assert again.status_code == 409 and again.json()["reason"] == "capacity"
+
+
+def test_nothing_queued_answers_204_with_a_reason(world: World) -> None:
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    answer = world.person.post("/v1/agents/me/next-task")
+    assert answer.status_code == 204
+    assert answer.headers["Routing-Reason"] == "nothing_queued"
+
+
+def test_a_closed_team_calendar_answers_204_calendar(client: TestClient, world: World) -> None:
+    world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    patched = client.patch(
+        f"/v1/teams/{world.team.id}", headers=world.as_provider, json={"calendar": CLOSED_NOW}
+    )
+    assert patched.status_code == 200, patched.text
+    answer = world.person.post("/v1/agents/me/next-task")
+    assert answer.status_code == 204 and answer.headers["Routing-Reason"] == "calendar"
+
+
+def test_a_task_in_a_language_the_agent_does_not_speak_is_not_taken(client: TestClient, world: World) -> None:
+    world.submit(
+        client, language="da", title="Dobbelt betaling", payload={"description": "Jeg er trukket to gange."}
+    )
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    answer = world.person.post("/v1/agents/me/next-task")
+    assert answer.status_code == 204, answer.text
+
+
+def test_the_agent_works_the_task_to_resolution_and_the_client_answers_in_between(
+    client: TestClient, world: World
+) -> None:
+    task = world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    assert world.person.post("/v1/agents/me/next-task").status_code == 200
+    url = f"/v1/tasks/{task['id']}/transitions"
+    assert world.person.post(url, json={"action": "start"}).status_code == 200
+    asked = world.person.post(
+        url, json={"action": "ask_client", "comment": "Quel est le numéro de facture ?"}
+    )
+    assert asked.status_code == 200, asked.text
+    comments = client.get(f"/v1/tasks/{task['id']}/comments", headers=world.as_client).json()["items"]
+    assert comments[-1]["body"] == "Quel est le numéro de facture ?"
+    replied = client.post(
+        url, headers=world.as_client, json={"action": "client_replied", "comment": "F-2026-118"}
+    )
+    assert replied.status_code == 200, replied.text
+    resolved = world.person.post(url, json={"action": "resolve"})
+    assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
+    assert world.person.get("/v1/agents/me/tasks").json()["items"] == []  # capacity is free again
+
+
+def test_a_provider_reads_the_tasks_of_its_queue_and_loses_them_when_the_engagement_goes(
+    client: TestClient, world: World
+) -> None:
+    task = world.submit(client)
+    assert client.get(f"/v1/tasks/{task['id']}", headers=world.as_provider).status_code == 200
+    engagement = client.get(
+        "/v1/engagements", headers=world.as_operator, params={"queue_id": str(world.queue.id)}
+    )
+    engagement_id = engagement.json()["items"][0]["id"]
+    assert client.delete(f"/v1/engagements/{engagement_id}", headers=world.as_operator).status_code == 200
+    assert client.get(f"/v1/tasks/{task['id']}", headers=world.as_provider).status_code == 404
+
+
+def test_a_provider_neither_submits_nor_edits_the_clients_work(client: TestClient, world: World) -> None:
+    task = world.submit(client)
+    submitted = client.post(
+        "/v1/tasks",
+        headers=world.as_provider,
+        json={"queue_id": str(world.queue.id), "title": "x", "payload": {"description": "x"}},
+    )
+    assert submitted.status_code == 404
+    edited = client.patch(f"/v1/tasks/{task['id']}", headers=world.as_provider, json={"title": "changed"})
+    assert edited.status_code == 403
+
+
+def test_the_routing_trace_shows_the_winner_to_the_operator_and_no_agent_to_the_client(
+    client: TestClient, world: World
+) -> None:
+    task = world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    world.person.post("/v1/agents/me/next-task")
+    operator = client.get(f"/v1/tasks/{task['id']}/routing", headers=world.as_operator).json()
+    assert operator["status"] == "assigned" and operator["step"] == "pull"
+    assert operator["decisions"][0]["winner_agent_id"] == str(world.agent.id)
+    seen = client.get(f"/v1/tasks/{task['id']}/routing", headers=world.as_client)
+    assert seen.status_code == 200
+    assert str(world.agent.id) not in seen.text and "hourly_cost" not in seen.text
+    assert seen.json()["decisions"][0]["winner"] == {"team_id": str(world.team.id)}
+    assert client.get(f"/v1/tasks/{task['id']}/routing", headers=world.as_provider).status_code == 404
+
+
+def test_why_not_routed_names_residency_and_language(
+    app: FastAPI, client: TestClient, db: Database, world: World
+) -> None:
+    """A Danish ticket; the only team speaking Danish works in Manila, which the queue's EU
+    residency excludes; the Bucharest team speaks no Danish."""
+    manila_provider = make_tenant(db, OrgKind.PROVIDER, country="PH")
+    manila = make_team(db, manila_provider.organization, name="Manila", country="PH",
+                       languages=[{"code": "da", "level": "C1"}])  # fmt: skip
+    open_queue = make_queue(db, world.client.organization, languages=["da"])
+    make_engagement(db, open_queue, manila)
+    make_engagement(db, open_queue, world.team)
+    client.patch(
+        f"/v1/queues/{open_queue.id}", headers=world.as_client, json={"residency": {"allow": ["EU"]}}
+    )
+    answer = client.post(
+        "/v1/tasks",
+        headers=world.as_client,
+        json={
+            "queue_id": str(open_queue.id),
+            "title": "Dobbelt betaling",
+            "payload": {"description": "x"},
+            "language": "da",
+        },
+    )
+    trace = client.get(f"/v1/tasks/{answer.json()['id']}/routing", headers=world.as_operator).json()
+    failed = {
+        c["team_id"]: c.get("failed") for c in trace["decisions"][-1]["candidates"] if "agent_id" not in c
+    }
+    assert failed == {str(manila.id): "residency", str(world.team.id): "language"}
+
+
+def test_engaging_a_team_the_residency_rule_excludes_is_422_naming_team_id(
+    client: TestClient, db: Database, world: World
+) -> None:
+    manila_provider = make_tenant(db, OrgKind.PROVIDER, country="PH")
+    manila = make_team(db, manila_provider.organization, name="Manila", country="PH")
+    answer = client.post(
+        "/v1/engagements",
+        headers=world.as_operator,
+        json={"queue_id": str(world.queue.id), "team_id": str(manila.id)},
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["pointer"] == "/team_id"
+
+
+def test_a_team_lead_assigns_by_hand_and_the_trace_says_who(
+    client: TestClient, db: Database, world: World
+) -> None:
+    task = world.submit(client)
+    answer = client.post(
+        f"/v1/tasks/{task['id']}/assignment",
+        headers=world.as_provider,
+        json={"agent_id": str(world.agent.id)},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "assigned"
+    trace = client.get(f"/v1/tasks/{task['id']}/routing", headers=world.as_operator).json()
+    assert trace["decisions"][-1]["kind"] == "manual"
+
+
+def test_a_reopened_task_goes_to_the_queue_when_its_agent_is_offline(
+    client: TestClient, world: World
+) -> None:
+    task = world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    world.person.post("/v1/agents/me/next-task")
+    url = f"/v1/tasks/{task['id']}/transitions"
+    world.person.post(url, json={"action": "start"})
+    world.person.post(url, json={"action": "resolve"})
+    world.person.put("/v1/agents/me/presence", json={"presence": "offline"})
+    reopened = client.post(url, headers=world.as_client, json={"action": "reopen"})
+    assert reopened.status_code == 200, reopened.text
+    assert client.get(f"/v1/tasks/{task['id']}", headers=world.as_client).json()["status"] == "queued"
+
+
+def test_a_reopened_task_goes_back_to_its_agent_while_online(client: TestClient, world: World) -> None:
+    task = world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    world.person.post("/v1/agents/me/next-task")
+    url = f"/v1/tasks/{task['id']}/transitions"
+    world.person.post(url, json={"action": "start"})
+    world.person.post(url, json={"action": "resolve"})
+    client.post(url, headers=world.as_client, json={"action": "reopen"})
+    assert [t["id"] for t in world.person.get("/v1/agents/me/tasks").json()["items"]] == [task["id"]]
+
+
+def test_a_second_agent_of_an_unengaged_team_never_sees_the_task(
+    app: FastAPI, client: TestClient, db: Database, world: World
+) -> None:
+    task = world.submit(client)
+    other_team = make_team(db, world.provider.organization, name="Cluj")
+    outsider = make_agent(db, world.provider.organization, other_team)
+    person = Person(app, outsider.email)
+    assert person.get(f"/v1/tasks/{task['id']}").status_code == 404
+    person.put("/v1/agents/me/presence", json={"presence": "online"})
+    assert person.post("/v1/agents/me/next-task").status_code == 204
