@@ -35,6 +35,7 @@ from services.web import portal as web_portal
 from services.web import routes as web_routes
 from services.web import sla as web_sla
 from services.web import webhooks as web_webhooks
+from services.web import workspace as web_workspace
 from services.web.templating import TEMPLATES_DIR
 from services.work import file_routes as work_file_routes
 from services.work import routes as work_routes
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(web_portal.router)
     app.include_router(web_webhooks.router)
     app.include_router(web_sla.router)
+    app.include_router(web_workspace.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_operations_routes(app)
 

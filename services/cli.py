@@ -31,6 +31,8 @@ client_app = typer.Typer(help="OAuth API clients.", no_args_is_help=True)
 tasks_app = typer.Typer(help="Tasks.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
+agent_app = typer.Typer(help="Agents of provider teams.", no_args_is_help=True)
+app.add_typer(agent_app, name="agent")
 app.add_typer(org_app, name="org")
 app.add_typer(client_app, name="api-client")
 app.add_typer(tasks_app, name="tasks")
@@ -248,6 +250,66 @@ def demo_seed(as_json: Annotated[bool, typer.Option("--json", help="One JSON obj
         table.add_row(login["email"], login["organization"], login["roles"])
     Console().print(table)
     typer.echo(json.dumps({"organizations": described["organizations"]}))
+
+
+@demo_app.command("simulate")
+def demo_simulate(
+    rounds: Annotated[
+        int, typer.Option("--rounds", "--minutes", min=1, max=10_000, help="Rounds of work")
+    ] = 10,
+) -> None:
+    """Play the demo agents: each round every agent goes online, takes their next task and
+    works it (some go to the client with a question first); prints what was done."""
+    from rich.progress import Progress
+
+    from services import demo_work
+
+    settings = get_settings()
+    _ensure_schema(settings)
+    database = Database.from_settings(settings)
+    try:
+        with Progress() as progress:
+            bar = progress.add_task("agents at work", total=rounds)
+            played = demo_work.simulate(database, rounds, lambda: progress.advance(bar))
+    except DomainError as error:
+        raise _fail(_describe(error)) from None
+    finally:
+        database.engine.dispose()
+    typer.echo(json.dumps(played.__dict__))
+
+
+@agent_app.command("create")
+def agent_create(
+    email: Annotated[str, typer.Option(help="A user of the team's provider who holds the agent role")],
+    team: Annotated[str, typer.Option(help="Team id")],
+    capacity: Annotated[int, typer.Option(min=0, max=100, help="Open tasks at once, any kind")] = 1,
+) -> None:
+    """Make a provider's user an agent of one of its teams."""
+    import uuid
+
+    from sqlalchemy import select
+
+    from services.demo_work import platform_principal
+    from services.identity.models import User
+    from services.workforce import agents, teams
+    from services.workforce.schemas import AgentCreate
+
+    try:
+        team_id = uuid.UUID(team)
+    except ValueError:
+        raise _fail(f"--team must be a team id (a UUID), got {team!r}") from None
+    with _platform_session() as session:
+        user_id = session.scalar(select(User.id).where(User.email == email.strip().lower()))
+        if user_id is None:
+            raise _fail(f"no user {email}")
+        found = teams.get_team(session, platform_principal(team_id), team_id)
+        created = agents.create_agent(
+            session,
+            platform_principal(found.tenant_id),
+            AgentCreate(user_id=user_id, team_id=found.id, capacity={"*": capacity}),
+        )
+        result = {"id": str(created.id), "user_id": str(user_id), "team_id": str(found.id)}
+    typer.echo(json.dumps(result))
 
 
 def _uvicorn(host: str, port: int, workers: int = 1) -> None:

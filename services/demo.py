@@ -2,7 +2,8 @@
 
 Clients in France, Germany and Spain outsource to providers in Romania, Poland
 and the Philippines; the operator's account manager looks after two clients, whose
-contracts have an SLA on their office hours.
+contracts have an SLA on their office hours. Their queues, the providers' teams and
+agents, the engagements between them and a backlog come from ``demo_work``.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.demo_work import platform_principal, seed_work
 from services.identity import service as identity
 from services.identity.models import User
 from tenants import service as tenancy
 from tenants.models import Organization
-from tenants.principal import OrgKind, Permission, Principal, Role
+from tenants.principal import OrgKind, Role
 from tenants.scoping import narrowed_to
 
 DEMO_PASSWORD = "bpo-demo-2026"  # noqa: S105  (printed for people to try the demo)
@@ -135,16 +137,7 @@ def _contract_sla(session: Session, client: Organization, calendar: tuple[Any, .
         if session.scalar(select(SlaPolicy.id)) is not None:
             return
     name, zone, country, subdivision, hours = calendar
-    platform = Principal(
-        subject_id=client.id,  # the seed acts for the platform, not for a person
-        subject_kind="user",
-        org_id=client.id,
-        org_kind=OrgKind.OPERATOR,
-        roles=frozenset({Role.PLATFORM_ADMIN}),
-        permissions=frozenset(Permission),
-        tenant_ids=None,
-        display_name="demo seed",
-    )
+    platform = platform_principal(client.id)
     spec = {
         "timezone": zone,
         "weekly": {day: hours for day in _WEEKDAYS},
@@ -205,7 +198,9 @@ def seed(session: Session) -> dict[str, object]:
             tenancy.assign_account_manager(session, organizations[client_name], manager_id)
     for client_name, calendar in SERVICE_CALENDARS.items():
         _contract_sla(session, organizations[client_name], calendar)
+    work = seed_work(session, organizations)
     return {
+        **work,
         "organizations": [
             {"id": str(o.id), "kind": o.kind.value, "name": o.name, "country": o.country}
             for o in organizations.values()

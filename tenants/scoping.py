@@ -116,7 +116,7 @@ class TenantOwned:
     @classmethod
     def scope_clause(cls) -> Any:
         """The rows a scope without grants sees (its tenants', and those shared with them)."""
-        clause = cls.tenant_id.in_(_SCOPE_TENANTS)
+        clause: Any = cls.tenant_id.in_(_SCOPE_TENANTS)
         if cls.shared_with is not None:
             clause = or_(clause, getattr(cls, cls.shared_with).in_(_SCOPE_TENANTS))
         return clause

@@ -33,11 +33,10 @@ async def _principal(
         )
         if found is None:
             raise Unauthenticated("your session has ended: sign in again")
-        principal: Principal = found
         request.state.locale = i18n.negotiate(
-            principal.locale, request.headers.get("accept-language"), principal.org_locale
+            found.locale, request.headers.get("accept-language"), found.org_locale
         )
-        return principal
+        return found
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send Authorization: Bearer <access token>")
     principal = service.remembered_principal(session, credentials.credentials)

@@ -79,4 +79,4 @@ def held_by_kind(session: Session, agent_ids: Iterable[uuid.UUID]) -> dict[tuple
         .where(Task.assignee_id.in_(ids), Task.status.in_(HELD))
         .group_by(Task.assignee_id, Task.kind_name)
     )
-    return {(row[0], row[1]): row[2] for row in rows}
+    return {(row[0], row[1]): row[2] for row in rows if row[0] is not None}

@@ -103,7 +103,7 @@ def _language_clause(requirements: eligibility.Requirements, profile: eligibilit
     """Tasks in a language the agent speaks at the queue's level; a task whose language is
     unknown, or a guess, goes to whoever speaks one of the queue's."""
     own = [code for code, level in profile.languages if at_least(level, requirements.min_language_level)]
-    clause = Task.language.in_(own) if own else false()
+    clause: Any = Task.language.in_(own) if own else false()
     if not requirements.languages or set(own) & set(requirements.languages):
         uncertain = or_(Task.language.is_(None), Task.language_confidence < eligibility.CONFIDENT)
         clause = or_(clause, uncertain)

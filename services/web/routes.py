@@ -19,7 +19,7 @@ from services.identity.csrf import SESSION_COOKIE
 from services.web.deps import LOCALE_COOKIE, Viewer
 from services.web.templating import render
 from tenants import service as tenancy
-from tenants.principal import OrgKind, Permission, Principal
+from tenants.principal import OrgKind, Permission, Principal, Role
 
 router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 
@@ -134,6 +134,8 @@ def switch_locale(
 def home(request: Request, session: DbSession, viewer: Viewer) -> Response:
     if viewer is None:
         return _redirect("/login")
+    if viewer.roles == {Role.AGENT}:  # an agent's home is their workspace
+        return _redirect("/workspace")
     context = {"viewer": viewer, **_home_context(session, viewer)}
     return _with_csrf_cookie(request, render(request, HOME_TEMPLATES[viewer.org_kind], context))
 

@@ -54,6 +54,19 @@ PRIORITY_LABELS = {
     "high": i18n._("High"),
     "urgent": i18n._("Urgent"),
 }
+# Why an agent was given no task (``routing.claim``), and what a candidate failed.
+ROUTING_LABELS = {
+    "presence": i18n._("You are offline: go online to take work."),
+    "capacity": i18n._("You hold as many tasks as you may: finish or release one first."),
+    "calendar": i18n._("Your team's hours are over: no queue may be worked now."),
+    "nothing_eligible": i18n._("No queue of your team has work you may take."),
+    "nothing_queued": i18n._("Nothing is waiting in your queues. Well done!"),
+    "residency": i18n._("The data may not be handled in this country"),
+    "language": i18n._("Nobody speaks the task's language at the level required"),
+    "skill": i18n._("A required skill is missing"),
+    "engagement": i18n._("No team is engaged on the queue"),
+}
+PRESENCE_LABELS = {"online": i18n._("Online"), "away": i18n._("Away"), "offline": i18n._("Offline")}
 MODE_LABELS = {"pull": i18n._("Agents pull"), "push": i18n._("Offered to agents")}
 ACTION_LABELS = {
     "start": i18n._("Start"),
@@ -209,6 +222,8 @@ def locale_helpers(locale: str, timezone: str | None) -> dict[str, Any]:
                 ("metric_labels", METRIC_LABELS),
                 ("pause_labels", PAUSE_LABELS),
                 ("trigger_labels", TRIGGER_LABELS),
+                ("routing_labels", ROUTING_LABELS),
+                ("presence_labels", PRESENCE_LABELS),
             )
         },
     }

@@ -11,7 +11,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -64,7 +66,7 @@ def create_agent(session: Session, principal: Principal, data: AgentCreate) -> A
     return agent
 
 
-def _dumped(items: list | None) -> list | None:  # type: ignore[type-arg]
+def _dumped(items: Sequence[BaseModel] | None) -> list[dict[str, Any]] | None:
     return None if items is None else [item.model_dump() for item in items]
 
 
