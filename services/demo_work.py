@@ -323,13 +323,13 @@ def simulate(
                 )
             with database.session() as session:
                 service.transition(
-                    session, _agent_principal(session, email), task_id, Action.RESOLVE, "Done."
+                    session, agent_principal(session, email), task_id, Action.RESOLVE, "Done."
                 )
                 played.resolved += 1
         waiting = []
         for email in emails:
             with database.session() as session:
-                principal = _agent_principal(session, email)
+                principal = agent_principal(session, email)
                 agents.set_presence(session, principal, Presence.ONLINE, 900)
                 taken = claim.next_task(session, principal)
                 if taken.task is None:
@@ -352,7 +352,7 @@ def simulate(
     return played
 
 
-def _agent_principal(session: Session, email: str) -> Principal:
+def agent_principal(session: Session, email: str) -> Principal:
     bind(session, AccessScope.authentication())
     user = session.scalars(select(User).where(User.email == email)).one()
     return grants.acting(session, principals.for_user(session, user))

@@ -110,3 +110,104 @@ def test_authentication_settings_open_identity_tables_only(connection: Connectio
     make_tenant(db)
     _set(connection, "", authenticating="on")
     assert connection.execute(text("SELECT count(*) FROM users")).scalar_one() > 0
+
+
+def _set_grants(connection: Connection, tenant_ids: str, grant_tenants: str, grant_queues: str) -> None:
+    _set(connection, tenant_ids)
+    connection.execute(
+        text(
+            "SELECT set_config('bpo.grant_tenant_ids', :t, true), set_config('bpo.grant_queue_ids', :q, true)"
+        ),
+        {"t": grant_tenants, "q": grant_queues},
+    )
+
+
+# What a provider's grants reach of a client; every other table with a tenant key stays the client's.
+# (and its own engagements, rows of the client shared with the provider they name).
+GRANTED_TABLES = {
+    "queues",
+    "tasks",
+    "task_events",
+    "task_comments",
+    "attachments",
+    "task_assignments",
+    "engagements",
+}
+
+
+def test_a_providers_grants_read_its_queues_tasks_and_nothing_else_of_the_client(
+    connection: Connection, db: Database
+) -> None:
+    from datetime import timedelta
+
+    from services.core.time import utcnow
+    from services.sla import sweep
+    from tenants.principal import OrgKind
+    from tenants.scoping import AccessScope, bind
+    from tests.factories import (
+        make_engagement,
+        make_policy,
+        make_queue,
+        make_task,
+        make_team,
+        make_webhook_endpoint,
+    )
+
+    client = make_tenant(db)
+    provider = make_tenant(db, OrgKind.PROVIDER, country="RO")
+    make_policy(db, client.organization)
+    make_webhook_endpoint(db, client.organization, url="https://hooks.lumiere.example/in")
+    served, other = make_queue(db, client.organization), make_queue(db, client.organization)
+    make_engagement(db, served, make_team(db, provider.organization))
+    granted = make_task(db, served, external_ref="served")
+    hidden = make_task(db, other, external_ref="other")
+    with db.session() as session:  # a breach: escalations and outbox events of the client
+        bind(session, AccessScope.everything())
+        sweep.sweep(session, now=utcnow() + timedelta(days=30))
+    client_id, provider_id = client.organization.id, provider.organization.id
+    _set_grants(connection, str(provider_id), str(client_id), str(served.id))
+    tasks = set(connection.execute(text("SELECT id FROM tasks")).scalars())
+    assert granted.id in tasks and hidden.id not in tasks
+    events = set(connection.execute(text("SELECT task_id FROM task_events")).scalars())
+    assert events == {granted.id}
+    for table, key in _tenant_tables(connection).items():
+        if table in GRANTED_TABLES:
+            continue
+        keys = set(connection.execute(text(f"SELECT {key} FROM {table}")).scalars())  # noqa: S608
+        assert client_id not in keys, f"{table}: a provider's grants read the client's rows"
+    # Its change to a granted task may emit the client's event, which it still cannot read.
+    connection.execute(
+        text(
+            "INSERT INTO outbox_events (id, tenant_id, type, subject_id, data, created_at, dispatched_at)"
+            " VALUES (gen_random_uuid(), :t, 'task.updated', :s, '{}', now(), NULL)"
+        ),
+        {"t": client_id, "s": granted.id},
+    )
+    assert connection.execute(text("SELECT count(*) FROM outbox_events")).scalar_one() == 0
+
+
+def test_a_grant_writes_no_task_of_a_queue_it_does_not_serve(connection: Connection, db: Database) -> None:
+    from tenants.principal import OrgKind
+    from tests.factories import make_engagement, make_queue, make_task, make_team
+
+    client = make_tenant(db)
+    provider = make_tenant(db, OrgKind.PROVIDER, country="RO")
+    served, other = make_queue(db, client.organization), make_queue(db, client.organization)
+    make_engagement(db, served, make_team(db, provider.organization))
+    mine, hidden = make_task(db, served), make_task(db, other)
+    _set_grants(connection, str(provider.organization.id), str(client.organization.id), str(served.id))
+    changed = connection.execute(text("UPDATE tasks SET title = 'x' WHERE id = :id"), {"id": hidden.id})
+    assert changed.rowcount == 0
+    with pytest.raises(Exception, match="row-level security"), connection.begin_nested():
+        connection.execute(
+            text("UPDATE tasks SET queue_id = :other WHERE id = :id"), {"other": other.id, "id": mine.id}
+        )
+    with pytest.raises(Exception, match="row-level security"), connection.begin_nested():
+        connection.execute(
+            text(
+                "INSERT INTO task_events (id, tenant_id, task_id, at, kind, actor_kind, actor_name, changes,"
+                " internal)"
+                " VALUES (gen_random_uuid(), :t, :task, now(), 'commented', 'user', '', '{}', false)"
+            ),
+            {"t": client.organization.id, "task": hidden.id},
+        )

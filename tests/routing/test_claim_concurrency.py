@@ -1,0 +1,95 @@
+"""PostgreSQL, real commits: twenty agents claim from one backlog at once. Every task is
+assigned exactly once, none is lost, and a claim whose transaction rolls back leaves its
+task queued for the next agent."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from sqlalchemy import func, select
+
+from services.core.database import Database
+from services.demo_work import agent_principal
+from services.routing import claim
+from services.routing.models import TaskAssignment
+from services.work import service
+from services.work.lifecycle import Action
+from services.work.models import Task, TaskStatus
+from services.workforce import agents
+from services.workforce.models import Presence
+from tenants.principal import OrgKind
+from tenants.scoping import AccessScope, bind
+from tests.factories import make_agent, make_engagement, make_queue, make_task, make_team, make_tenant
+
+pytestmark = pytest.mark.postgres
+AGENTS = 20
+BACKLOG = 1200
+
+
+class Abandoned(Exception):
+    """A claim whose request failed after the task was taken: its transaction rolls back."""
+
+
+def test_twenty_agents_never_take_a_task_twice_and_lose_none(committed: Database) -> None:
+    client = make_tenant(committed, OrgKind.CLIENT, country="FR")
+    provider = make_tenant(committed, OrgKind.PROVIDER, country="RO")
+    team = make_team(committed, provider.organization, country="RO")
+    queues = [make_queue(committed, client.organization, languages=["fr"]) for _ in range(2)]
+    for queue in queues:
+        make_engagement(committed, queue, team)
+    for n in range(BACKLOG):
+        make_task(committed, queues[n % 2], language="fr", external_ref=f"C-{n}")
+    emails = [make_agent(committed, provider.organization, team).email for _ in range(AGENTS)]
+    taken: Counter[str] = Counter()
+    abandoned: list[str] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(AGENTS)
+
+    def work(email: str) -> None:
+        try:
+            with committed.session() as session:
+                agents.set_presence(session, agent_principal(session, email), Presence.ONLINE, 3600)
+            start.wait()
+            n = 0
+            while True:
+                n += 1
+                try:
+                    with committed.session() as session:
+                        principal = agent_principal(session, email)
+                        got = claim.next_task(session, principal)
+                        if got.task is None:
+                            return
+                        if n % 25 == 0:  # the request dies after taking the task
+                            abandoned.append(str(got.task.id))
+                            raise Abandoned()
+                        taken[str(got.task.id)] += 1
+                        for action in (Action.START, Action.RESOLVE):  # worked at once: capacity frees
+                            service.transition(session, principal, got.task.id, action)
+                except Abandoned:
+                    continue
+        except BaseException as exc:  # reported to the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(email,)) for email in emails]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors[:3]
+    assert abandoned, "no claim was rolled back: the test proves less than it says"
+    assert len(taken) == BACKLOG and set(taken.values()) == {1}
+    with committed.session() as session:
+        bind(session, AccessScope.everything())
+        tenant = client.organization.id
+        per_task = session.execute(
+            select(TaskAssignment.task_id, func.count())
+            .where(TaskAssignment.tenant_id == tenant)
+            .group_by(TaskAssignment.task_id)
+        ).all()
+        assert len(per_task) == BACKLOG and {count for _task, count in per_task} == {1}
+        left = session.scalar(
+            select(func.count()).where(Task.tenant_id == tenant, Task.status == TaskStatus.QUEUED)
+        )
+        assert left == 0
