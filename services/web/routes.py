@@ -18,6 +18,7 @@ from services.identity import service as identity
 from services.identity.csrf import SESSION_COOKIE
 from services.web.deps import LOCALE_COOKIE, Viewer
 from services.web.templating import render
+from services.workforce import agents
 from tenants import service as tenancy
 from tenants.principal import OrgKind, Permission, Principal, Role
 
@@ -134,8 +135,8 @@ def switch_locale(
 def home(request: Request, session: DbSession, viewer: Viewer) -> Response:
     if viewer is None:
         return _redirect("/login")
-    if viewer.roles == {Role.AGENT}:  # an agent's home is their workspace
-        return _redirect("/workspace")
+    if Role.AGENT in viewer.roles and agents.agent_of(session, viewer) is not None:
+        return _redirect("/workspace")  # an agent's home is their workspace
     context = {"viewer": viewer, **_home_context(session, viewer)}
     return _with_csrf_cookie(request, render(request, HOME_TEMPLATES[viewer.org_kind], context))
 

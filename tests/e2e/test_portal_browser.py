@@ -28,7 +28,8 @@ def test_a_person_submits_work_through_the_portal(browser: Any, platform: LivePl
     page.wait_for_url(f"{platform.url}/portal/queues")
     assert "Sinistres habitation" in page.get_by_test_id("queues").inner_text()
 
-    page.click("text=Sinistres habitation >> xpath=../..//a[contains(@href, '/portal/tasks/new')]")
+    # the queue's own row: the demo's queues are listed too
+    page.locator("tr", has_text="Sinistres habitation").locator("a[href*='/portal/tasks/new']").click()
     page.wait_for_selector("[data-testid=task-form]")
     page.fill("#f-title", "Dégât des eaux cuisine")
     page.select_option("#f-claim_type", "insurance")

@@ -42,6 +42,8 @@ def test_twenty_agents_never_take_a_task_twice_and_lose_none(committed: Database
     for n in range(BACKLOG):
         make_task(committed, queues[n % 2], language="fr", external_ref=f"C-{n}")
     emails = [make_agent(committed, provider.organization, team).email for _ in range(AGENTS)]
+    # The agents' own engine: twenty connections, closed afterwards (the suite's pool stays as it was).
+    pool = Database(committed.url, pool_size=AGENTS, max_overflow=0)
     taken: Counter[str] = Counter()
     abandoned: list[str] = []
     errors: list[BaseException] = []
@@ -49,14 +51,14 @@ def test_twenty_agents_never_take_a_task_twice_and_lose_none(committed: Database
 
     def work(email: str) -> None:
         try:
-            with committed.session() as session:
+            with pool.session() as session:
                 agents.set_presence(session, agent_principal(session, email), Presence.ONLINE, 3600)
             start.wait()
             n = 0
             while True:
                 n += 1
                 try:
-                    with committed.session() as session:
+                    with pool.session() as session:
                         principal = agent_principal(session, email)
                         got = claim.next_task(session, principal)
                         if got.task is None:
@@ -77,6 +79,7 @@ def test_twenty_agents_never_take_a_task_twice_and_lose_none(committed: Database
         thread.start()
     for thread in threads:
         thread.join(timeout=300)
+    pool.engine.dispose()
     assert not errors, errors[:3]
     assert abandoned, "no claim was rolled back: the test proves less than it says"
     assert len(taken) == BACKLOG and set(taken.values()) == {1}
