@@ -185,8 +185,8 @@ async def _pgqueuer_fill(backlog: int) -> None:
 async def _pgqueuer_work(workers: int, jobs: int) -> tuple[list[float], list[int]]:
     import asyncpg
     from pgqueuer import AsyncpgDriver, Queries
-    from pgqueuer.ports.repository import EntrypointExecutionParameter
     from pgqueuer.domain.types import QueueManagerId
+    from pgqueuer.ports.repository import EntrypointExecutionParameter
 
     latencies: list[float] = []
     taken: list[int] = []
@@ -287,9 +287,7 @@ def main() -> None:
         f"  p99 {percentile(theirs_latency, 0.99):6.1f} ms  doubles {theirs_doubles}"
     )
     print(f"ratio (ours / pgqueuer): {ours_rate / theirs_rate:.2f}  (target >= 1.0, p99 < 20 ms, 0 doubles)")
-    print(
-        f"GET /v1/tasks/{{id}}/routing of a queued task: {routing_cost():.0f} us (with its explanation)"
-    )
+    print(f"GET /v1/tasks/{{id}}/routing of a queued task: {routing_cost():.0f} us (with its explanation)")
     print(f"median claim {statistics.median(ours_latency) * 1000:.1f} ms")
 
 

@@ -322,9 +322,7 @@ def simulate(
                     "Voici les informations.",
                 )
             with database.session() as session:
-                service.transition(
-                    session, agent_principal(session, email), task_id, Action.RESOLVE, "Done."
-                )
+                service.transition(session, agent_principal(session, email), task_id, Action.RESOLVE, "Done.")
                 played.resolved += 1
         waiting = []
         for email in emails:
