@@ -1,0 +1,151 @@
+"""Property tests: over random workforces, queues, residency rules, calendars and tasks,
+no assignment the pull path makes ever breaks a hard constraint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.core.database import Database
+from services.core.time import utcnow
+from services.demo_work import agent_principal
+from services.routing import claim
+from services.sla.calendars import BusinessCalendar
+from services.work.proficiency import LanguageLevel
+from tenants.principal import OrgKind
+from tests.factories import (
+    OPEN_ALWAYS,
+    make_agent,
+    make_engagement,
+    make_org,
+    make_queue,
+    make_task,
+    make_team,
+    set_online,
+)
+
+COUNTRIES = ("RO", "PL", "PH", "IN", "FR", "DE")
+EU = {"RO", "PL", "FR", "DE"}
+LANGUAGES = ("fr", "de", "en", "es")
+LEVELS = [level.value for level in LanguageLevel]
+CLOSED = {
+    "timezone": "UTC",
+    "weekly": {},
+    "openings": [{"from": "2030-01-07", "to": "2030-01-07", "hours": [["08:00", "09:00"]]}],
+}
+ORDER = {level: n for n, level in enumerate(LEVELS)}
+
+teams_strategy = st.lists(
+    st.fixed_dictionaries(
+        {
+            "country": st.sampled_from(COUNTRIES),
+            "languages": st.dictionaries(
+                st.sampled_from(LANGUAGES), st.sampled_from(LEVELS), min_size=1, max_size=3
+            ),
+            "skill": st.integers(min_value=0, max_value=5),
+            "open": st.booleans(),
+        }
+    ),
+    min_size=1,
+    max_size=4,
+)
+queues_strategy = st.lists(
+    st.fixed_dictionaries(
+        {
+            "residency": st.sampled_from([[], ["EU"], ["PH", "IN"], ["RO"]]),
+            "language": st.sampled_from(LANGUAGES),
+            "skill": st.integers(min_value=0, max_value=5),
+            "level": st.sampled_from(["B1", "B2", "C1"]),
+            "out_of_hours": st.booleans(),
+            # the rule the client sets after the engagements: routing must honour it at once
+            "later_residency": st.sampled_from([None, [], ["EU"], ["PH", "IN"], ["RO"]]),
+        }
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+def _allowed(rule: list[str], country: str) -> bool:
+    """Residency written out again, independently of the code under test."""
+    if not rule:
+        return True
+    return any(country == code or (code == "EU" and country in EU) for code in rule)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    teams=teams_strategy,
+    queues=queues_strategy,
+    tasks=st.lists(st.sampled_from(LANGUAGES), min_size=1, max_size=6),
+)
+def test_no_assignment_breaks_a_hard_constraint(
+    db: Database, teams: list[dict[str, Any]], queues: list[dict[str, Any]], tasks: list[str]
+) -> None:
+    client = make_org(db, OrgKind.CLIENT, country="FR")
+    made_queues = []
+    for spec in queues:
+        skills = [{"name": "claims", "min_level": spec["skill"]}] if spec["skill"] else []
+        queue = make_queue(
+            db,
+            client,
+            languages=[spec["language"]],
+            skills=skills,
+            out_of_hours=spec["out_of_hours"],
+            residency={"allow": spec["residency"]},
+            routing={"min_language_level": spec["level"]},
+        )
+        made_queues.append((queue, spec))
+    emails = {}
+    for spec in teams:
+        provider = make_org(db, OrgKind.PROVIDER, country=spec["country"])
+        team = make_team(
+            db,
+            provider,
+            country=spec["country"],
+            calendar=OPEN_ALWAYS if spec["open"] else CLOSED,
+            languages=[{"code": c, "level": lvl} for c, lvl in spec["languages"].items()],
+            skills=[{"name": "claims", "level": spec["skill"]}] if spec["skill"] else [],
+        )
+        for queue, queue_spec in made_queues:
+            if _allowed(queue_spec["residency"], spec["country"]):
+                make_engagement(db, queue, team)
+        agent = make_agent(db, provider, team, capacity={"*": 50})
+        set_online(db, agent)
+        emails[agent.email] = (team, spec)
+    for queue, queue_spec in made_queues:
+        if queue_spec["later_residency"] is not None:
+            _set_residency(db, client, queue, queue_spec["later_residency"])
+            queue_spec["residency"] = queue_spec["later_residency"]
+    for n, language in enumerate(tasks):
+        make_task(db, made_queues[n % len(made_queues)][0], language=language)
+    by_queue = {queue.id: spec for queue, spec in made_queues}
+    for email, (_team, spec) in emails.items():
+        while True:
+            with db.session() as session:
+                taken = claim.next_task(session, agent_principal(session, email)).task
+            if taken is None:
+                break
+            wanted = by_queue[taken.queue_id]
+            assert _allowed(wanted["residency"], spec["country"]), "residency broken"
+            level = spec["languages"].get(taken.language)
+            assert level is not None and ORDER[level] >= ORDER[wanted["level"]], "language broken"
+            assert spec["skill"] >= wanted["skill"], "skill broken"
+            calendar = BusinessCalendar.from_spec(OPEN_ALWAYS if spec["open"] else CLOSED)
+            assert wanted["out_of_hours"] or calendar.is_open(utcnow()), "calendar broken"
+
+
+def _set_residency(db: Database, client: Any, queue: Any, allow: list[str]) -> None:
+    from services.work import queues
+    from services.work.schemas import QueueUpdate
+    from tenants.scoping import bind
+    from tests.factories import principal_of
+
+    principal = principal_of(client)
+    with db.session() as session:
+        bind(session, principal.access)
+        queues.update_queue(
+            session, principal, queue.id, QueueUpdate.model_validate({"residency": {"allow": allow}})
+        )
