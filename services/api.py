@@ -30,10 +30,12 @@ from services.notify import routes as notify_routes
 from services.routing import routes as routing_routes
 from services.sla import routes as sla_routes
 from services.web import deps as web_deps
+from services.web import engagements as web_engagements
 from services.web import errors as web_errors
 from services.web import portal as web_portal
 from services.web import routes as web_routes
 from services.web import sla as web_sla
+from services.web import team_board as web_team_board
 from services.web import webhooks as web_webhooks
 from services.web import workspace as web_workspace
 from services.web.templating import TEMPLATES_DIR
@@ -73,6 +75,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(web_webhooks.router)
     app.include_router(web_sla.router)
     app.include_router(web_workspace.router)
+    app.include_router(web_team_board.router)
+    app.include_router(web_engagements.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_operations_routes(app)
 

@@ -110,6 +110,8 @@ class TenantOwned:
     # grant may insert rows, never read them: the outbox), or None (never: contracts,
     # SLA, webhooks, users...). Row-level security says the same (``services/migrations/rls.py``).
     granted_by: ClassVar[str | None] = None
+    # Whether a grant may write the rows it reads (tasks, their history...); not the queue.
+    grant_writes: ClassVar[bool] = True
     # A column naming another organisation that also reads the row (an engagement's provider).
     shared_with: ClassVar[str | None] = None
 
@@ -164,7 +166,7 @@ def may_write(scope: AccessScope, cls: type[Any], values: Any) -> bool:
     if tenant_id is not None and scope.sees(tenant_id):
         return True
     reach = getattr(cls, "granted_by", None)
-    if reach is None or tenant_id not in scope.grant_tenant_ids:
+    if reach is None or not getattr(cls, "grant_writes", True) or tenant_id not in scope.grant_tenant_ids:
         return False
     if reach.startswith("queue:"):
         column = reach.removeprefix("queue:")
@@ -225,9 +227,19 @@ class ScopedRead:
         self._table = table.name
         owner = next(cls for cls in _TENANT_CLASSES if cls.__tablename__ == table.name)  # type: ignore[attr-defined]
         self._readable_while_authenticating = owner.readable_while_authenticating
+        self._owner = owner
         self._every_tenant = statement
-        self._in_scope = statement.where(owner.scope_clause())
-        self._in_granted_scope = statement.where(owner.granted_scope_clause())
+        self._scoped: tuple[Select[Any], Select[Any]] | None = None
+
+    def _statements(self) -> tuple[Select[Any], Select[Any]]:
+        """Built at the first read, not at import: a key column's type (the tenant's, which
+        the scope's parameter takes) is known only once its target table is resolved."""
+        if self._scoped is None:
+            self._scoped = (
+                self._every_tenant.where(self._owner.scope_clause()),
+                self._every_tenant.where(self._owner.granted_scope_clause()),
+            )
+        return self._scoped
 
     def execute(self, session: Session, parameters: dict[str, Any] | None = None) -> CursorResult[Any]:
         scope = current_scope(session)
@@ -238,7 +250,8 @@ class ScopedRead:
         connection = session.connection()
         if scope.tenant_ids is None or (scope.authenticating and self._readable_while_authenticating):
             return connection.execute(self._every_tenant, parameters or {})
-        statement = self._in_granted_scope if scope.granted_queues else self._in_scope
+        in_scope, in_granted_scope = self._statements()
+        statement = in_granted_scope if scope.granted_queues else in_scope
         return connection.execute(statement, {**(parameters or {}), **_scope_parameters(scope)})
 
 
@@ -499,13 +512,24 @@ def acting_for_tenant(session: Session, tenant_id: uuid.UUID) -> Iterator[Sessio
     scope = current_scope(session)
     if scope is None:
         raise UnscopedAccess("bookkeeping through a session without an access scope")
-    if scope.sees(tenant_id) and DATABASE_SCOPE_KEY not in session.info:
+    outer = session.info.get(DATABASE_SCOPE_KEY)  # within ``narrowed_to``: the database's wider scope
+    if scope.sees(tenant_id) and outer is None:
         yield session
         return
     session.flush()  # the principal's own writes are checked against the principal's scope
+    session.info.pop(DATABASE_SCOPE_KEY, None)
     bind(session, AccessScope.tenants({tenant_id}))
     try:
         yield session
         session.flush()
-    finally:
-        bind(session, scope)
+    except BaseException:
+        # The transaction is failing: the scope comes back without a round trip, which a
+        # failed transaction would refuse (and hide the error behind its own).
+        session.info[SCOPE_KEY] = scope
+        if outer is not None:
+            session.info[DATABASE_SCOPE_KEY] = outer
+        raise
+    session.info[SCOPE_KEY] = scope
+    if outer is not None:
+        session.info[DATABASE_SCOPE_KEY] = outer
+    _apply_database_settings(session, session.connection(), outer or scope)

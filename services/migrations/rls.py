@@ -126,17 +126,19 @@ def granted(table: str, reach: str) -> str:
     raise ValueError(reach)
 
 
-def protect_granted(table: str, reach: str) -> None:
-    """Policies of a table that a provider's grants reach: read and write the rows reached
-    ("write": insert only), delete never."""
+def protect_granted(table: str, reach: str, writes: tuple[str, ...] = ("insert", "update")) -> None:
+    """Policies of a table that a provider's grants reach: the rows reached are read, and
+    written with ``writes`` ("write": inserted only, never read); deleted never."""
     for name in ("tenant_read", "tenant_insert", "tenant_update", "tenant_delete"):
         op.execute(f"DROP POLICY IF EXISTS {name} ON {table}")
     visible, reached = visible_once("tenant_id"), granted(table, reach)
     readable = visible if reach == "write" else f"{visible} OR {reached}"
+    insertable = f"{visible} OR {reached}" if "insert" in writes else visible
+    updatable = readable if "update" in writes else visible
     op.execute(f"CREATE POLICY tenant_read ON {table} FOR SELECT USING ({readable})")
-    op.execute(f"CREATE POLICY tenant_insert ON {table} FOR INSERT WITH CHECK ({visible} OR {reached})")
+    op.execute(f"CREATE POLICY tenant_insert ON {table} FOR INSERT WITH CHECK ({insertable})")
     op.execute(
-        f"CREATE POLICY tenant_update ON {table} FOR UPDATE USING ({readable}) WITH CHECK ({readable})"
+        f"CREATE POLICY tenant_update ON {table} FOR UPDATE USING ({updatable}) WITH CHECK ({updatable})"
     )
     op.execute(f"CREATE POLICY tenant_delete ON {table} FOR DELETE USING ({visible})")
 

@@ -24,10 +24,10 @@ from services.work import history
 from services.work.history import Actor
 from services.work.lifecycle import Action
 from services.work.models import Queue, Task, TaskStatus
-from services.work.service import apply, get_task
+from services.work.service import TRANSITION_GUARDS, apply, get_task
 from services.workforce.agents import presence_of, require_agent
 from services.workforce.models import Agent, Presence, Team
-from tenants.principal import OrgKind, Permission, Principal
+from tenants.principal import OrgKind, Permission, Principal, Role
 from tenants.scoping import acting_for_tenant, fetch
 
 ROUTING = Actor.system("routing")
@@ -204,7 +204,7 @@ def _route_reopened(session: Session, task: Task) -> None:
         with acting_for_tenant(session, last.provider_id):
             previous = fetch(session, Agent, last.agent_id)
             team = fetch(session, Team, last.team_id)
-        if previous is not None and team is not None:
+        if previous is not None and team is not None and _still_engaged(session, task, team):
             held = candidates.held_by_kind(session, [previous.id]).get((previous.id, task.kind_name), 0)
             capacity = eligibility.capacity_for(previous.capacity, task.kind_name)
             online = presence_of(previous, utcnow()) is Presence.ONLINE
@@ -223,4 +223,25 @@ def _route_reopened(session: Session, task: Task) -> None:
     task.assignee_id = task.assigned_team_id = None
 
 
+def only_the_holder(session: Session, principal: Principal, task: Task, action: Action) -> None:
+    """An agent works the tasks they hold, not a colleague's, nor another provider's sharing
+    the queue: anything else is taken through routing first. Team leads, provider admins
+    and the provider's integrations act on their provider's tasks."""
+    if principal.org_kind is not OrgKind.PROVIDER or principal.subject_kind != "user":
+        return
+    if principal.roles & {Role.TEAM_LEAD, Role.PROVIDER_ADMIN}:
+        return
+    agent = require_agent(session, principal)
+    if task.assignee_id != agent.id:
+        raise Conflict(
+            "the task is not yours: take it with your next task, or ask your team lead",
+            extra={"current_status": task.status.value},
+        )
+
+
+def _still_engaged(session: Session, task: Task, team: Team) -> bool:
+    return bool(candidates.active_engagements(session, queue_id=task.queue_id, team_id=team.id))
+
+
 history.observe(AssignmentObserver())
+TRANSITION_GUARDS.append(only_the_holder)

@@ -14,7 +14,7 @@ from services.core.deps import DbSession
 from services.core.problems import PROBLEM_RESPONSES
 from services.core.route_class import UnitOfWorkRoute
 from services.identity.deps import CurrentPrincipal
-from services.routing import assignments, claim, traces
+from services.routing import assignments, claim, stats, traces
 from services.routing.candidates import HELD
 from services.routing.schemas import AssignmentIn
 from services.work import documents
@@ -71,3 +71,13 @@ def assign(
 @router.get("/tasks/{task_id}/routing", summary="Why the task was routed where it was, or why not yet")
 def routing(task_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> dict[str, Any]:
     return traces.routing_of(session, principal, task_id)
+
+
+@router.get("/queues/{queue_id}/stats", summary="A queue now: depth, oldest waiting, agents, SLA risk")
+def queue_stats(queue_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> dict[str, Any]:
+    return stats.queue_stats(session, principal, queue_id)
+
+
+@router.get("/teams/{team_id}/stats", summary="A team now: its agents' presence and load, its queues")
+def team_stats(team_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> dict[str, Any]:
+    return stats.team_stats(session, principal, team_id)

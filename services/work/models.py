@@ -82,6 +82,7 @@ class Queue(IdMixin, TenantOwned, TimestampMixin, Base):
     # (tenant_id, id): the key of the tasks' foreign key, which so holds a task to its queue's tenant.
     __table_args__ = (UniqueConstraint("tenant_id", "name"), UniqueConstraint("tenant_id", "id"))
     granted_by = "queue:id"  # an engaged provider reads the queue it serves
+    grant_writes = False  # and never shapes it
 
     name: Mapped[str] = mapped_column(String(200))
     task_kind: Mapped[str] = mapped_column(String(64))

@@ -7,7 +7,7 @@ same transaction; the caller's unit of work commits.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -325,6 +325,12 @@ def _changed(session: Session, task: Task, actor: Actor, changes: dict[str, Any]
     )
 
 
+# Checks another context makes before a principal's transition (routing: an agent acts
+# only on the tasks they hold). Work never imports them: they register here.
+TransitionGuard = Callable[[Session, Principal, Task, Action], None]
+TRANSITION_GUARDS: list[TransitionGuard] = []
+
+
 def transition(
     session: Session,
     principal: Principal,
@@ -335,6 +341,8 @@ def transition(
 ) -> Task:
     principal.require(Permission.TASKS_WRITE)
     task = _task_for_change(session, principal, task_id, expected_revision)
+    for guard in TRANSITION_GUARDS:
+        guard(session, principal, task, action)
     return apply(session, Actor.of(principal), task, action, comment)
 
 

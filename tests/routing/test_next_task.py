@@ -235,3 +235,41 @@ def test_a_second_agent_of_an_unengaged_team_never_sees_the_task(
     assert person.get(f"/v1/tasks/{task['id']}").status_code == 404
     person.put("/v1/agents/me/presence", json={"presence": "online"})
     assert person.post("/v1/agents/me/next-task").status_code == 204
+
+
+def test_queue_and_team_stats_count_what_waits_and_who_is_there(client: TestClient, world: World) -> None:
+    world.submit(client)
+    world.submit(
+        client,
+        external_ref="2",
+        priority="urgent",
+        language="en",
+        title="Login",
+        payload={"description": "x"},
+    )
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    stats = client.get(f"/v1/queues/{world.queue.id}/stats", headers=world.as_client)
+    assert stats.status_code == 200, stats.text
+    body = stats.json()
+    assert body["by_status"] == {"queued": 2}
+    assert body["waiting_by_language"] == {"fr": 1, "en": 1}
+    assert body["waiting_by_priority"] == {"normal": 1, "urgent": 1}
+    assert body["agents"] == {"online": 1, "available": 1}
+    assert body["oldest_waiting_seconds"] >= 0
+    team = client.get(f"/v1/teams/{world.team.id}/stats", headers=world.as_provider).json()
+    assert team["agents"][0]["presence"] == "online" and team["by_status"] == {"queued": 2}
+    assert client.get(f"/v1/teams/{world.team.id}/stats", headers=world.as_client).status_code == 404
+
+
+def test_an_agent_cannot_work_a_task_a_colleague_holds(
+    app: FastAPI, client: TestClient, db: Database, world: World
+) -> None:
+    task = world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    world.person.post("/v1/agents/me/next-task")
+    colleague = Person(app, make_agent(db, world.provider.organization, world.team).email)
+    answer = colleague.post(f"/v1/tasks/{task['id']}/transitions", json={"action": "start"})
+    assert answer.status_code == 409, answer.text
+    assert (
+        world.person.post(f"/v1/tasks/{task['id']}/transitions", json={"action": "start"}).status_code == 200
+    )

@@ -211,3 +211,29 @@ def test_a_grant_writes_no_task_of_a_queue_it_does_not_serve(connection: Connect
             ),
             {"t": client.organization.id, "task": hidden.id},
         )
+
+
+def test_a_grant_neither_creates_tasks_nor_changes_the_queue(connection: Connection, db: Database) -> None:
+    from tenants.principal import OrgKind
+    from tests.factories import make_engagement, make_queue, make_team
+
+    client = make_tenant(db)
+    provider = make_tenant(db, OrgKind.PROVIDER, country="RO")
+    served = make_queue(db, client.organization)
+    make_engagement(db, served, make_team(db, provider.organization))
+    _set_grants(connection, str(provider.organization.id), str(client.organization.id), str(served.id))
+    assert (
+        connection.execute(
+            text("UPDATE queues SET name = 'taken over' WHERE id = :id"), {"id": served.id}
+        ).rowcount
+        == 0
+    )
+    with pytest.raises(Exception, match="row-level security"), connection.begin_nested():
+        connection.execute(
+            text(
+                "INSERT INTO tasks (id, tenant_id, queue_id, title, payload, kind_name, kind_version,"
+                " priority, status, revision, created_at, updated_at) VALUES (gen_random_uuid(), :t, :q,"
+                " 'x', '{}', 'support_ticket', 1, 'normal', 'queued', 1, now(), now())"
+            ),
+            {"t": client.organization.id, "q": served.id},
+        )

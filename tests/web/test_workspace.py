@@ -54,3 +54,58 @@ def test_a_workspace_form_without_its_csrf_token_is_refused(
     world = build(app, client, db)
     answer = world.person.http.post("/workspace/next", data={}, follow_redirects=False)
     assert answer.status_code == 403
+
+
+def test_a_team_lead_sees_the_board_and_sets_an_agents_capacity(
+    app: FastAPI, client: TestClient, db: Database
+) -> None:
+    from tenants.principal import Role
+    from tests.factories import make_user
+    from tests.routing.world import Person
+
+    world = build(app, client, db)
+    world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    lead = Person(app, make_user(db, world.provider.organization, [Role.TEAM_LEAD]))
+    board = lead.http.get("/teams")
+    assert board.status_code == 200, board.text
+    assert board.text.count('data-testid="agent-row"') == 1 and "Bucharest" in board.text
+    saved = lead.http.post(
+        f"/teams/agents/{world.agent.id}/capacity",
+        data={"csrf_token": lead.headers["X-CSRF-Token"], "capacity": "3"},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    assert client.get(f"/v1/agents/{world.agent.id}", headers=world.as_provider).json()["capacity"] == {
+        "*": 3
+    }
+    assert world.person.http.get("/teams").status_code == 403  # an agent is no lead
+
+
+def test_the_operator_engages_a_team_from_the_page_and_residency_is_said(
+    app: FastAPI, client: TestClient, db: Database
+) -> None:
+    from tenants.principal import OrgKind, Role
+    from tests.factories import make_team, make_tenant, make_user
+    from tests.routing.world import Person
+
+    world = build(app, client, db)
+    operator = make_tenant(db, OrgKind.OPERATOR, country="IE")
+    admin = Person(app, make_user(db, operator.organization, [Role.PLATFORM_ADMIN]))
+    page = admin.http.get("/operator/engagements")
+    assert page.status_code == 200 and "Bucharest" in page.text
+    manila = make_team(
+        db, make_tenant(db, OrgKind.PROVIDER, country="PH").organization, name="Manila", country="PH"
+    )
+    refused = admin.http.post(
+        "/operator/engagements",
+        data={
+            "csrf_token": admin.headers["X-CSRF-Token"],
+            "queue_id": str(world.queue.id),
+            "team_id": str(manila.id),
+        },
+    )
+    assert refused.status_code == 422 and 'data-testid="problem"' in refused.text
+    task = world.submit(client)
+    trace = admin.http.get(f"/operator/tasks/{task['id']}/routing")
+    assert trace.status_code == 200 and 'data-testid="decision"' in trace.text
