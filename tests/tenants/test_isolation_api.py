@@ -239,6 +239,24 @@ def _ids_for(names: list[str], db: Database, settings: Settings, tenant: Tenant)
     return ids
 
 
+def _ask(
+    client: TestClient,
+    document: dict[str, Any],
+    method: str,
+    url: str,
+    operation: dict[str, Any],
+    headers: dict[str, str],
+) -> Any:
+    """The operation on ``url`` with the smallest valid body (or a file), as ``headers``."""
+    content = operation.get("requestBody", {}).get("content", {})
+    if "multipart/form-data" in content:
+        return client.request(method, url, headers=headers, files={"file": ("a.pdf", PDF)})
+    schema = content.get("application/json", {}).get("schema")
+    return client.request(
+        method, url, headers=headers, json=_minimal_body(schema, document) if schema else None
+    )
+
+
 def test_every_id_in_a_v1_path_has_a_factory(app: FastAPI) -> None:
     missing = {
         f"{method.upper()} {path}: {name}"
@@ -270,14 +288,7 @@ def test_foreign_ids_answer_404_on_every_operation(
             continue
         ids = _ids_for(names, db, settings, a)
         url = path.format(**ids)
-        body_schema = (
-            operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
-        )
-        body = _minimal_body(body_schema, document) if body_schema else None
-        if "multipart/form-data" in operation.get("requestBody", {}).get("content", {}):
-            answer = client.request(method, url, headers=as_b, files={"file": ("a.pdf", PDF)})
-        else:
-            answer = client.request(method, url, headers=as_b, json=body)
+        answer = _ask(client, document, method, url, operation, as_b)
         assert answer.status_code == 404, (
             f"{method.upper()} {path} as tenant B: {answer.status_code} {answer.text}"
         )
@@ -350,15 +361,7 @@ def test_a_provider_gets_404_on_every_id_but_the_tasks_of_its_queue(
         if not names:
             continue
         ids = _ids_for(names, db, settings, a)
-        body_schema = (
-            operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
-        )
-        body = _minimal_body(body_schema, document) if body_schema else None
-        url = path.format(**ids)
-        if "multipart/form-data" in operation.get("requestBody", {}).get("content", {}):
-            answer = client.request(method, url, headers=as_provider, files={"file": ("a.pdf", PDF)})
-        else:
-            answer = client.request(method, url, headers=as_provider, json=body)
+        answer = _ask(client, document, method, path.format(**ids), operation, as_provider)
         assert answer.status_code == 404, (
             f"{method.upper()} {path} as a provider: {answer.status_code} {answer.text}"
         )
