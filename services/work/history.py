@@ -103,6 +103,7 @@ def entry(
         "actor_kind": actor.kind,
         "actor_id": actor.id,
         "actor_name": actor.name,
+        "actor_side": actor.side.value,
         "action": action,
         "from_status": from_status,
         "to_status": to_status,

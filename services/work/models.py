@@ -181,6 +181,8 @@ class TaskEvent(IdMixin, TenantOwned, Base):
     actor_kind: Mapped[str] = mapped_column(String(16))  # user, api_client, system
     actor_id: Mapped[uuid.UUID | None]
     actor_name: Mapped[str] = mapped_column(String(200), default="")
+    # client, provider, operator, system: a client is not shown a provider's people
+    actor_side: Mapped[str | None] = mapped_column(String(16))
     action: Mapped[str | None] = mapped_column(String(32))
     from_status: Mapped[str | None] = mapped_column(String(32))
     to_status: Mapped[str | None] = mapped_column(String(32))
@@ -199,6 +201,7 @@ class TaskComment(IdMixin, TenantOwned, Base):
     author_kind: Mapped[str] = mapped_column(String(16))
     author_id: Mapped[uuid.UUID | None]
     author_name: Mapped[str] = mapped_column(String(200), default="")
+    author_side: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -206,7 +206,9 @@ def list_task_events(
     task_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal, page: Paging
 ) -> Page[TaskEventOut]:
     rows, next_cursor = service.list_events(session, principal, task_id, page)
-    return Page(items=[TaskEventOut.model_validate(e) for e in rows], next_cursor=next_cursor)
+    return Page(
+        items=[_as_seen(principal, TaskEventOut.model_validate(e)) for e in rows], next_cursor=next_cursor
+    )
 
 
 @router.post(
@@ -223,7 +225,7 @@ def add_comment(
 ) -> Response:
     def produce() -> tuple[int, Any, dict[str, str]]:
         comment = service.add_comment(session, principal, task_id, body.body, body.visibility)
-        return 201, CommentOut.model_validate(comment).model_dump(mode="json"), {}
+        return 201, _as_seen(principal, CommentOut.model_validate(comment)).model_dump(mode="json"), {}
 
     return _idempotent(request, session, principal, settings, idempotency_key, body, produce)
 
@@ -233,7 +235,13 @@ def list_comments(
     task_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal, page: Paging
 ) -> Page[CommentOut]:
     rows, next_cursor = service.list_comments(session, principal, task_id, page)
-    return Page(items=[CommentOut.model_validate(c) for c in rows], next_cursor=next_cursor)
+    return Page(
+        items=[_as_seen(principal, CommentOut.model_validate(c)) for c in rows], next_cursor=next_cursor
+    )
+
+
+def _as_seen(principal: Principal, item: Any) -> Any:
+    return item.seen_by_client() if service.is_client_side(principal) else item
 
 
 # ---------------------------------------------------------------- queues

@@ -163,10 +163,17 @@ class TaskEventOut(BaseModel):
     actor_kind: str
     actor_id: uuid.UUID | None
     actor_name: str
+    actor_side: str | None = None
     action: str | None
     from_status: str | None
     to_status: str | None
     changes: dict[str, Any]
+
+    def seen_by_client(self) -> TaskEventOut:
+        """A client sees that the provider acted, not who (the provider's people are its own)."""
+        if self.actor_side != "provider":
+            return self
+        return self.model_copy(update={"actor_id": None, "actor_name": ""})
 
 
 class CommentCreate(BaseModel):
@@ -185,7 +192,13 @@ class CommentOut(BaseModel):
     author_kind: str
     author_id: uuid.UUID | None
     author_name: str
+    author_side: str | None = None
     created_at: datetime
+
+    def seen_by_client(self) -> CommentOut:
+        if self.author_side != "provider":
+            return self
+        return self.model_copy(update={"author_id": None, "author_name": ""})
 
 
 class AttachmentOut(BaseModel):

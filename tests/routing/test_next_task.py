@@ -273,3 +273,22 @@ def test_an_agent_cannot_work_a_task_a_colleague_holds(
     assert (
         world.person.post(f"/v1/tasks/{task['id']}/transitions", json={"action": "start"}).status_code == 200
     )
+
+
+def test_the_client_sees_that_the_provider_acted_never_who(client: TestClient, world: World) -> None:
+    task = world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    world.person.post("/v1/agents/me/next-task")
+    url = f"/v1/tasks/{task['id']}/transitions"
+    world.person.post(url, json={"action": "start"})
+    world.person.post(url, json={"action": "ask_client", "comment": "Numéro de facture ?"})
+    name = world.person.get("/v1/agents/me").json()["display_name"]
+    assert name
+    events = client.get(f"/v1/tasks/{task['id']}/events", headers=world.as_client)
+    comments = client.get(f"/v1/tasks/{task['id']}/comments", headers=world.as_client)
+    assert name not in events.text and name not in comments.text
+    assert comments.json()["items"][0]["author_side"] == "provider"
+    assert any(e["actor_side"] == "provider" for e in events.json()["items"])
+    assert (
+        name in world.person.get(f"/v1/tasks/{task['id']}/comments").text
+    )  # the provider sees its own people

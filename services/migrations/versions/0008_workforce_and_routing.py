@@ -141,6 +141,11 @@ def upgrade() -> None:
     with op.batch_alter_table('queues', schema=None) as batch_op:
         batch_op.add_column(sa.Column('routing_policy', sa.JSON(), nullable=False, server_default='{}'))
 
+    with op.batch_alter_table('task_events', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('actor_side', sa.String(length=16), nullable=True))
+    with op.batch_alter_table('task_comments', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('author_side', sa.String(length=16), nullable=True))
+
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.add_column(sa.Column('rank_at', services.core.database.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('assignee_id', sa.Uuid(), nullable=True))
@@ -197,6 +202,10 @@ def downgrade() -> None:
 
     with op.batch_alter_table('queues', schema=None) as batch_op:
         batch_op.drop_column('routing_policy')
+    with op.batch_alter_table('task_comments', schema=None) as batch_op:
+        batch_op.drop_column('author_side')
+    with op.batch_alter_table('task_events', schema=None) as batch_op:
+        batch_op.drop_column('actor_side')
 
     with op.batch_alter_table('task_assignments', schema=None) as batch_op:
         batch_op.drop_index('uq_task_assignments_open', postgresql_where=sa.text('ended_at IS NULL'), sqlite_where=sa.text('ended_at IS NULL'))
