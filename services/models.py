@@ -7,6 +7,7 @@ import services.identity.models
 import services.notify.models
 import services.routing.assignments
 import services.routing.models
+import services.routing.offers
 import services.sla.clocks
 import services.sla.models
 import services.work.models

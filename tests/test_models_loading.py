@@ -17,6 +17,6 @@ print(sorted(type(o).__name__ for o in history._observers), len(grants._resolver
 
 def test_services_models_alone_subscribes_every_observer() -> None:
     answer = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True)
-    assert answer.stdout.split("\n")[0] == "['AssignmentObserver', 'ClockObserver'] 1", (
+    assert answer.stdout.split("\n")[0] == "['AssignmentObserver', 'ClockObserver', 'OfferObserver'] 1", (
         answer.stdout + answer.stderr
     )

@@ -51,6 +51,7 @@ celery_app.conf.update(
         # Overlapping sweeps are safe (each clock is claimed once); a late one is dropped.
         "sla.sweep": {"task": "sla.sweep", "schedule": 5.0, "options": {"expires": 15}},
         "routing.purge_decisions": {"task": "routing.purge_decisions", "schedule": 3600.0},
+        "routing.push_sweep": {"task": "routing.push_sweep", "schedule": 2.0, "options": {"expires": 10}},
     },
     imports=[
         "services.identity.jobs",

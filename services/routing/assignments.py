@@ -59,9 +59,11 @@ def assign(
     step: str,
     took_ms: float = 0.0,
     candidates_seen: list[dict[str, Any]] | None = None,
+    action: Action = Action.ASSIGN,
 ) -> None:
-    """Give ``task`` (queued, reopened or escalated) to ``agent``; one decision recorded."""
-    apply(session, ROUTING, task, Action.ASSIGN)
+    """Give ``task`` (queued, reopened or escalated; offered, with ``Action.ACCEPT``) to
+    ``agent``; one decision recorded."""
+    apply(session, ROUTING, task, action)
     task.assignee_id, task.assigned_team_id = agent.id, team.id
     now = utcnow()
     with acting_for_tenant(session, team.tenant_id):  # the provider's row, whoever assigns

@@ -26,7 +26,7 @@ from services.core.errors import Conflict
 from services.core.time import utcnow
 from services.routing import assignments, candidates, eligibility, fairness
 from services.routing.models import AssignedBy
-from services.work.models import Queue, Task, TaskStatus
+from services.work.models import Queue, QueueMode, Task, TaskStatus
 from services.work.proficiency import at_least
 from services.workforce.agents import presence_of, require_agent, team_of
 from services.workforce.models import Presence
@@ -63,7 +63,7 @@ def next_task(session: Session, principal: Principal) -> Claim:
     shares: dict[uuid.UUID, int] = {}
     for engagement in engagements:
         queue = queues.get(engagement.queue_id)
-        if queue is None:  # revoked since the request began
+        if queue is None or queue.mode is QueueMode.PUSH:  # revoked meanwhile; or offered, not pulled
             continue
         requirements = candidates.requirements_of(queue)
         capacity = eligibility.capacity_for(agent.capacity, queue.task_kind)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.core.background import celery_app, unit_of_work
-from services.routing import traces
+from services.routing import offers, traces
 from tenants.scoping import AccessScope
 
 
@@ -11,3 +11,11 @@ from tenants.scoping import AccessScope
 def purge_decisions() -> int:
     with unit_of_work(AccessScope.everything()) as session:
         return traces.purge_old_decisions(session)
+
+
+@celery_app.task(name="routing.push_sweep")
+def push_sweep() -> dict[str, int]:
+    """Offers made, expired and rescinded (push mode); overlapping sweeps skip each
+    other's rows (SKIP LOCKED)."""
+    with unit_of_work(AccessScope.everything()) as session:
+        return offers.sweep(session)

@@ -63,6 +63,52 @@ class TaskAssignment(IdMixin, TenantOwned, Base):
     end_reason: Mapped[AssignmentEnd | None] = mapped_column(str_enum(AssignmentEnd, 16))
 
 
+class OfferStatus(enum.StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    RESCINDED = "rescinded"  # the task was cancelled, or the agent went offline
+
+
+class Offer(IdMixin, TenantOwned, Base):
+    """Push mode: a task offered to one agent until ``expires_at``. At most one pending
+    offer a task (a unique index backs it)."""
+
+    __tablename__ = "offers"
+    granted_by = "task"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "task_id"], ["tasks.tenant_id", "tasks.id"], ondelete="CASCADE"),
+        Index(
+            "uq_offers_pending",
+            "tenant_id",
+            "task_id",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_offers_pending_expires_at",
+            "expires_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_offers_task_id", "task_id"),
+        Index("ix_offers_agent_id", "agent_id"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    task_id: Mapped[uuid.UUID]
+    agent_id: Mapped[uuid.UUID]
+    team_id: Mapped[uuid.UUID]
+    provider_id: Mapped[uuid.UUID]
+    status: Mapped[OfferStatus] = mapped_column(str_enum(OfferStatus, 16), default=OfferStatus.PENDING)
+    offered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(String(64))
+
+
 class RoutingDecision(IdMixin, TenantOwned, Base):
     """The trace of one routing decision on a task: the step in force, every candidate
     with the constraint it failed or its score, the winner, the time it took. The

@@ -14,9 +14,9 @@ from services.core.deps import DbSession
 from services.core.problems import PROBLEM_RESPONSES
 from services.core.route_class import UnitOfWorkRoute
 from services.identity.deps import CurrentPrincipal
-from services.routing import assignments, claim, stats, traces
+from services.routing import assignments, claim, offers, stats, traces
 from services.routing.candidates import HELD
-from services.routing.schemas import AssignmentIn
+from services.routing.schemas import AssignmentIn, RejectIn
 from services.work import documents
 from services.work.models import Task
 from services.work.schemas import TaskOut
@@ -81,3 +81,31 @@ def queue_stats(queue_id: uuid.UUID, session: DbSession, principal: CurrentPrinc
 @router.get("/teams/{team_id}/stats", summary="A team now: its agents' presence and load, its queues")
 def team_stats(team_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> dict[str, Any]:
     return stats.team_stats(session, principal, team_id)
+
+
+@router.get("/offers", summary="The tasks offered to you now (push queues)")
+def my_offers(session: DbSession, principal: CurrentPrincipal) -> dict[str, Any]:
+    rows = offers.my_offers(session, principal)
+    items = [
+        {
+            "id": str(offer.id),
+            "task": documents.task_document(task),
+            "offered_at": documents.iso(offer.offered_at),
+            "expires_at": documents.iso(offer.expires_at),
+        }
+        for offer, task in rows
+    ]
+    return {"items": items, "next_cursor": None}
+
+
+@router.post("/offers/{offer_id}/accept", response_model=TaskOut, summary="Take the task offered to you")
+def accept_offer(offer_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> JSONResponse:
+    return _task(offers.accept(session, principal, offer_id))
+
+
+@router.post("/offers/{offer_id}/reject", summary="Let the offered task go to the next agent")
+def reject_offer(
+    offer_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal, body: RejectIn | None = None
+) -> dict[str, Any]:
+    offer = offers.reject(session, principal, offer_id, body.reason if body else None)
+    return {"id": str(offer.id), "status": offer.status.value}

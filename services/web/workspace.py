@@ -23,7 +23,7 @@ from services.core.pagination import PageRequest
 from services.core.route_class import UnitOfWorkRoute
 from services.core.time import utcnow
 from services.identity import csrf
-from services.routing import assignments, claim
+from services.routing import assignments, claim, offers
 from services.routing.candidates import HELD
 from services.sla import slack
 from services.web.deps import Member
@@ -63,6 +63,7 @@ def workspace(
     session: DbSession,
     viewer: Member,
     reason: Annotated[str | None, Query(max_length=32)] = None,
+    problem: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     agent = agents.require_agent(session, viewer)
     held = _held(session, agent.id)
@@ -72,18 +73,55 @@ def workspace(
         viewer,
         "workspace/home.html",
         agent=agent,
+        offered=_offered(session, viewer),
         presence=agents.presence_of(agent, utcnow()).value,
         held=held,
         reason=reason,
+        problem=problem,
         heartbeat_seconds=HEARTBEAT_SECONDS,
     )
 
 
+def _offered(session: DbSession, viewer: Member) -> list[dict[str, object]]:
+    now = utcnow()
+    return [
+        {"offer": offer, "task": task, "seconds": max(0, int((offer.expires_at - now).total_seconds()))}
+        for offer, task in offers.my_offers(session, viewer)
+    ]
+
+
 @router.get("/held")
 def held_fragment(request: Request, session: DbSession, viewer: Member) -> Response:
-    """The list of held tasks, refreshed in place while the page is open."""
+    """The offers and held tasks, refreshed in place while the page is open."""
     agent = agents.require_agent(session, viewer)
-    return page(request, session, viewer, "workspace/_held.html", held=_held(session, agent.id))
+    return page(
+        request,
+        session,
+        viewer,
+        "workspace/_held.html",
+        held=_held(session, agent.id),
+        offered=_offered(session, viewer),
+    )
+
+
+@router.post("/offers/{offer_id}/accept")
+def accept_offer(offer_id: uuid.UUID, session: DbSession, viewer: Member) -> Response:
+    try:
+        task = offers.accept(session, viewer, offer_id)
+    except DomainError as exc:
+        session.rollback()
+        return _redirect(f"/workspace?{_problem(exc)}")
+    return _redirect(f"/workspace/tasks/{task.id}")
+
+
+@router.post("/offers/{offer_id}/reject")
+def reject_offer(offer_id: uuid.UUID, session: DbSession, viewer: Member) -> Response:
+    try:
+        offers.reject(session, viewer, offer_id, None)
+    except DomainError as exc:
+        session.rollback()
+        return _redirect(f"/workspace?{_problem(exc)}")
+    return _redirect("/workspace")
 
 
 @router.post("/presence")

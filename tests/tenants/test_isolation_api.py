@@ -155,6 +155,29 @@ def _engagement(db: Database, settings: Settings, tenant: Tenant) -> Made:
     return engagement.id, [str(engagement.id)]
 
 
+def _offer(db: Database, settings: Settings, tenant: Tenant) -> Made:
+    """A task of A's push queue offered to an agent of an engaged team."""
+    from services.core.time import utcnow
+    from services.routing import offers
+    from tenants.scoping import AccessScope, bind
+    from tests.factories import set_online
+
+    provider, team = _provider_team(db)
+    queue = make_queue(db, tenant.organization, mode="push")
+    make_engagement(db, queue, team)
+    set_online(db, make_agent(db, provider, team))
+    task = make_task(db, queue)
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        offers.sweep(session, utcnow())
+        from sqlalchemy import select
+
+        from services.routing.models import Offer
+
+        offer_id = session.scalars(select(Offer.id).where(Offer.task_id == task.id)).one()
+    return offer_id, [str(offer_id)]
+
+
 FACTORIES: dict[str, Factory] = {
     "organization_id": _organization,
     "api_client_id": _api_client,
@@ -169,6 +192,7 @@ FACTORIES: dict[str, Factory] = {
     "team_id": _team,
     "agent_id": _agent,
     "engagement_id": _engagement,
+    "offer_id": _offer,
 }
 # A provider's objects: the client that "owns" the other factories' objects does not see them.
 PROVIDERS_OWN = {"team_id", "agent_id"}

@@ -109,3 +109,26 @@ def test_the_operator_engages_a_team_from_the_page_and_residency_is_said(
     task = world.submit(client)
     trace = admin.http.get(f"/operator/tasks/{task['id']}/routing")
     assert trace.status_code == 200 and 'data-testid="decision"' in trace.text
+
+
+def test_the_workspace_shows_an_offer_with_its_countdown_and_accepts_it(
+    app: FastAPI, client: TestClient, db: Database
+) -> None:
+    from services.core.time import utcnow
+    from services.routing import offers
+    from tenants.scoping import AccessScope, bind
+
+    world = build(app, client, db, mode="push")
+    task = world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        offers.sweep(session, utcnow())
+    page = world.person.http.get("/workspace")
+    assert 'data-testid="countdown"' in page.text and "Double prélèvement" in page.text
+    action = re.search(r'action="(/workspace/offers/[^"]+/accept)"', page.text)
+    assert action
+    taken = world.person.http.post(
+        action.group(1), data={"csrf_token": world.person.headers["X-CSRF-Token"]}, follow_redirects=False
+    )
+    assert taken.headers["location"] == f"/workspace/tasks/{task['id']}"

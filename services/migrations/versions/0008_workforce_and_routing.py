@@ -96,6 +96,28 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_engagements_tenant_id'), ['tenant_id'], unique=False)
         batch_op.create_index('uq_engagements_active', ['tenant_id', 'queue_id', 'team_id'], unique=True, postgresql_where=sa.text('revoked_at IS NULL'), sqlite_where=sa.text('revoked_at IS NULL'))
 
+    op.create_table('offers',
+    sa.Column('tenant_id', sa.Uuid(), nullable=False),
+    sa.Column('task_id', sa.Uuid(), nullable=False),
+    sa.Column('agent_id', sa.Uuid(), nullable=False),
+    sa.Column('team_id', sa.Uuid(), nullable=False),
+    sa.Column('provider_id', sa.Uuid(), nullable=False),
+    sa.Column('status', sa.Enum('pending', 'accepted', 'rejected', 'expired', 'rescinded', name='offerstatus', native_enum=False, length=16), nullable=False),
+    sa.Column('offered_at', services.core.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', services.core.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', services.core.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reason', sa.String(length=64), nullable=True),
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id', 'task_id'], ['tasks.tenant_id', 'tasks.id'], name=op.f('fk_offers_tenant_id_tasks'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_offers'))
+    )
+    with op.batch_alter_table('offers', schema=None) as batch_op:
+        batch_op.create_index('ix_offers_agent_id', ['agent_id'], unique=False)
+        batch_op.create_index('ix_offers_task_id', ['task_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_offers_tenant_id'), ['tenant_id'], unique=False)
+        batch_op.create_index('ix_offers_pending_expires_at', ['expires_at'], unique=False, postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
+        batch_op.create_index('uq_offers_pending', ['tenant_id', 'task_id'], unique=True, postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
+
     op.create_table('routing_decisions',
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
     sa.Column('task_id', sa.Uuid(), nullable=False),
@@ -169,6 +191,7 @@ def upgrade() -> None:
     rls.protect("agents", identity=True)
     rls.protect_shared("engagements", "provider_id", identity=True)
     rls.protect("task_assignments")
+    rls.protect("offers")
     for table, reach, writes in GRANTED:
         rls.protect_granted(table, reach, writes)
 
@@ -183,6 +206,7 @@ GRANTED = (
     ("task_comments", "task", ("insert",)),
     ("attachments", "task", ("insert",)),
     ("task_assignments", "task", ("insert", "update")),
+    ("offers", "task", ("update",)),
     ("outbox_events", "write", ("insert",)),
 )
 
@@ -221,6 +245,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_routing_decisions_at')
 
     op.drop_table('routing_decisions')
+    op.drop_table('offers')
     with op.batch_alter_table('engagements', schema=None) as batch_op:
         batch_op.drop_index('uq_engagements_active', postgresql_where=sa.text('revoked_at IS NULL'), sqlite_where=sa.text('revoked_at IS NULL'))
         batch_op.drop_index(batch_op.f('ix_engagements_tenant_id'))

@@ -1,0 +1,197 @@
+"""Push mode: the platform offers each queued task of a push queue to the best agent, who
+accepts it within the queue's timeout (``routing.offer_timeout_seconds``, 60 s by
+default) or lets it go to the next candidate.
+
+Offers are made, expired and rescinded by ``sweep``, a Celery job that beat runs every
+two seconds (and that a rejection sets off at once, after its commit), never in a request:
+a task offered, an offer expired (the task back in its queue, the agent not offered it
+again), an offer rescinded when its agent is no longer online. Cancelling the task
+rescinds its offer in the same transaction (``OfferObserver``). The candidate is the first
+eligible agent (every hard constraint, online, under capacity) by engagement rank, then
+the least recently assigned; one who let the task go is not asked again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.core.errors import Conflict, NotFound
+from services.core.time import utcnow
+from services.routing import assignments, candidates, eligibility
+from services.routing.models import AssignedBy, Offer, OfferStatus
+from services.work import history
+from services.work.history import Actor
+from services.work.lifecycle import Action
+from services.work.models import Queue, QueueMode, Task, TaskStatus
+from services.work.service import apply
+from services.workforce.agents import presence_of, require_agent
+from services.workforce.models import Agent, EngagementRank, Presence, Team
+from tenants.principal import Permission, Principal
+from tenants.scoping import fetch
+
+SWEEP_BATCH = 200  # tasks offered per queue and sweep
+_RANKS = {EngagementRank.PRIMARY: 0, EngagementRank.SECONDARY: 1, EngagementRank.OVERFLOW: 2}
+
+
+def timeout_of(queue: Queue) -> timedelta:
+    return timedelta(seconds=int((queue.routing_policy or {}).get("offer_timeout_seconds", 60)))
+
+
+def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
+    """Expire and rescind what must be, then offer what waits. Runs for the platform."""
+    now = now or utcnow()
+    done = {"expired": 0, "rescinded": 0, "offered": 0}
+    pending = session.scalars(
+        select(Offer).where(Offer.status == OfferStatus.PENDING).with_for_update(skip_locked=True)
+    )
+    for offer in pending.all():
+        agent = fetch(session, Agent, offer.agent_id)
+        if offer.expires_at <= now:
+            _end(session, offer, OfferStatus.EXPIRED, "timeout", now)
+            done["expired"] += 1
+        elif agent is None or presence_of(agent, now) is not Presence.ONLINE:
+            _end(session, offer, OfferStatus.RESCINDED, "agent offline", now)
+            done["rescinded"] += 1
+    for queue in session.scalars(select(Queue).where(Queue.mode == QueueMode.PUSH)).all():
+        waiting = session.scalars(
+            select(Task)
+            .where(Task.queue_id == queue.id, Task.status == TaskStatus.QUEUED)
+            .order_by(Task.rank_at, Task.id)
+            .limit(SWEEP_BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for task in waiting:
+            if offer_next(session, queue, task, now) is not None:
+                done["offered"] += 1
+    return done
+
+
+def offer_next(session: Session, queue: Queue, task: Task, now: datetime) -> Offer | None:
+    """Offer ``task`` to its best candidate who has not let it go yet; None if nobody may."""
+    asked = set(session.scalars(select(Offer.agent_id).where(Offer.task_id == task.id)))
+    requirements = candidates.requirements_of(queue)
+    languages = eligibility.task_languages(requirements, task.language, task.language_confidence)
+    found: list[tuple[tuple[Any, ...], Agent, Team]] = []
+    seen: list[dict[str, Any]] = []
+    for engagement in candidates.active_engagements(session, queue_id=queue.id):
+        team = fetch(session, Team, engagement.team_id)
+        if team is None:
+            continue
+        team_agents = session.scalars(select(Agent).where(Agent.team_id == team.id)).all()
+        held = candidates.held_by_kind(session, [a.id for a in team_agents])
+        for agent in team_agents:
+            failed = eligibility.team_failure(
+                requirements, candidates.agent_profile(team, agent), languages, now
+            )
+            failed = failed or eligibility.agent_failure(
+                presence_of(agent, now) is Presence.ONLINE,
+                held.get((agent.id, task.kind_name), 0),
+                eligibility.capacity_for(agent.capacity, task.kind_name),
+            )
+            if failed is None and agent.id in asked:
+                failed = "declined"
+            seen.append({"team_id": str(team.id), "agent_id": str(agent.id), "eligible": failed is None}
+                        | ({"failed": failed} if failed else {}))  # fmt: skip
+            if failed is None:
+                last = agent.last_assigned_at.timestamp() if agent.last_assigned_at else 0.0
+                found.append(((_RANKS[engagement.rank], last, str(agent.id)), agent, team))
+    if not found:
+        return None
+    _key, agent, team = min(found, key=lambda entry: entry[0])
+    apply(session, assignments.ROUTING, task, Action.OFFER)
+    offer = Offer(
+        tenant_id=task.tenant_id,
+        task_id=task.id,
+        agent_id=agent.id,
+        team_id=team.id,
+        provider_id=team.tenant_id,
+        offered_at=now,
+        expires_at=now + timeout_of(queue),
+    )
+    session.add(offer)
+    assignments.record_decision(
+        session, task, kind="offer", step="push", winner=(agent.id, team.id), candidates_seen=seen
+    )
+    session.flush()
+    return offer
+
+
+def _end(session: Session, offer: Offer, status: OfferStatus, reason: str, now: datetime) -> None:
+    """The offer ends without an assignment: the task goes back to its queue."""
+    offer.status, offer.reason, offer.ended_at = status, reason, now
+    task = fetch(session, Task, offer.task_id, lock=True)
+    if task is not None and task.status is TaskStatus.OFFERED:
+        apply(session, assignments.ROUTING, task, Action.DECLINE)
+
+
+def my_offers(session: Session, principal: Principal) -> list[tuple[Offer, Task]]:
+    principal.require(Permission.TASKS_READ)
+    agent = require_agent(session, principal)
+    rows = session.execute(
+        select(Offer, Task)
+        .join(Task, Task.id == Offer.task_id)
+        .where(Offer.agent_id == agent.id, Offer.status == OfferStatus.PENDING, Offer.expires_at > utcnow())
+        .order_by(Offer.expires_at)
+    ).all()
+    return [(row.Offer, row.Task) for row in rows]
+
+
+def _own_offer(session: Session, principal: Principal, offer_id: uuid.UUID) -> tuple[Offer, Agent]:
+    principal.require(Permission.TASKS_WRITE)
+    agent = require_agent(session, principal)
+    offer = fetch(session, Offer, offer_id, lock=True)
+    if offer is None or offer.agent_id != agent.id:
+        raise NotFound("no such offer")  # another agent's offer is not yours to know of
+    now = utcnow()
+    if offer.status is not OfferStatus.PENDING or offer.expires_at <= now:
+        state = OfferStatus.EXPIRED.value if offer.status is OfferStatus.PENDING else offer.status.value
+        raise Conflict(f"the offer is {state}", extra={"offer_status": state})
+    return offer, agent
+
+
+def accept(session: Session, principal: Principal, offer_id: uuid.UUID) -> Task:
+    offer, agent = _own_offer(session, principal, offer_id)
+    task = fetch(session, Task, offer.task_id, lock=True)
+    team = fetch(session, Team, agent.team_id)
+    assert task is not None and team is not None
+    offer.status, offer.ended_at = OfferStatus.ACCEPTED, utcnow()
+    assignments.assign(
+        session, task, agent, team, AssignedBy.PUSH, principal, step="push: accepted", action=Action.ACCEPT
+    )
+    return task
+
+
+def reject(session: Session, principal: Principal, offer_id: uuid.UUID, reason: str | None) -> Offer:
+    offer, _agent = _own_offer(session, principal, offer_id)
+    offer.status, offer.reason, offer.ended_at = OfferStatus.REJECTED, (reason or "rejected")[:64], utcnow()
+    task = fetch(session, Task, offer.task_id, lock=True)
+    if task is not None and task.status is TaskStatus.OFFERED:
+        apply(session, Actor.of(principal), task, Action.DECLINE)
+    session.flush()
+    return offer
+
+
+class OfferObserver:
+    """A cancelled (or otherwise settled) task's pending offer is rescinded with it."""
+
+    def recorded(self, session: Session, task: Task, actor: Actor, event: Any) -> None:
+        return None
+
+    def created_many(self, session: Session, tasks: list[dict[str, Any]]) -> None:
+        return None
+
+    def applied(self, session: Session, task: Task, actor: Actor, action: Action) -> None:
+        if action not in (Action.CANCEL, Action.ESCALATE):
+            return
+        for offer in session.scalars(
+            select(Offer).where(Offer.task_id == task.id, Offer.status == OfferStatus.PENDING)
+        ):
+            offer.status, offer.reason, offer.ended_at = OfferStatus.RESCINDED, action.value, utcnow()
+
+
+history.observe(OfferObserver())

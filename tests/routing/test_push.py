@@ -1,0 +1,106 @@
+"""Push mode: offers made by the sweep, accepted, rejected, expired and rescinded."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from services.core.database import Database
+from services.core.time import utcnow
+from services.routing import offers
+from tenants.scoping import AccessScope, bind
+from tests.factories import make_agent
+from tests.routing.world import Person, World, build
+
+
+@pytest.fixture
+def world(app: FastAPI, client: TestClient, db: Database) -> World:
+    return build(app, client, db, mode="push", routing={"offer_timeout_seconds": 30})
+
+
+def _sweep(db: Database, later: timedelta = timedelta(0)) -> dict[str, int]:
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        return offers.sweep(session, utcnow() + later)
+
+
+def _second_agent(app: FastAPI, db: Database, world: World) -> Person:
+    second = Person(app, make_agent(db, world.provider.organization, world.team).email)
+    second.put("/v1/agents/me/presence", json={"presence": "online"})
+    return second
+
+
+def test_a_task_is_offered_and_the_agent_accepts_it(client: TestClient, db: Database, world: World) -> None:
+    task = world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    assert world.person.post("/v1/agents/me/next-task").status_code == 204  # offered, never pulled
+    assert _sweep(db)["offered"] == 1
+    mine = world.person.get("/v1/offers").json()["items"]
+    assert [o["task"]["id"] for o in mine] == [task["id"]]
+    assert client.get(f"/v1/tasks/{task['id']}", headers=world.as_client).json()["status"] == "offered"
+    taken = world.person.post(f"/v1/offers/{mine[0]['id']}/accept")
+    assert taken.status_code == 200 and taken.json()["status"] == "assigned"
+    again = world.person.post(f"/v1/offers/{mine[0]['id']}/accept")
+    assert again.status_code == 409 and again.json()["offer_status"] == "accepted"
+
+
+def test_an_offer_that_times_out_goes_to_the_next_candidate(
+    app: FastAPI, client: TestClient, db: Database, world: World
+) -> None:
+    task = world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    _sweep(db)
+    first = world.person.get("/v1/offers").json()["items"][0]
+    second = _second_agent(app, db, world)
+    assert _sweep(db, timedelta(seconds=31)) == {"expired": 1, "rescinded": 0, "offered": 1}
+    late = world.person.post(f"/v1/offers/{first['id']}/accept")
+    assert late.status_code == 409 and late.json()["offer_status"] == "expired"
+    offered = second.get("/v1/offers").json()["items"]
+    assert [o["task"]["id"] for o in offered] == [task["id"]]
+    assert world.person.get("/v1/offers").json()["items"] == []  # not asked again
+    trace = client.get(f"/v1/tasks/{task['id']}/routing", headers=world.as_operator).json()
+    assert [d["kind"] for d in trace["decisions"]][:2] == ["offer", "offer"]
+
+
+def test_a_rejected_offer_goes_to_the_next_candidate(
+    app: FastAPI, client: TestClient, db: Database, world: World
+) -> None:
+    task = world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    second = _second_agent(app, db, world)
+    _sweep(db)
+    holder, other = (
+        (world.person, second) if world.person.get("/v1/offers").json()["items"] else (second, world.person)
+    )
+    offer = holder.get("/v1/offers").json()["items"][0]
+    assert other.post(f"/v1/offers/{offer['id']}/accept").status_code == 404  # someone else's offer
+    rejected = holder.post(f"/v1/offers/{offer['id']}/reject", json={"reason": "not my field"})
+    assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
+    assert holder.post(f"/v1/offers/{offer['id']}/accept").status_code == 409
+    _sweep(db)
+    assert [o["task"]["id"] for o in other.get("/v1/offers").json()["items"]] == [task["id"]]
+
+
+def test_cancelling_the_task_rescinds_its_offer(client: TestClient, db: Database, world: World) -> None:
+    task = world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    _sweep(db)
+    offer = world.person.get("/v1/offers").json()["items"][0]
+    cancelled = client.post(
+        f"/v1/tasks/{task['id']}/transitions", headers=world.as_client, json={"action": "cancel"}
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    answer = world.person.post(f"/v1/offers/{offer['id']}/accept")
+    assert answer.status_code == 409 and answer.json()["offer_status"] == "rescinded"
+
+
+def test_an_agent_going_offline_loses_the_offer(client: TestClient, db: Database, world: World) -> None:
+    task = world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    _sweep(db)
+    world.person.put("/v1/agents/me/presence", json={"presence": "offline"})
+    assert _sweep(db)["rescinded"] == 1
+    assert client.get(f"/v1/tasks/{task['id']}", headers=world.as_client).json()["status"] == "queued"
