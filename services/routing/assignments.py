@@ -105,7 +105,8 @@ def record_decision(
     actor_name: str = "",
     took_ms: float = 0.0,
 ) -> None:
-    """The client's row, written for it whoever decided (an agent's scope never reads it)."""
+    """The client's row, written whoever decided: a provider's grant inserts it (``write``)
+    and never reads it."""
     decision = RoutingDecision(
         tenant_id=task.tenant_id,
         task_id=task.id,
@@ -117,8 +118,7 @@ def record_decision(
         candidates=candidates_seen,
         took_ms=round(took_ms, 3),
     )
-    with acting_for_tenant(session, task.tenant_id):
-        session.add(decision)
+    session.add(decision)
 
 
 def _close_open(session: Session, task: Task, reason: AssignmentEnd) -> None:

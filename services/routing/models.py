@@ -115,6 +115,7 @@ class RoutingDecision(IdMixin, TenantOwned, Base):
     client's row; providers never read it (it names other providers' teams)."""
 
     __tablename__ = "routing_decisions"
+    granted_by = "write"  # the provider's claim records the decision; it never reads one
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "task_id"], ["tasks.tenant_id", "tasks.id"], ondelete="CASCADE"),
         Index("ix_routing_decisions_task_id_id", "task_id", "id"),

@@ -51,6 +51,9 @@ PAUSING_STATES = {
     TaskStatus.WAITING_ON_THIRD_PARTY: PauseCause.WAITING_ON_THIRD_PARTY,
 }
 RESPONSES = {Action.START, Action.ASK_CLIENT, Action.RESOLVE}
+# The transitions that may move a clock, besides entering or leaving a pausing state;
+# routing's own (enqueue, offer, accept, decline, assign, release) never do.
+CLOCK_ACTIONS = RESPONSES | {Action.CANCEL, Action.REOPEN, Action.CLIENT_REPLIED}
 log = structlog.get_logger()
 Arithmetic = BusinessCalendar | CalendarTime
 
@@ -233,6 +236,8 @@ class ClockObserver:
     """Subscribed to the history of tasks (``history.observe``)."""
 
     def recorded(self, session: Session, task: Task, actor: Actor, event: TaskEvent) -> None:
+        if event.kind == "transitioned" and not _moves_clocks(event):
+            return  # nothing to read: the next task's assignment costs no clock work
         # The clocks are the client's contract: an agent's action moves them, but the
         # agent's scope never reads them (``acting_for_tenant``).
         with acting_for_tenant(session, task.tenant_id):
@@ -365,6 +370,15 @@ class ClockObserver:
             Clockwork(session, clock).retarget(
                 to_second(event.at), target.seconds, terms.warn_seconds(target.seconds), ",".join(changed)
             )
+
+
+def _moves_clocks(event: TaskEvent) -> bool:
+    assert event.action and event.from_status and event.to_status
+    return (
+        Action(event.action) in CLOCK_ACTIONS
+        or TaskStatus(event.from_status) in PAUSING_STATES
+        or TaskStatus(event.to_status) in PAUSING_STATES
+    )
 
 
 def _unsettled(clocks: list[SlaClock]) -> list[SlaClock]:

@@ -208,6 +208,7 @@ GRANTED = (
     ("task_assignments", "task", ("insert", "update")),
     ("offers", "task", ("update",)),
     ("outbox_events", "write", ("insert",)),
+    ("routing_decisions", "write", ("insert",)),
 )
 
 
