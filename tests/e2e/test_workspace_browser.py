@@ -30,7 +30,8 @@ def test_an_agent_takes_a_french_ticket_asks_the_client_and_resolves_it(
 ) -> None:
     agent = _sign_in(browser, platform, "mihai.agent@carpati.example", "ro-RO")
     agent.wait_for_url(f"{platform.url}/workspace")
-    agent.click("[data-testid=go-online]")
+    if agent.locator("[data-testid=go-online]").count():  # another live test may have left them online
+        agent.click("[data-testid=go-online]")
     agent.wait_for_selector("[data-testid=go-offline]")
     agent.click("[data-testid=next-task]")
     agent.wait_for_selector("[data-testid=task-title]")
