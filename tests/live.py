@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -88,3 +89,14 @@ def api_headers(platform: LivePlatform, organization_name: str) -> dict[str, str
     )
     answer.raise_for_status()
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def until(check: Any, seconds: float = 60) -> Any:
+    """``check()``'s first true answer, polled every half second; fails after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError("not done in time")

@@ -4,25 +4,14 @@ the next candidate, and a cancelled task's offer is rescinded."""
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.live import LivePlatform, api_headers
+from tests.live import LivePlatform, api_headers, until
 
 pytestmark = pytest.mark.slow
-
-
-def _until(check: Any, seconds: float = 60) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError("not done in time")
 
 
 def _agent(platform: LivePlatform, email: str) -> httpx.Client:
@@ -78,8 +67,8 @@ def test_offers_time_out_to_the_next_candidate_and_are_rescinded_on_cancel(platf
         agent.put("/v1/agents/me/presence", json={"presence": "online"})  # the heartbeat
         return [o for o in agent.get("/v1/offers").json()["items"] if o["task"]["id"] == task["id"]]
 
-    first = _until(lambda: offered_to(mihai), 30)[0]  # the primary team's agent first
-    second = _until(lambda: offered_to(maria), 40)[0]  # the beat expired it and offered it on
+    first = until(lambda: offered_to(mihai), 30)[0]  # the primary team's agent first
+    second = until(lambda: offered_to(maria), 40)[0]  # the beat expired it and offered it on
     assert mihai.post(f"/v1/offers/{first['id']}/accept").json()["offer_status"] == "expired"
 
     cancelled = client.post(f"/v1/tasks/{task['id']}/transitions", json={"action": "cancel"})

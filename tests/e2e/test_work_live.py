@@ -3,24 +3,12 @@ imported by the worker, and tasks submitted without a language get one."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
-from tests.live import LivePlatform, api_headers
+from tests.live import LivePlatform, api_headers, until
 
 pytestmark = pytest.mark.slow
-
-
-def _until(check, seconds: float = 60) -> object:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError("not done in time")
 
 
 def test_a_large_file_is_imported_by_the_worker(platform: LivePlatform) -> None:
@@ -34,7 +22,7 @@ def test_a_large_file_is_imported_by_the_worker(platform: LivePlatform) -> None:
     )
     assert answer.status_code == 202, answer.text
     url = f"/v1/imports/{answer.json()['import_id']}"
-    job = _until(lambda: (j := api.get(url).json())["status"] in ("succeeded", "failed") and j, 120)
+    job = until(lambda: (j := api.get(url).json())["status"] in ("succeeded", "failed") and j, 120)
     assert isinstance(job, dict)
     assert (job["status"], job["accepted"], job["rejected"]) == ("succeeded", 3000, 1)
 
@@ -51,5 +39,5 @@ def test_the_worker_detects_the_language_of_a_task_submitted_without_one(platfor
         },
     ).json()
     assert task["language"] is None
-    detected = _until(lambda: api.get(f"/v1/tasks/{task['id']}").json()["language"])
+    detected = until(lambda: api.get(f"/v1/tasks/{task['id']}").json()["language"])
     assert detected == "de"
