@@ -69,6 +69,16 @@ def active_engagements(
     return session.scalars(query).all()
 
 
+def held_tasks(session: Session, agent_id: uuid.UUID) -> list[Task]:
+    """The tasks an agent holds, in the order they were taken from the queue."""
+    query = (
+        select(Task)
+        .where(Task.assignee_id == agent_id, Task.status.in_(HELD))
+        .order_by(Task.rank_at, Task.id)
+    )
+    return list(session.scalars(query))
+
+
 def held_by_kind(session: Session, agent_ids: Iterable[uuid.UUID]) -> dict[tuple[uuid.UUID, str], int]:
     """Open tasks each agent holds, per task kind."""
     ids = list(agent_ids)

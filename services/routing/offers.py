@@ -65,25 +65,46 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
             .limit(SWEEP_BATCH)
             .with_for_update(skip_locked=True)
         ).all()
+        workforce = _workforce(session, queue) if waiting else []
         for task in waiting:
-            if offer_next(session, queue, task, now) is not None:
+            if offer_next(session, queue, task, now, workforce) is not None:
                 done["offered"] += 1
     return done
 
 
-def offer_next(session: Session, queue: Queue, task: Task, now: datetime) -> Offer | None:
+# Per engaged team of a queue: its rank, the team, its agents and their open tasks by kind.
+Workforce = list[tuple[EngagementRank, Team, list[Agent], dict[tuple[uuid.UUID, str], int]]]
+
+
+def _workforce(session: Session, queue: Queue) -> Workforce:
+    """Read once per queue and sweep, not once per task offered."""
+    found: Workforce = []
+    for engagement in candidates.active_engagements(session, queue_id=queue.id):
+        team = fetch(session, Team, engagement.team_id)
+        if team is None:
+            continue
+        team_agents = list(session.scalars(select(Agent).where(Agent.team_id == team.id)))
+        found.append(
+            (
+                engagement.rank,
+                team,
+                team_agents,
+                candidates.held_by_kind(session, [a.id for a in team_agents]),
+            )
+        )
+    return found
+
+
+def offer_next(
+    session: Session, queue: Queue, task: Task, now: datetime, workforce: Workforce
+) -> Offer | None:
     """Offer ``task`` to its best candidate who has not let it go yet; None if nobody may."""
     asked = set(session.scalars(select(Offer.agent_id).where(Offer.task_id == task.id)))
     requirements = candidates.requirements_of(queue)
     languages = eligibility.task_languages(requirements, task.language, task.language_confidence)
     found: list[tuple[tuple[Any, ...], Agent, Team]] = []
     seen: list[dict[str, Any]] = []
-    for engagement in candidates.active_engagements(session, queue_id=queue.id):
-        team = fetch(session, Team, engagement.team_id)
-        if team is None:
-            continue
-        team_agents = session.scalars(select(Agent).where(Agent.team_id == team.id)).all()
-        held = candidates.held_by_kind(session, [a.id for a in team_agents])
+    for rank, team, team_agents, held in workforce:
         for agent in team_agents:
             failed = eligibility.team_failure(
                 requirements, candidates.agent_profile(team, agent), languages, now
@@ -99,7 +120,7 @@ def offer_next(session: Session, queue: Queue, task: Task, now: datetime) -> Off
                         | ({"failed": failed} if failed else {}))  # fmt: skip
             if failed is None:
                 last = agent.last_assigned_at.timestamp() if agent.last_assigned_at else 0.0
-                found.append(((_RANKS[engagement.rank], last, str(agent.id)), agent, team))
+                found.append(((_RANKS[rank], last, str(agent.id)), agent, team))
     if not found:
         return None
     _key, agent, team = min(found, key=lambda entry: entry[0])

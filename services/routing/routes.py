@@ -8,14 +8,13 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 
 from services.core.deps import DbSession
 from services.core.problems import PROBLEM_RESPONSES
 from services.core.route_class import UnitOfWorkRoute
 from services.identity.deps import CurrentPrincipal
 from services.routing import assignments, claim, offers, stats, traces
-from services.routing.candidates import HELD
+from services.routing.candidates import held_tasks
 from services.routing.schemas import AssignmentIn, RejectIn
 from services.work import documents
 from services.work.models import Task
@@ -48,11 +47,7 @@ def next_task(session: DbSession, principal: CurrentPrincipal) -> Response:
 def my_tasks(session: DbSession, principal: CurrentPrincipal) -> dict[str, Any]:
     principal.require(Permission.TASKS_READ)
     agent = require_agent(session, principal)
-    tasks = session.scalars(
-        select(Task)
-        .where(Task.assignee_id == agent.id, Task.status.in_(HELD))
-        .order_by(Task.rank_at, Task.id)
-    ).all()
+    tasks = held_tasks(session, agent.id)
     return {"items": [documents.task_document(task) for task in tasks], "next_cursor": None}
 
 

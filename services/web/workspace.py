@@ -14,7 +14,6 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
 from services.core.deps import AppSettings, DbSession
@@ -24,13 +23,13 @@ from services.core.route_class import UnitOfWorkRoute
 from services.core.time import utcnow
 from services.identity import csrf
 from services.routing import assignments, claim, offers
-from services.routing.candidates import HELD
+from services.routing.candidates import HELD, held_tasks
 from services.sla import slack
 from services.web.deps import Member
 from services.web.portal import page
 from services.work import attachments, lifecycle, queues, service
 from services.work.history import Actor
-from services.work.models import CommentVisibility, Task
+from services.work.models import CommentVisibility
 from services.workforce import agents
 from services.workforce.models import Presence
 
@@ -47,16 +46,6 @@ def _redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def _held(session: DbSession, agent_id: uuid.UUID) -> list[Task]:
-    return list(
-        session.scalars(
-            select(Task)
-            .where(Task.assignee_id == agent_id, Task.status.in_(HELD))
-            .order_by(Task.rank_at, Task.id)
-        )
-    )
-
-
 @router.get("")
 def workspace(
     request: Request,
@@ -66,7 +55,7 @@ def workspace(
     problem: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     agent = agents.require_agent(session, viewer)
-    held = _held(session, agent.id)
+    held = held_tasks(session, agent.id)
     return page(
         request,
         session,
@@ -99,7 +88,7 @@ def held_fragment(request: Request, session: DbSession, viewer: Member) -> Respo
         session,
         viewer,
         "workspace/_held.html",
-        held=_held(session, agent.id),
+        held=held_tasks(session, agent.id),
         offered=_offered(session, viewer),
     )
 
