@@ -26,6 +26,7 @@ from services.core.http import BodyLimitMiddleware, MetricsMiddleware
 from services.core.logging import configure_logging
 from services.core.settings import Settings, get_settings
 from services.identity import routes as identity_routes
+from services.metering import routes as metering_routes
 from services.notify import routes as notify_routes
 from services.routing import routes as routing_routes
 from services.sla import routes as sla_routes
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(sla_routes.router)
     app.include_router(workforce_routes.router)
     app.include_router(routing_routes.router)
+    app.include_router(metering_routes.router)
     app.include_router(web_routes.router)
     app.include_router(web_portal.router)
     app.include_router(web_webhooks.router)

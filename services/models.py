@@ -4,6 +4,7 @@ assignments on task history; the workforce's grants on principals).
 Every process (api, worker, beat, cli) imports it."""
 
 import services.identity.models
+import services.metering.models
 import services.notify.models
 import services.routing.assignments
 import services.routing.models

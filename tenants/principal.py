@@ -49,12 +49,14 @@ class Permission(enum.StrEnum):
     WORKFORCE_MANAGE = "workforce:manage"  # a provider's teams and agents
     ENGAGEMENTS_MANAGE = "engagements:manage"  # which team serves which client queue: the operator
     TASKS_ASSIGN = "tasks:assign"  # give a task to an agent by hand: team leads, operators
+    BILLING_READ = "billing:read"  # a client's usage, contract and invoices
+    BILLING_MANAGE = "billing:manage"  # contracts, usage items, closing periods: the operator
 
 
 _READ = frozenset({Permission.ORG_READ, Permission.TASKS_READ})
 _WORK = _READ | {Permission.TASKS_WRITE}
-# A client reads its contract's SLA; providers never see a client's contract.
-_CLIENT_READ = _READ | {Permission.SLA_READ}
+# A client reads its contract's SLA and its invoices; providers never see a client's contract.
+_CLIENT_READ = _READ | {Permission.SLA_READ, Permission.BILLING_READ}
 
 PERMISSIONS_BY_ROLE: dict[Role, frozenset[Permission]] = {
     Role.CLIENT_ADMIN: frozenset(Permission)
@@ -63,15 +65,23 @@ PERMISSIONS_BY_ROLE: dict[Role, frozenset[Permission]] = {
         Permission.WORKFORCE_MANAGE,
         Permission.ENGAGEMENTS_MANAGE,
         Permission.TASKS_ASSIGN,
+        Permission.BILLING_MANAGE,
     },
-    Role.CLIENT_SUBMITTER: _WORK | _CLIENT_READ,
+    Role.CLIENT_SUBMITTER: _WORK | _READ | {Permission.SLA_READ},
     Role.CLIENT_VIEWER: _CLIENT_READ,
     Role.PROVIDER_ADMIN: _WORK
     | {Permission.API_CLIENTS_MANAGE, Permission.WORKFORCE_MANAGE, Permission.TASKS_ASSIGN},
     Role.TEAM_LEAD: _WORK | {Permission.WORKFORCE_MANAGE, Permission.TASKS_ASSIGN},
     Role.AGENT: _WORK,
     Role.ACCOUNT_MANAGER: _READ
-    | {Permission.SLA_READ, Permission.SLA_MANAGE, Permission.ENGAGEMENTS_MANAGE, Permission.TASKS_ASSIGN},
+    | {
+        Permission.SLA_READ,
+        Permission.SLA_MANAGE,
+        Permission.ENGAGEMENTS_MANAGE,
+        Permission.TASKS_ASSIGN,
+        Permission.BILLING_READ,
+        Permission.BILLING_MANAGE,
+    },
     Role.PLATFORM_ADMIN: frozenset(Permission),
 }
 

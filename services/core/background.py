@@ -52,6 +52,8 @@ celery_app.conf.update(
         "sla.sweep": {"task": "sla.sweep", "schedule": 5.0, "options": {"expires": 15}},
         "routing.purge_decisions": {"task": "routing.purge_decisions", "schedule": 3600.0},
         "routing.push_sweep": {"task": "routing.push_sweep", "schedule": 2.0, "options": {"expires": 10}},
+        # One recorder at a time holds the metering cursor; the others find nothing to do.
+        "metering.record": {"task": "metering.record", "schedule": 5.0, "options": {"expires": 15}},
     },
     imports=[
         "services.identity.jobs",
@@ -59,6 +61,7 @@ celery_app.conf.update(
         "services.notify.jobs",
         "services.sla.jobs",
         "services.routing.jobs",
+        "services.metering.jobs",
     ],
 )
 

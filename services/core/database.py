@@ -11,9 +11,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     Engine,
     Enum,
@@ -58,6 +60,29 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Micros(TypeDecorator[Decimal]):
+    """An exact decimal with six places, stored as an integer of millionths: SQLite has no
+    exact decimal type, and sums of integers are exact on both databases."""
+
+    impl = BigInteger
+    cache_ok = True
+    PLACES = 6
+
+    def process_bind_param(self, value: Decimal | int | None, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        scaled = Decimal(value).scaleb(self.PLACES)
+        if scaled != scaled.to_integral_value():
+            raise ValueError(f"{value}: at most {self.PLACES} decimal places")
+        return int(scaled)
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        exact = Decimal(int(value)).scaleb(-self.PLACES)
+        return exact.quantize(Decimal(1)) if exact == exact.to_integral_value() else exact.normalize()
 
 
 class Base(DeclarativeBase):

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     presence_ttl_seconds: int = Field(
         default=90, ge=10, description="An agent whose heartbeats stop is offline this long after the last."
     )
+    usage_future_tolerance_seconds: int = Field(
+        default=300, ge=0, description="How far ahead of the server's clock a usage event may be dated."
+    )
+    invoice_grace_hours: int = Field(
+        default=48, ge=0, description="A closed period's draft takes late usage this long, then is finalised."
+    )
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=24 * 3600, description="At least a day.")
     blob_store_url: str = Field(
         default="", description='Attachments and bulk files: "" for data_dir, or s3://bucket?endpoint_url=...'

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, BigInteger, FetchedValue, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.core.database import Base, IdMixin, str_enum
@@ -18,20 +18,13 @@ from tenants.scoping import TenantOwned
 class OutboxEvent(IdMixin, TenantOwned, Base):
     """A state change, written in the same transaction as the change itself.
 
-    The id (UUIDv7, monotonic in the process) orders the events; ``dispatched_at``
-    is set once the relay has fanned the event out to the tenant's endpoints.
+    The id (UUIDv7, monotonic in the process) orders a transaction's events; consumers
+    read them in commit order, each from its own cursor (``consumers``).
     """
 
     __tablename__ = "outbox_events"
     granted_by = "write"  # a provider's change to a task it works emits the client's events
-    __table_args__ = (
-        Index(
-            "ix_outbox_events_pending",
-            "id",
-            postgresql_where=text("dispatched_at IS NULL"),
-            sqlite_where=text("dispatched_at IS NULL"),
-        ),
-    )
+    __table_args__ = (Index("ix_outbox_events_commit_order_id", "commit_order", "id"),)
 
     # No key to organizations and no index of its own (revision 0006): read by id only, and a
     # key would check, and lock FOR KEY SHARE, the tenant's row once for every event written.
@@ -40,7 +33,20 @@ class OutboxEvent(IdMixin, TenantOwned, Base):
     subject_id: Mapped[uuid.UUID]  # the task (or other object) the event is about: the ordering key
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    dispatched_at: Mapped[datetime | None]
+    # PostgreSQL: the writing transaction's id, set by the column's default (revision 0009);
+    # SQLite orders by rowid instead. See ``consumers``.
+    commit_order: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())
+
+
+class OutboxCursor(Base):
+    """How far one consumer of the outbox has read (platform bookkeeping, no tenant)."""
+
+    __tablename__ = "outbox_cursors"
+
+    consumer: Mapped[str] = mapped_column(String(32), primary_key=True)
+    after_order: Mapped[int] = mapped_column(BigInteger)
+    after_id: Mapped[uuid.UUID]
+    updated_at: Mapped[datetime]
 
 
 class WebhookEndpoint(IdMixin, TenantOwned, Base):

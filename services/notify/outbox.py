@@ -28,5 +28,4 @@ def row(tenant_id: uuid.UUID, type_: str, subject_id: uuid.UUID, data: dict[str,
         "subject_id": subject_id,
         "data": data,
         "created_at": utcnow(),
-        "dispatched_at": None,
     }

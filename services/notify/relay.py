@@ -30,7 +30,7 @@ from services.core.database import Database, affected_rows
 from services.core.sealing import Sealer
 from services.core.settings import Settings
 from services.core.time import utcnow
-from services.notify import signing
+from services.notify import consumers, signing
 from services.notify.models import (
     DeliveryStatus,
     OutboxEvent,
@@ -49,21 +49,16 @@ PER_ENDPOINT = 3  # deliveries of one endpoint in one claim
 
 
 def fan_out(session: Session, batch: int = FAN_OUT_BATCH) -> int:
-    """One delivery per (event, subscribed endpoint); every event is marked dispatched."""
-    events = session.scalars(
-        select(OutboxEvent)
-        .where(OutboxEvent.dispatched_at.is_(None))
-        .order_by(OutboxEvent.id)
-        .limit(batch)
-        .with_for_update(skip_locked=True)
-    ).all()
-    if not events:
+    """One delivery per (event, subscribed endpoint) for the events after the webhooks'
+    cursor; 0 when there are none, or while another relay fans out."""
+    taken = consumers.read(session, consumers.WEBHOOKS, batch)
+    if taken is None or not taken.events:
         return 0
     endpoints: dict[uuid.UUID, list[WebhookEndpoint]] = defaultdict(list)
     for endpoint in session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True))):
         endpoints[endpoint.tenant_id].append(endpoint)
     now = utcnow()
-    for event in events:
+    for event in taken.events:
         for endpoint in endpoints.get(event.tenant_id, []):
             if endpoint.event_types and event.type not in endpoint.event_types:
                 continue
@@ -77,9 +72,9 @@ def fan_out(session: Session, batch: int = FAN_OUT_BATCH) -> int:
                     next_attempt_at=now,
                 )
             )
-        event.dispatched_at = now
+    taken.done()
     session.flush()
-    return len(events)
+    return len(taken.events)
 
 
 def claim(session: Session, batch: int = DELIVERY_BATCH) -> uuid.UUID | None:

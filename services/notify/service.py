@@ -32,6 +32,7 @@ EVENT_TYPES = frozenset(
         "task.attachment_added",
         "sla.warning",
         "sla.breached",
+        "sla.met",
     }
 )
 MAX_ENDPOINTS = 20

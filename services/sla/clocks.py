@@ -54,6 +54,7 @@ RESPONSES = {Action.START, Action.ASK_CLIENT, Action.RESOLVE}
 # The transitions that may move a clock, besides entering or leaving a pausing state;
 # routing's own (enqueue, offer, accept, decline, assign, release) never do.
 CLOCK_ACTIONS = RESPONSES | {Action.CANCEL, Action.REOPEN, Action.CLIENT_REPLIED}
+MET_EVENT = "sla.met"  # a clock stopped within its target (breaches: the sweep's sla.breached)
 log = structlog.get_logger()
 Arithmetic = BusinessCalendar | CalendarTime
 
@@ -167,6 +168,9 @@ class Clockwork:
             clock.outcome, clock.settled_at = Outcome.CANCELLED, at
         else:
             clock.outcome, clock.settled_at = Outcome.MET, at
+            outbox.emit(
+                self.session, clock.tenant_id, MET_EVENT, clock.task_id, escalations.event_data(clock, at)
+            )
         self._log(SegmentKind.STOP, at, cause)
 
     def retarget(self, at: datetime, target_seconds: int, warn_seconds: int, cause: str) -> None:

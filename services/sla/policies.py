@@ -217,3 +217,15 @@ def business_calendar(session: Session, version_id: uuid.UUID | None) -> Busines
             _calendars.clear()
         calendar = _calendars[version_id] = BusinessCalendar.from_spec(version.spec)
     return calendar
+
+
+def out_of_hours(session: Session, tenant_id: uuid.UUID, at: datetime) -> bool:
+    """Whether ``at`` falls outside the service calendar of the tenant's contract SLA (no
+    calendar, or calendar time: never out of hours). Metering marks such work."""
+    version = version_in_force(session, tenant_id, at)
+    if version is None or version.calendar_id is None:
+        return False
+    with narrowed_to(session, tenant_id):
+        calendar_version = calendar_version_in_force(session, version.calendar_id, at)
+        calendar = business_calendar(session, calendar_version.id if calendar_version else None)
+    return isinstance(calendar, BusinessCalendar) and not calendar.is_open(at)

@@ -155,6 +155,9 @@ class Task(IdMixin, TenantOwned, TimestampMixin, Base):
     overflow_since: Mapped[datetime | None]
     # Its place in the queue: arrival moved earlier by its priority (``work.ranking``).
     rank_at: Mapped[datetime | None]
+    # Since when it has been in progress (None otherwise): each segment of work ends in the
+    # status event that leaves the state, with its length (handle time, billed by metering).
+    working_since: Mapped[datetime | None]
     # Who holds it (``services.routing``): the agent and team of its open assignment.
     assignee_id: Mapped[uuid.UUID | None]
     assigned_team_id: Mapped[uuid.UUID | None]

@@ -360,6 +360,7 @@ def apply(session: Session, actor: Actor, task: Task, action: Action, comment: s
     except lifecycle.NotYourAction as exc:
         raise Forbidden(str(exc)) from None
     source = task.status
+    worked = _work_segment(task, source, target)
     task.status = target
     changes = {"status": [source.value, target.value]}
     record(
@@ -385,10 +386,25 @@ def apply(session: Session, actor: Actor, task: Task, action: Action, comment: s
             "action": action.value,
             "from": source.value,
             "to": target.value,
-        },
+        }
+        | ({"worked": worked} if worked else {}),
     )
     history.applied(session, task, actor, action)
     return task
+
+
+def _work_segment(task: Task, source: TaskStatus, target: TaskStatus) -> dict[str, Any] | None:
+    """A task records when it went in progress; leaving that state ends one segment of
+    work (time waiting on the client or a third party is not in it), which the status
+    event carries: the handle time metering bills."""
+    now = utcnow()
+    if target is TaskStatus.IN_PROGRESS and source is not TaskStatus.IN_PROGRESS:
+        task.working_since = now
+        return None
+    if source is not TaskStatus.IN_PROGRESS or target is TaskStatus.IN_PROGRESS or task.working_since is None:
+        return None
+    began, task.working_since = task.working_since, None
+    return {"from": documents.iso(began), "to": documents.iso(now), "seconds": (now - began).total_seconds()}
 
 
 def _task_for_change(

@@ -178,8 +178,8 @@ def test_a_providers_grants_read_its_queues_tasks_and_nothing_else_of_the_client
     # Its change to a granted task may emit the client's event, which it still cannot read.
     connection.execute(
         text(
-            "INSERT INTO outbox_events (id, tenant_id, type, subject_id, data, created_at, dispatched_at)"
-            " VALUES (gen_random_uuid(), :t, 'task.updated', :s, '{}', now(), NULL)"
+            "INSERT INTO outbox_events (id, tenant_id, type, subject_id, data, created_at)"
+            " VALUES (gen_random_uuid(), :t, 'task.updated', :s, '{}', now())"
         ),
         {"t": client_id, "s": granted.id},
     )

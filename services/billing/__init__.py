@@ -1,0 +1,1 @@
+"""Billing: rating usage against contracts, SLA credits, tax and invoices."""

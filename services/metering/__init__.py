@@ -1,0 +1,1 @@
+"""Metering: the usage ledger, fed by the outbox and by integrations."""
