@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 import services.models  # noqa: F401  (every table; the SLA clocks observe task history)
+from services.billing import routes as billing_routes
 from services.core import errors, problems
 from services.core.database import Database
 from services.core.http import BodyLimitMiddleware, MetricsMiddleware
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(workforce_routes.router)
     app.include_router(routing_routes.router)
     app.include_router(metering_routes.router)
+    app.include_router(billing_routes.router)
     app.include_router(web_routes.router)
     app.include_router(web_portal.router)
     app.include_router(web_webhooks.router)

@@ -3,6 +3,8 @@ observers one context keeps on another's changes (the SLA clocks and routing's
 assignments on task history; the workforce's grants on principals).
 Every process (api, worker, beat, cli) imports it."""
 
+import services.billing.ledger
+import services.billing.models
 import services.identity.models
 import services.metering.models
 import services.notify.models

@@ -357,3 +357,68 @@ def set_online(db: Database, agent: Any) -> None:
         row = session.get(Agent, agent.id)
         assert row is not None
         row.presence, row.presence_expires_at = Presence.ONLINE, utcnow() + timedelta(hours=1)
+
+
+# ---------------------------------------------------------------- billing
+
+RATE_CARD: dict[str, Any] = {
+    "prices": [
+        {"metric": "task_completed", "task_kind": "support_ticket", "unit_price": "2.35"},
+        {"metric": "handle_minutes", "unit_price": "0.4125"},
+    ],
+    "surcharges": [{"when": "language", "languages": ["de"], "percent": "10"}],
+    "minimum": "0",
+}
+
+
+def make_issuing_entity(
+    db: Database, code: str = "IE", country: str = "IE", vat_number: str = "IE6388047V"
+) -> Any:
+    from services.billing import contracts
+    from services.billing.schemas import IssuingEntityIn
+
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        data = IssuingEntityIn(
+            code=code,
+            name=f"Backstage BPO {code}",
+            country=country,
+            vat_number=vat_number,
+            address="1 Dock Road",
+        )
+        return contracts.create_issuing_entity(session, OPERATOR, data)
+
+
+def make_contract(db: Database, organization: Organization, entity: str = "IE", **version: Any) -> Any:
+    """The client's contract (set by the operator): euros, Paris time, ``RATE_CARD``."""
+    from services.billing import contracts
+    from services.billing.schemas import ContractCreate, ContractVersionIn
+
+    version.setdefault("rate_card", RATE_CARD)
+    version.setdefault("currency", "EUR")
+    version.setdefault("effective_from", "2026-01-01")
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        data = ContractCreate(
+            tenant_id=organization.id,
+            name="Contrat cadre",
+            version=ContractVersionIn(issuing_entity=entity, **version),
+        )
+        return contracts.create_contract(session, OPERATOR, data)
+
+
+def record_usage(
+    db: Database, organization: Organization, metric: str, quantity: Any, at: Any, **fields: Any
+) -> None:
+    """One usage event, as the outbox recorder or an integration would record it."""
+    from decimal import Decimal
+
+    from services.metering import service as metering
+    from services.metering.models import UsageEvent
+    from tenants.scoping import insert_rows
+
+    key = fields.pop("key", f"test-{next(_counter)}")
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        row = metering.row(organization.id, metric, Decimal(str(quantity)), at, key, "test", **fields)
+        insert_rows(session, UsageEvent, [row], unless_taken=metering.UNIQUE_KEY)

@@ -54,6 +54,8 @@ celery_app.conf.update(
         "routing.push_sweep": {"task": "routing.push_sweep", "schedule": 2.0, "options": {"expires": 10}},
         # One recorder at a time holds the metering cursor; the others find nothing to do.
         "metering.record": {"task": "metering.record", "schedule": 5.0, "options": {"expires": 15}},
+        # Midnight in each contract's billing timezone comes on the hour or half hour somewhere.
+        "billing.close_due": {"task": "billing.close_due", "schedule": 300.0, "options": {"expires": 600}},
     },
     imports=[
         "services.identity.jobs",
@@ -62,6 +64,7 @@ celery_app.conf.update(
         "services.sla.jobs",
         "services.routing.jobs",
         "services.metering.jobs",
+        "services.billing.jobs",
     ],
 )
 

@@ -27,7 +27,7 @@ from sqlalchemy import JSON, Column, Enum, Float, Numeric, String, Table, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from services.core.database import driver_cursor
+from services.core.database import Micros, driver_cursor
 
 FEW_ROWS = 50  # up to this, one INSERT of several rows: staging costs four round trips
 
@@ -114,6 +114,9 @@ def _text_of(column: Column[Any]) -> Callable[[Any], str]:
     """A column's (not None) Python value as the text PostgreSQL reads back to it."""
     if isinstance(column.type, JSON):
         return _json_text
+    if isinstance(column.type, Micros):
+        stored = column.type.process_bind_param
+        return lambda value: str(stored(value, postgresql.dialect()))
     python_type = _python_type(column)
     if python_type is bool:
         return lambda value: "t" if value else "f"

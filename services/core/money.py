@@ -98,3 +98,13 @@ def format_money(minor: int, currency: str, locale: str) -> str:
     return format_currency(
         from_minor(minor, currency), currency, format=pattern, locale=parsed, currency_digits=False
     )
+
+
+def format_unit_price(amount: Decimal, currency: str, locale: str) -> str:
+    """A unit price in major units, which may go below the minor unit ("0,4125 €"): the
+    currency's decimals at least, up to six."""
+    digits = minor_digits(currency)
+    parsed = Locale.parse(locale.replace("-", "_"))
+    pattern = copy.copy(parsed.currency_formats["standard"])
+    pattern.frac_prec = (digits, max(digits, 6))
+    return format_currency(amount, currency, format=pattern, locale=parsed, currency_digits=False)

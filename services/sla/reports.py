@@ -84,6 +84,13 @@ def attainment(
     """Met and breached clocks, and time paused by cause, per period, tenant, queue,
     metric and priority (a GROUP BY over the tenant index; periods folded from days)."""
     principal.require(Permission.SLA_READ)
+    return attainment_of(session, where, granularity)
+
+
+def attainment_of(
+    session: Session, where: ReportFilter, granularity: Granularity = "month"
+) -> list[AttainmentRow]:
+    """``attainment`` for the platform's own use (billing's SLA credits): the same numbers."""
     day = _settled_day(session).label("day")
     query = where.apply(
         select(
@@ -133,6 +140,12 @@ def breaches(
 ) -> tuple[list[ClockWithLog], str | None]:
     """Breached clocks, each with its whole log as the evidence."""
     principal.require(Permission.SLA_READ)
+    return breaches_of(session, where, page)
+
+
+def breaches_of(
+    session: Session, where: ReportFilter, page: PageRequest
+) -> tuple[list[ClockWithLog], str | None]:
     query = where.apply(select(SlaClock).where(SlaClock.outcome == Outcome.BREACHED))
     with narrowed_to(session, where.tenant_id):
         clocks, next_cursor = fetch_page(session, query, SlaClock.id, page)
