@@ -63,7 +63,9 @@ def french_client(db: Database) -> Any:
 
 def test_a_period_closes_into_one_draft_with_each_line_rounded_once(db: Database, french_client: Any) -> None:
     record_usage(db, french_client.organization, "task_completed", 3, OCTOBER, task_kind="support_ticket")
-    record_usage(db, french_client.organization, "handle_minutes", "30.5", OCTOBER, task_kind="support_ticket")
+    record_usage(
+        db, french_client.organization, "handle_minutes", "30.5", OCTOBER, task_kind="support_ticket"
+    )
     record_usage(db, french_client.organization, "handle_minutes", "10", OCTOBER, language="de")
     record_usage(db, french_client.organization, "sla_met", 2, OCTOBER)  # measured, not priced
 
@@ -153,7 +155,9 @@ def test_a_cross_border_client_with_a_vat_number_is_reverse_charged(db: Database
 def test_an_sla_credit_line_follows_attainment_and_lists_its_breaches(
     client: TestClient, db: Database, french_client: Any
 ) -> None:
-    credits = {"metrics": {"resolution": [{"below": 98, "credit_percent": 5}, {"below": 90, "credit_percent": 10}]}}
+    credits = {
+        "metrics": {"resolution": [{"below": 98, "credit_percent": 5}, {"below": 90, "credit_percent": 10}]}
+    }
     make_contract(db, make_tenant(db).organization)  # another client's contract changes nothing
     with db.session() as session:
         bind(session, AccessScope.everything())
