@@ -36,6 +36,8 @@ app.add_typer(agent_app, name="agent")
 app.add_typer(org_app, name="org")
 app.add_typer(client_app, name="api-client")
 app.add_typer(tasks_app, name="tasks")
+billing_app = typer.Typer(help="Billing periods and invoices.", no_args_is_help=True)
+app.add_typer(billing_app, name="billing")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -310,6 +312,67 @@ def agent_create(
         )
         result = {"id": str(created.id), "user_id": str(user_id), "team_id": str(found.id)}
     typer.echo(json.dumps(result))
+
+
+@billing_app.command("close")
+def billing_close(
+    period: Annotated[str, typer.Option(help="The month to close, YYYY-MM")],
+    tenant: Annotated[
+        str | None, typer.Option(help="One client's id; default: every client with a contract")
+    ] = None,
+    finalise: Annotated[
+        bool, typer.Option(help="Finalise at once instead of after the grace period")
+    ] = False,
+) -> None:
+    """Close a period by hand: one invoice per client (a draft, or final with --finalise);
+    closing again changes nothing that is final. Prints the invoices' ids."""
+    import re
+    import uuid
+    from datetime import timedelta
+
+    from rich.progress import Progress
+    from sqlalchemy import select
+
+    from services.billing import periods
+    from services.billing.models import Contract
+    from services.core.time import PERIOD_PATTERN
+    from tenants.scoping import AccessScope, bind
+
+    if not re.match(PERIOD_PATTERN, period):
+        raise _fail(f"--period must be a month as YYYY-MM, got {period!r}")
+    try:
+        wanted = uuid.UUID(tenant) if tenant else None
+    except ValueError:
+        raise _fail(f"--tenant must be an organisation id (a UUID), got {tenant!r}") from None
+    settings = get_settings()
+    _ensure_schema(settings)
+    database = Database.from_settings(settings)
+    try:
+        with database.session() as session:
+            bind(session, AccessScope.everything())
+            clients = [t for t in session.scalars(select(Contract.tenant_id)) if wanted in (None, t)]
+        if wanted is not None and not clients:
+            raise _fail(f"no contract for client {wanted}")
+        with Progress() as progress:
+            bar = progress.add_task(f"closing {period}", total=len(clients))
+            closed = periods.close_all(
+                database,
+                [(client, period) for client in clients],
+                timedelta(hours=settings.invoice_grace_hours),
+                finalise=finalise,
+                progress=lambda: progress.advance(bar),
+            )
+    except DomainError as error:
+        raise _fail(_describe(error)) from None
+    finally:
+        database.engine.dispose()
+    for client, why in closed.failures:
+        typer.echo(f"error: client {client}: {why}", err=True)
+    typer.echo(
+        json.dumps({"period": period, "invoices": [str(i) for i in closed.invoices], "clients": len(clients)})
+    )
+    if closed.failures:
+        raise typer.Exit(code=1)
 
 
 def _uvicorn(host: str, port: int, workers: int = 1) -> None:

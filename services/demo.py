@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.demo_billing import seed_billing
 from services.demo_work import platform_principal, seed_work
 from services.identity import service as identity
 from services.identity.models import User
@@ -74,6 +75,12 @@ DEMO: tuple[DemoOrg, ...] = (
         (DemoUser("lucia.admin@iberia.example", "Lucía García", (Role.CLIENT_ADMIN,)),),
     ),
     DemoOrg(
+        OrgKind.CLIENT,
+        "Mazowsze Logistyka sp. z o.o.",
+        "PL",
+        (DemoUser("katarzyna.admin@mazowsze.example", "Katarzyna Wiśniewska", (Role.CLIENT_ADMIN,)),),
+    ),
+    DemoOrg(
         OrgKind.PROVIDER,
         "Carpați Back Office SRL",
         "RO",
@@ -101,7 +108,13 @@ DEMO: tuple[DemoOrg, ...] = (
         (DemoUser("maria.agent@manilahub.example", "Maria Santos", (Role.AGENT,), "en"),),
     ),
 )
-PORTFOLIO = {"sofia.am@backstage.example": ("Assurances Lumière", "Brandt Logistik GmbH")}
+PORTFOLIO = {
+    "sofia.am@backstage.example": (
+        "Assurances Lumière",
+        "Brandt Logistik GmbH",
+        "Mazowsze Logistyka sp. z o.o.",
+    )
+}
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
 # The contracts' service calendars: (name, zone, holidays country, subdivision, weekday hours).
 SERVICE_CALENDARS = {
@@ -199,8 +212,10 @@ def seed(session: Session) -> dict[str, object]:
     for client_name, calendar in SERVICE_CALENDARS.items():
         _contract_sla(session, organizations[client_name], calendar)
     work = seed_work(session, organizations)
+    billing = seed_billing(session, organizations)
     return {
         **work,
+        **billing,
         "organizations": [
             {"id": str(o.id), "kind": o.kind.value, "name": o.name, "country": o.country}
             for o in organizations.values()

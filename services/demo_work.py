@@ -5,7 +5,8 @@ Bucharest (French, Romanian, English, Spanish; three shifts, every day), Kraków
 Polish, English; office hours with Polish holidays) and Manila (English, Spanish; the
 European night) serve the clients' queues: Lumière's French support tickets (Bucharest,
 share 2), Iberia's Spanish claims (Bucharest share 1, Manila as overflow), Brandt's German
-contract documents, whose data must stay in the EU (Kraków; Manila could not be engaged).
+contract documents, whose data must stay in the EU (Kraków; Manila could not be engaged),
+and Mazowsze's Polish orders (Kraków).
 """
 
 from __future__ import annotations
@@ -98,6 +99,13 @@ QUEUES: dict[str, dict[str, Any]] = {
         "residency": {"allow": ["EU"]},  # the German contracts never leave the EU
         "teams": (("Kraków DE/PL/EN", EngagementRank.PRIMARY, 1),),
     },
+    "Zamówienia PL": {
+        "client": "Mazowsze Logistyka sp. z o.o.",
+        "task_kind": "order_processing",
+        "languages": ["pl"],
+        "residency": {"allow": ["EU"]},
+        "teams": (("Kraków DE/PL/EN", EngagementRank.PRIMARY, 1),),
+    },
 }
 SUPPORT_FR = [
     (
@@ -122,6 +130,19 @@ CONTRACTS_DE = [
         "Verlängerung um zwei Jahre vorbereiten, Preisanpassungsklausel prüfen.",
     ),
     ("Kündigung Lagervertrag Bremen", "Kündigung zum Quartalsende vorbereiten und Fristen prüfen."),
+]
+ORDERS_PL = [
+    (
+        "Zmiana adresu dostawy",
+        "Klient prosi o zmianę adresu dostawy zamówienia na magazyn w Łodzi.",
+        "modify",
+    ),
+    (
+        "Anulowanie zamówienia",
+        "Zamówienie złożone dwa razy przez pomyłkę: proszę anulować duplikat.",
+        "cancel",
+    ),
+    ("Zwrot towaru", "Paleta dotarła uszkodzona, klient żąda zwrotu i ponownej wysyłki.", "return"),
 ]
 
 
@@ -265,6 +286,10 @@ def _backlog(session: Session, organizations: dict[str, Organization], made: dic
         title, text = CONTRACTS_DE[n % len(CONTRACTS_DE)]
         payload = {"action": "renew", "contract_type": "logistics", "summary": text, "_p": "normal"}
         plan.append(("Vertragsdokumente DE", f"VD-{3000 + n}", title, "de", payload))
+    for n in range(6):
+        title, text, action = ORDERS_PL[n % len(ORDERS_PL)]
+        payload = {"action": action, "order_number": f"ZAM/2026/{4100 + n}", "notes": text, "_p": "normal"}
+        plan.append(("Zamówienia PL", f"ZAM-{4000 + n}", title, "pl", payload))
     for queue_name, ref, title, language, payload in plan:
         queue = made[queue_name]
         with narrowed_to(session, queue.tenant_id):

@@ -95,10 +95,10 @@ def create_contract(session: Session, principal: Principal, data: ContractCreate
 def add_version(
     session: Session, principal: Principal, contract_id: uuid.UUID, data: ContractVersionIn
 ) -> ContractVersion:
-    require_operator(principal)
     contract = fetch(session, Contract, contract_id, lock=True)
-    if contract is None:
+    if contract is None or principal.org_kind is OrgKind.PROVIDER:
         raise NotFound()
+    require_operator(principal)
     return _add_version(session, principal, client_of(session, contract.tenant_id), contract, data, "")
 
 

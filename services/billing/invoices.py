@@ -191,10 +191,9 @@ def evidence(
 
 def void(session: Session, principal: Principal, invoice_id: uuid.UUID) -> Invoice:
     """Void a finalised, unpaid invoice; closing its period again issues a new one."""
+    invoice = get_invoice(session, principal, invoice_id)
     contracts.require_operator(principal)
-    invoice = fetch(session, Invoice, invoice_id, lock=True)
-    if invoice is None:
-        raise NotFound()
+    invoice = fetch(session, Invoice, invoice.id, lock=True) or invoice
     if invoice.status not in FINAL_STATUSES or invoice.status in (InvoiceStatus.PAID, InvoiceStatus.VOID):
         raise Conflict(
             f"a {invoice.status.value} invoice cannot be voided"
@@ -221,10 +220,8 @@ def credit_note(
 ) -> Invoice:
     """A credit note against a finalised invoice: all of it (tax included), or ``amount``
     of its net total, taxed at the invoice's rate."""
+    invoice = get_invoice(session, principal, invoice_id)
     contracts.require_operator(principal)
-    invoice = fetch(session, Invoice, invoice_id)
-    if invoice is None:
-        raise NotFound()
     if (
         invoice.status not in FINAL_STATUSES
         or invoice.status is InvoiceStatus.VOID

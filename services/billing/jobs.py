@@ -13,4 +13,4 @@ from services.core.settings import get_settings
 def close_due() -> int:
     """Periods ended at midnight in each contract's timezone, and drafts whose grace is over."""
     grace = timedelta(hours=get_settings().invoice_grace_hours)
-    return len(periods.close_all(database(), list(periods.due(database())), grace))
+    return len(periods.close_all(database(), list(periods.due(database())), grace).invoices)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
@@ -18,6 +19,7 @@ from sqlalchemy import select
 from services.billing import close, contracts
 from services.billing.models import Contract, Invoice, InvoiceStatus
 from services.core.database import Database
+from services.core.errors import DomainError
 from services.core.time import month_bounds, month_of, utcnow
 from tenants.scoping import AccessScope, bind
 
@@ -49,24 +51,35 @@ def due(database: Database, now: datetime | None = None) -> Iterator[tuple[uuid.
     yield from sorted(pending | {(t, p) for t, p in drafts}, key=lambda pair: (pair[1], str(pair[0])))
 
 
+@dataclass
+class Closed:
+    invoices: list[uuid.UUID] = field(default_factory=list)
+    failures: list[tuple[uuid.UUID, str]] = field(default_factory=list)  # (client, why)
+
+
 def close_all(
     database: Database,
     pairs: list[tuple[uuid.UUID, str]],
     grace: timedelta,
     finalise: bool = False,
     progress: Callable[[], None] | None = None,
-) -> list[uuid.UUID]:
-    """Close each (client, period) in its own transaction; the invoices made or found."""
-    done = []
+) -> Closed:
+    """Close each (client, period) in its own transaction: the invoices made or found,
+    and the clients that could not be closed (retried on the next run)."""
+    closed = Closed()
     for tenant_id, period in pairs:
         try:
             with database.session() as session:
                 bind(session, AccessScope.everything())
                 invoice = close.close(session, tenant_id, period, grace, finalise=finalise)
                 if invoice is not None:
-                    done.append(invoice.id)
-        except Exception:  # one client's failure must not stop the others: it is retried next run
+                    closed.invoices.append(invoice.id)
+        except DomainError as error:
+            reasons = [error.detail or error.title] + [e.message for e in error.errors]
+            closed.failures.append((tenant_id, "; ".join(r for r in reasons if r)))
+        except Exception:  # one client's failure must not stop the others
             log.exception("billing.close_failed", tenant_id=str(tenant_id), period=period)
+            closed.failures.append((tenant_id, "unexpected error (see the log)"))
         if progress:
             progress()
-    return done
+    return closed

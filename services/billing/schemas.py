@@ -106,7 +106,7 @@ class ContractVersionIn(BaseModel):
 
     effective_from: date | None = None  # default: the first day of the current month
     issuing_entity: Annotated[str, StringConstraints(min_length=1, max_length=8)]  # its code
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), Field(examples=["EUR"])]
     billing_timezone: str = "Europe/Paris"
     locale: str | None = None  # default: the client's
     payment_terms_days: Annotated[int, Field(ge=0, le=120)] = 30

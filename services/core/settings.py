@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     webhook_allow_private_networks: bool = Field(
         default=False, description="Let webhooks reach loopback and private addresses (development only)."
     )
+    stripe_api_key: str = Field(default="", description="Stripe secret key; empty: invoices are not synced.")
+    stripe_api_base: str = Field(
+        default="", description='Stripe API address: "" for Stripe itself, or a localstripe URL.'
+    )
+    stripe_webhook_secret: str = Field(
+        default="", description="Verifies the Stripe-Signature of POST /stripe/webhooks (whsec_...)."
+    )
 
     @property
     def sqlite_path(self) -> Path:

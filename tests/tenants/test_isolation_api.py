@@ -178,6 +178,68 @@ def _offer(db: Database, settings: Settings, tenant: Tenant) -> Made:
     return offer_id, [str(offer_id)]
 
 
+def _billed(db: Database, tenant: Tenant) -> Any:
+    """A's finalised invoice of last month, with an SLA credit line (made once per tenant)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from services.billing import close, contracts, periods
+    from services.billing.models import InvoiceLine, IssuingEntity
+    from services.core.time import month_bounds, utcnow
+    from services.sla.models import SlaClock
+    from tenants.scoping import AccessScope, bind
+    from tests.factories import advance, make_contract, make_issuing_entity, record_usage
+
+    period = periods.previous_period(utcnow(), "Europe/Paris")
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        found = close.current_invoice(session, tenant.organization.id, period)
+        has_entity = session.scalar(select(IssuingEntity.id).where(IssuingEntity.code == "IE"))
+    if found is None:
+        if has_entity is None:
+            make_issuing_entity(db)
+        credits = {"metrics": {"resolution": [{"below": 99, "credit_percent": 5}]}}
+        with db.session() as session:
+            bind(session, AccessScope.everything())
+            has_contract = contracts.contract_of(session, tenant.organization.id) is not None
+        if not has_contract:
+            make_contract(db, tenant.organization, sla_credits=credits, billing_timezone="Europe/Paris")
+        middle = month_bounds(period, "Europe/Paris")[0] + timedelta(days=10)
+        record_usage(db, tenant.organization, "task_completed", 7, middle, task_kind="support_ticket")
+        task = make_task(db, make_queue(db, tenant.organization))
+        advance(db, task, "assign", "start", "resolve")
+        with db.session() as session:
+            bind(session, AccessScope.everything())
+            session.execute(
+                update(SlaClock)
+                .where(SlaClock.task_id == task.id)
+                .values(outcome="breached", breached_at=middle, settled_at=middle)
+            )
+            found = close.close(session, tenant.organization.id, period, timedelta(hours=1), finalise=True)
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        line = session.scalars(
+            select(InvoiceLine).where(InvoiceLine.invoice_id == found.id, InvoiceLine.kind == "credit")
+        ).one()
+        return found.id, found.number, line.id, found.contract_id
+
+
+def _contract(db: Database, settings: Settings, tenant: Tenant) -> Made:
+    *_, contract_id = _billed(db, tenant)
+    return contract_id, [str(contract_id)]
+
+
+def _invoice(db: Database, settings: Settings, tenant: Tenant) -> Made:
+    invoice_id, number, _line, _contract = _billed(db, tenant)
+    return invoice_id, [str(invoice_id), number]
+
+
+def _line(db: Database, settings: Settings, tenant: Tenant) -> Made:
+    invoice_id, _number, line_id, _contract = _billed(db, tenant)
+    return line_id, [str(line_id)], {"invoice_id": invoice_id}
+
+
 FACTORIES: dict[str, Factory] = {
     "organization_id": _organization,
     "api_client_id": _api_client,
@@ -193,6 +255,9 @@ FACTORIES: dict[str, Factory] = {
     "agent_id": _agent,
     "engagement_id": _engagement,
     "offer_id": _offer,
+    "contract_id": _contract,
+    "invoice_id": _invoice,
+    "line_id": _line,
 }
 # A provider's objects: the client that "owns" the other factories' objects does not see them.
 PROVIDERS_OWN = {"team_id", "agent_id"}
@@ -223,6 +288,8 @@ def _minimal_body(schema: dict[str, Any], document: dict[str, Any]) -> Any:
         return _minimal_body(schema["anyOf"][0], document)
     if "enum" in schema:
         return schema["enum"][0]
+    if "examples" in schema:  # a string with a pattern ("EUR")
+        return schema["examples"][0]
     if schema.get("format") == "uuid":
         return str(uuid.uuid4())
     kind = schema.get("type")
