@@ -31,6 +31,7 @@ from services.metering import routes as metering_routes
 from services.notify import routes as notify_routes
 from services.routing import routes as routing_routes
 from services.sla import routes as sla_routes
+from services.web import billing as web_billing
 from services.web import deps as web_deps
 from services.web import engagements as web_engagements
 from services.web import errors as web_errors
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(web_workspace.router)
     app.include_router(web_team_board.router)
     app.include_router(web_engagements.router)
+    app.include_router(web_billing.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_operations_routes(app)
 

@@ -130,6 +130,12 @@ VOLUME: dict[str, list[tuple[str, str | None, str | None, str, bool]]] = {
         ("handle_minutes", "order_processing", "pl", "1152", False),
     ],
 }
+QUEUE_OF = {
+    "Assurances Lumière": "Support FR",
+    "Brandt Logistik GmbH": "Vertragsdokumente DE",
+    "Seguros Iberia SA": "Siniestros ES",
+    "Mazowsze Logistyka sp. z o.o.": "Zamówienia PL",
+}
 HISTORY_TASKS = 12  # Lumière's, worked for real and dated back; two breached their resolution
 SYSTEM = Actor("system", None, "demo history", Side.OPERATOR)
 
@@ -211,6 +217,7 @@ def _record(
     at: datetime,
     key: str,
     out_of_hours: bool,
+    queue_id: uuid.UUID | None = None,
 ) -> None:
     row = metering.row(
         client.id,
@@ -222,14 +229,17 @@ def _record(
         task_kind=kind,
         language=language,
         out_of_hours=out_of_hours,
+        queue_id=queue_id,
     )
     insert_rows(session, UsageEvent, [row], unless_taken=metering.UNIQUE_KEY)
 
 
 def _volume(session: Session, client: Organization, name: str, at: datetime) -> None:
+    with narrowed_to(session, client.id):
+        queue_id = session.scalars(select(Queue.id).where(Queue.name == QUEUE_OF[name])).one()
     for index, (metric, kind, language, quantity, out_of_hours) in enumerate(VOLUME[name]):
         key = f"demo:history:{month_of(at, 'UTC')}:{index}"
-        _record(session, client, metric, kind, language, Decimal(quantity), at, key, out_of_hours)
+        _record(session, client, metric, kind, language, Decimal(quantity), at, key, out_of_hours, queue_id)
 
 
 def _worked_history(session: Session, client: Organization, queue: Queue, day: datetime) -> None:

@@ -93,6 +93,7 @@ def invoice_out(
         period=invoice.period,
         currency=invoice.currency,
         locale=invoice.locale,
+        timezone=invoice.timezone,
         period_start=invoice.period_start,
         period_end=invoice.period_end,
         lines=lines,
@@ -137,6 +138,7 @@ def preview(session: Session, principal: Principal, tenant_id: uuid.UUID | None)
         period=period,
         currency=computed.version.currency,
         locale=locale,
+        timezone=computed.version.billing_timezone,
         period_start=computed.period_start,
         period_end=computed.period_end,
         lines=[

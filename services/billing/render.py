@@ -8,8 +8,10 @@ Polish client's in Polish with złoty.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 from babel import Locale
@@ -45,8 +47,11 @@ def html(invoice: InvoiceOut, locale: str | None = None) -> str:
     def country(code: str | None) -> str:
         return babel_locale.territories.get(code or "", code or "")
 
+    zone = ZoneInfo(invoice.timezone)
     return TEMPLATES.get_template("invoice.html").render(
         invoice=invoice,
+        first_day=invoice.period_start.astimezone(zone).date(),
+        last_day=(invoice.period_end.astimezone(zone) - timedelta(days=1)).date(),
         locale=locale,
         _=gettext,
         amount=amount,

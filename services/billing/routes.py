@@ -152,9 +152,12 @@ def line_evidence(
     session: DbSession,
     principal: CurrentPrincipal,
     page: Paging,
+    format: Annotated[
+        str | None, Query(pattern="^(json|csv)$", description="csv: as with Accept: text/csv")
+    ] = None,
 ) -> Response | Page[ClockWithLog]:
     found, next_cursor = invoices.evidence(session, principal, invoice_id, line_id, page)
-    if "text/csv" in request.headers.get("accept", ""):
+    if format == "csv" or "text/csv" in request.headers.get("accept", ""):
         return Response(
             reports.breaches_csv(found),
             media_type="text/csv; charset=utf-8",

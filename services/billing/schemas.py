@@ -205,6 +205,7 @@ class InvoiceOut(BaseModel):
     period: str
     currency: str
     locale: str
+    timezone: str  # the contract's billing timezone: the period's days are its days
     period_start: datetime
     period_end: datetime
     lines: list[LineOut]

@@ -75,7 +75,7 @@ def client_for(settings: Settings) -> stripe.StripeClient | None:
         settings.stripe_api_key,
         base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else None,
         max_network_retries=2,  # safe: every write carries an idempotency key
-        http_client=stripe.HTTPXClient(timeout=TIMEOUT_SECONDS, allow_sync_methods=True),
+        http_client=stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
     )
 
 
@@ -110,7 +110,8 @@ def sync_pending(database: Database, settings: Settings, now: datetime | None = 
         try:
             with database.session() as session:
                 bind(session, AccessScope.everything())
-                synced += _sync(session, invoice_id, client)
+                if _sync(session, invoice_id, client, due_by=now):
+                    synced += 1
         except Exception as error:  # one invoice must not stop the others; it is retried later
             log.exception("billing.stripe_sync_crashed", invoice_id=str(invoice_id))
             _count_failure(database, invoice_id, f"internal error: {type(error).__name__}: {error}")
@@ -144,11 +145,15 @@ def sync_invoice(session: Session, invoice_id: uuid.UUID, client: stripe.StripeC
     _sync(session, invoice_id, client)
 
 
-def _sync(session: Session, invoice_id: uuid.UUID, client: stripe.StripeClient) -> bool:
+def _sync(
+    session: Session, invoice_id: uuid.UUID, client: stripe.StripeClient, due_by: datetime | None = None
+) -> bool:
     # Locked: a second sync of the same invoice (an overlapping run) waits, then finds it open.
     invoice = fetch(session, Invoice, invoice_id, lock=True)
     if invoice is None or invoice.status is not InvoiceStatus.PENDING_SYNC:
         return False
+    if due_by is not None and next_attempt_at(invoice) > due_by:
+        return False  # an overlapping run failed it while this one waited for the lock
     # Locked too: two invoices of one client (an invoice and its credit note) share a customer.
     contract = fetch(session, Contract, invoice.contract_id, lock=True)
     assert contract is not None
@@ -186,18 +191,20 @@ def _push(
 ) -> stripe.Invoice:
     """Customer, subscription, items, invoice: each found again before it is made."""
     customer_id = _customer(session, client, contract)
+    # Before the subscription too: localstripe puts pending items on a new one's first invoice.
+    there = _pending_items(client, invoice, customer_id)
     currency = invoice.currency.lower()
     subscription_id = _subscription(session, client, contract, customer_id, _plan(client, currency), currency)
     found = _stripe_invoice(client, invoice, customer_id, subscription_id)
     if found is None:
-        _items(session, client, invoice, customer_id, subscription_id)
+        _items(session, client, invoice, customer_id, subscription_id, there)
         found = client.v1.invoices.create(
             params={
                 "customer": customer_id,
                 "subscription": subscription_id,
                 "pending_invoice_items_behavior": "include",
-                "description": invoice.number or "",
                 "metadata": _invoice_metadata(invoice),
+                **({"description": invoice.number} if invoice.number else {}),
             },
             options={"idempotency_key": f"bpo-invoice-{invoice.id}"},
         )
@@ -218,11 +225,10 @@ def _push(
 
 
 def _invoice_metadata(invoice: Invoice) -> dict[str, str]:
-    return {
-        "invoice_id": str(invoice.id),
-        "number": invoice.number or "",
-        "tenant_id": str(invoice.tenant_id),
-    }
+    metadata = {"invoice_id": str(invoice.id), "tenant_id": str(invoice.tenant_id)}
+    if invoice.number:  # Stripe takes an empty value for "remove the key"
+        metadata["number"] = invoice.number
+    return metadata
 
 
 def _metadata(obj: Any) -> dict[str, str]:
@@ -241,7 +247,7 @@ def _customer(session: Session, client: stripe.StripeClient, contract: Contract)
         customer_id = client.v1.customers.create(
             params={
                 "name": organization.name,
-                "preferred_locales": [organization.default_locale],
+                "preferred_locales": [organization.default_locale.replace("_", "-")],
                 "metadata": {"tenant_id": tenant_id},
             },
             options={"idempotency_key": f"bpo-customer-{tenant_id}"},
@@ -253,13 +259,14 @@ def _customer(session: Session, client: stripe.StripeClient, contract: Contract)
 
 def _customer_by_metadata(client: stripe.StripeClient, tenant_id: str) -> str | None:
     """The customer an earlier attempt made but did not record. Stripe's search answers
-    in one call; localstripe has none (a 404 without a body), so its list is read."""
+    in one call; localstripe has none (it answers 404, as for a customer "search"), so
+    its list is read."""
     try:
         found = client.v1.customers.search(params={"query": f"metadata['tenant_id']:'{tenant_id}'"})
         for customer in found.data:
             return str(customer.id)
         return None
-    except stripe.APIError as error:
+    except stripe.StripeError as error:
         if error.http_status != 404:
             raise
     for customer in _all(client.v1.customers.list(params={"limit": 100})):
@@ -366,15 +373,15 @@ def _stripe_invoice(
     return None
 
 
-def _items(
-    session: Session, client: stripe.StripeClient, invoice: Invoice, customer_id: str, subscription_id: str
-) -> None:
-    """One pending invoice item per line and per tax rate, those already there skipped."""
+def _pending_items(client: stripe.StripeClient, invoice: Invoice, customer_id: str) -> set[str]:
+    """The line ids of this invoice's items already pending in Stripe (an earlier attempt
+    made them); any other pending item holds the sync back, since Stripe would put it on
+    this invoice, whose total would then not be ours."""
     ours = str(invoice.id)
     there: set[str] = set()
     others = []
     for item in _all(client.v1.invoice_items.list(params={"customer": customer_id, "limit": 100})):
-        if item.invoice is not None:
+        if item.invoice is not None:  # real Stripe lists invoiced items too
             continue
         metadata = _metadata(item)
         if metadata.get("invoice_id") == ours:
@@ -382,11 +389,22 @@ def _items(
         else:
             others.append(item.id)
     if others:
-        # Stripe would put them on this invoice, whose total would then not be ours.
         raise SyncBlocked(
             f"the Stripe customer {customer_id} has pending invoice items of something else: "
             + ", ".join(others[:5])
         )
+    return there
+
+
+def _items(
+    session: Session,
+    client: stripe.StripeClient,
+    invoice: Invoice,
+    customer_id: str,
+    subscription_id: str,
+    there: set[str],
+) -> None:
+    """One pending invoice item per line and per tax rate, those already there skipped."""
     for part, key, amount, description in _parts(session, invoice):
         if part in there or amount == 0:
             continue
@@ -397,7 +415,7 @@ def _items(
                 "amount": amount,
                 "currency": invoice.currency.lower(),
                 "description": description,
-                "metadata": {"invoice_id": ours, "line_id": part},
+                "metadata": {"invoice_id": str(invoice.id), "line_id": part},
             },
             options={"idempotency_key": key},
         )

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import jinja2
 from babel import Locale
-from babel.dates import format_datetime, format_timedelta
+from babel.dates import format_date, format_datetime, format_timedelta
 from babel.lists import format_list
 from babel.numbers import format_decimal, format_percent
 from fastapi import Request
@@ -171,6 +171,9 @@ def locale_helpers(locale: str, timezone: str | None) -> dict[str, Any]:
             return "—"
         return format_datetime(value, format=format, tzinfo=ZoneInfo(timezone or "UTC"), locale=babel_locale)
 
+    def day(value: date | None, format: str = "medium") -> str:
+        return "—" if value is None else format_date(value, format=format, locale=babel_locale)
+
     def number(value: float | int) -> str:
         return format_decimal(value, locale=babel_locale)
 
@@ -200,6 +203,7 @@ def locale_helpers(locale: str, timezone: str | None) -> dict[str, Any]:
         "gettext": gettext,
         "ngettext": ngettext,
         "when": when,
+        "day": day,
         "number": number,
         "country": country,
         "percent": percent,
