@@ -61,23 +61,29 @@ DESCRIPTIONS = [
 ]
 
 
-def fresh_database() -> None:
+def database_urls(database: str) -> tuple[str, str]:
+    """The application's and the owner's URL of a benchmark database."""
+    return APP_URL.replace(DATABASE, database), OWNER_URL.replace(DATABASE, database)
+
+
+def fresh_database(database: str = DATABASE) -> None:
+    """Drop and create ``database`` with the roles of infra/postgres/roles.sql, migrated."""
     psql = ["psql", "-q", "-U", "postgres", "-h", "127.0.0.1", "-v", "ON_ERROR_STOP=1"]
-    subprocess.run([*psql, "-c", f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"], check=True)
+    subprocess.run([*psql, "-c", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"], check=True)
     variables = ["owner=bpo_owner", "owner_password=bpo_owner", "app=bpo_app", "app_password=bpo_app"]
     subprocess.run(
         [
             *psql,
             *[a for v in variables for a in ("-v", v)],
             "-v",
-            f"database={DATABASE}",
+            f"database={database}",
             "-f",
             str(ROOT / "infra/postgres/roles.sql"),
         ],
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    upgrade(OWNER_URL)
+    upgrade(database_urls(database)[1])
 
 
 def serve(command: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:

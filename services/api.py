@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(routing_routes.router)
     app.include_router(metering_routes.router)
     app.include_router(billing_routes.router)
+    app.include_router(billing_routes.stripe_router)
     app.include_router(web_routes.router)
     app.include_router(web_portal.router)
     app.include_router(web_webhooks.router)

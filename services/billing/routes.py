@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from services.billing import close, contracts, invoices, render
+from services.billing import close, contracts, invoices, render, stripe_webhooks
 from services.billing.models import Contract, InvoiceStatus
 from services.billing.schemas import (
     ContractCreate,
@@ -205,3 +205,24 @@ def close_period(
     if invoice is None:
         raise ValidationFailed(errors=[FieldError("/tenant_id", "the client has no contract in force then")])
     return invoices.invoice_out(session, principal, invoice)
+
+
+stripe_router = APIRouter(route_class=UnitOfWorkRoute, tags=["billing"], responses=PROBLEM_RESPONSES)
+
+
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()  # the signature is over the bytes as sent
+
+
+@stripe_router.post("/stripe/webhooks", summary="Stripe's events: invoices paid, failed or voided")
+def stripe_webhook(
+    request: Request,
+    payload: Annotated[bytes, Depends(_raw_body)],
+    session: DbSession,
+    settings: AppSettings,
+) -> dict[str, str]:
+    """Verified by the ``Stripe-Signature`` header (400 and no change when it is wrong);
+    a duplicate or an older event than the state it would change is answered and ignored."""
+    return {
+        "outcome": stripe_webhooks.handle(session, payload, request.headers.get("Stripe-Signature"), settings)
+    }

@@ -56,6 +56,8 @@ celery_app.conf.update(
         "metering.record": {"task": "metering.record", "schedule": 5.0, "options": {"expires": 15}},
         # Midnight in each contract's billing timezone comes on the hour or half hour somewhere.
         "billing.close_due": {"task": "billing.close_due", "schedule": 300.0, "options": {"expires": 600}},
+        # Overlapping syncs are safe: each invoice is synced under its row lock.
+        "billing.sync_stripe": {"task": "billing.sync_stripe", "schedule": 30.0, "options": {"expires": 60}},
     },
     imports=[
         "services.identity.jobs",

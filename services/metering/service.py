@@ -151,6 +151,8 @@ class _Batch:
     tenants: dict[uuid.UUID, str | None] = field(default_factory=dict)  # id -> error, or None
     metrics: dict[uuid.UUID, frozenset[str]] = field(default_factory=dict)
     adjustments: dict[tuple[uuid.UUID, str], Adjustment | None] = field(default_factory=dict)
+    # An event reversed already (or earlier in the batch) -> the idempotency key of its reversal.
+    reversed_by: dict[uuid.UUID, str] = field(default_factory=dict)
 
     def tenant_error(self, tenant_id: uuid.UUID) -> str | None:
         if tenant_id not in self.tenants:
@@ -180,6 +182,7 @@ def ingest(session: Session, principal: Principal, settings: Settings, events: l
     results: list[EventResult | None] = [None] * len(events)
     rows: dict[int, dict[str, Any]] = {}
     originals = _originals(session, events)
+    batch.reversed_by = _reversals_of(session, list(originals.values()))
     for index, raw in enumerate(events):
         outcome = _checked(batch, index, raw, originals)
         if isinstance(outcome, EventResult):
@@ -201,7 +204,8 @@ def ingest(session: Session, principal: Principal, settings: Settings, events: l
 
 
 def _originals(session: Session, events: list[Any]) -> dict[tuple[uuid.UUID, uuid.UUID], UsageEvent]:
-    """The events that reversals in the batch name, read at once."""
+    """The events that reversals in the batch name, read at once and locked: two requests
+    reversing one event take turns, so the second sees the first's reversal."""
     wanted = set()
     for raw in events:
         if isinstance(raw, dict) and isinstance(raw.get("reverses"), str):
@@ -211,8 +215,24 @@ def _originals(session: Session, events: list[Any]) -> dict[tuple[uuid.UUID, uui
                 continue
     if not wanted:
         return {}
-    found = session.scalars(select(UsageEvent).where(UsageEvent.id.in_(wanted)))
+    found = session.scalars(select(UsageEvent).where(UsageEvent.id.in_(wanted)).with_for_update())
     return {(event.tenant_id, event.id): event for event in found}
+
+
+def _reversals_of(session: Session, originals: list[UsageEvent]) -> dict[uuid.UUID, str]:
+    """Which of ``originals`` are reversed already, and by which key. A reversal has its
+    original's tenant and time, so the (tenant, occurred_at) index finds it."""
+    if not originals:
+        return {}
+    found = session.execute(
+        select(UsageEvent.reverses_id, UsageEvent.idempotency_key).where(
+            tuple_(UsageEvent.tenant_id, UsageEvent.occurred_at).in_(
+                [(o.tenant_id, o.occurred_at) for o in originals]
+            ),
+            UsageEvent.reverses_id.in_([o.id for o in originals]),
+        )
+    )
+    return {original_id: key for original_id, key in found if original_id is not None}
 
 
 def _rejected(index: int, errors: list[EventError]) -> EventResult:
@@ -294,6 +314,8 @@ def _reversal(
         return _rejected(index, [EventError(pointer=f"{at}/reverses", message="a reversal is not reversed")])
     if not item.reason:
         return _rejected(index, [EventError(pointer=f"{at}/reason", message="a reversal needs a reason")])
+    if batch.reversed_by.setdefault(original.id, item.idempotency_key) != item.idempotency_key:
+        return _rejected(index, [EventError(pointer=f"{at}/reverses", message="reversed already")])
     return row(
         original.tenant_id,
         original.metric,
@@ -373,8 +395,10 @@ def report(
     _require_reader(principal)
     check_period(period)
     tenant_id = tenant_id or _own_client(principal)
-    if tenant_id is not None and fetch(session, Organization, tenant_id) is None:
-        raise NotFound("no such client organisation", errors=[FieldError("/tenant_id", "no such client")])
+    if tenant_id is not None:
+        organization = fetch(session, Organization, tenant_id)
+        if organization is None or organization.kind is not OrgKind.CLIENT:  # a provider's id too
+            raise NotFound("no such client organisation", errors=[FieldError("/tenant_id", "no such client")])
     zone = RULES.timezone(session, tenant_id) if tenant_id else "UTC"
     since, until = month_bounds(period, zone)
     query = (

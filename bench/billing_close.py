@@ -1,0 +1,185 @@
+"""Closing a billing period on PostgreSQL, against a bare ``GROUP BY`` over the same rows.
+
+``--tenants`` clients (1,000) with a contract each and ``--events`` usage events
+(10,000,000) in last month, spread over them and over three metrics. The baseline is
+the one statement any billing system must at least run: ``SELECT tenant_id, metric,
+sum(quantity), count(*) ... GROUP BY tenant_id, metric`` over the period, as the
+application role. The close is ``bpo billing close --period P --finalise`` in its own
+process, as an operator runs it: per client, usage aggregated by the database, rated,
+taxed, numbered and stored. Printed: both times, the ratio (target <= 2) and the close
+process's peak RSS, which must not grow with the events (it streams; nothing holds the
+period in memory).
+
+Needs PostgreSQL as in CI; (re)creates the database ``bpo_bench_billing``. Run:
+``.venv/bin/python bench/billing_close.py [--events 10000000] [--tenants 1000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.intake import database_urls, fresh_database  # noqa: E402
+from services.core.database import Database  # noqa: E402
+
+DATABASE = "bpo_bench_billing"
+APP_URL, OWNER_URL = database_urls(DATABASE)
+METRICS = (("task_completed", "support_ticket"), ("handle_minutes", "support_ticket"), ("sla_met", None))
+CARD = {
+    "prices": [
+        {
+            "metric": "task_completed",
+            "task_kind": "support_ticket",
+            "tiers": [
+                {"first": "0", "up_to": "5000", "unit_price": "2.35"},
+                {"first": "5000", "up_to": None, "unit_price": "1.95"},
+            ],
+        },
+        {"metric": "handle_minutes", "unit_price": "0.4125"},
+    ],
+    "minimum": "100",
+}
+
+
+def build(tenants: int) -> tuple[list[uuid.UUID], str]:
+    """The clients, the issuing entity and a contract each; their ids and last month."""
+    import services.models  # noqa: F401
+    from services.billing import contracts, periods
+    from services.billing.schemas import ContractCreate, ContractVersionIn, IssuingEntityIn
+    from services.core.time import utcnow
+    from services.demo_work import platform_principal
+    from tenants import service as tenancy
+    from tenants.principal import OrgKind
+    from tenants.scoping import AccessScope, bind
+
+    database = Database(APP_URL, pool_size=2)
+    operator = platform_principal(uuid.UUID(int=0))
+    ids = []
+    with database.session() as session:
+        bind(session, AccessScope.everything())
+        contracts.create_issuing_entity(
+            session,
+            operator,
+            IssuingEntityIn(
+                code="IE", name="Bench Ltd", country="IE", vat_number="IE6388047V", address="Dublin"
+            ),
+        )
+        for n in range(tenants):
+            client = tenancy.create_organization(
+                session, kind=OrgKind.CLIENT, name=f"Client {n}", country="FR"
+            )
+            version = ContractVersionIn(
+                issuing_entity="IE", currency="EUR", effective_from="2026-01-01", rate_card=CARD
+            )
+            contracts.create_contract(
+                session, operator, ContractCreate(tenant_id=client.id, name=f"Contract {n}", version=version)
+            )
+            ids.append(client.id)
+    database.engine.dispose()
+    return ids, periods.previous_period(utcnow(), "Europe/Paris")
+
+
+def load_usage(tenants: list[uuid.UUID], period: str, events: int) -> float:
+    """COPY the events as the superuser (COPY FROM refuses tables with row security, which
+    a superuser bypasses): seconds taken."""
+    import psycopg
+
+    from services.core.time import month_bounds
+
+    start, end = month_bounds(period, "Europe/Paris")
+    span = (end - start).total_seconds() - 1
+    columns = (
+        "id, tenant_id, metric, quantity, occurred_at, recorded_at, task_kind, out_of_hours, source,"
+        " idempotency_key, body_hash"
+    )
+    started = time.perf_counter()
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{DATABASE}") as connection:
+        with connection.cursor() as cursor, cursor.copy(f"COPY usage_events ({columns}) FROM STDIN") as copy:
+            buffer = io.StringIO()
+            for n in range(events):
+                tenant = tenants[n % len(tenants)]
+                metric, kind = METRICS[n % 3]
+                at = (start + timedelta(seconds=span * ((n * 7919) % events) / events)).isoformat()
+                quantity = 1_000_000 if metric != "handle_minutes" else 4_250_000  # micros
+                buffer.write(
+                    f"{uuid.uuid4()}\t{tenant}\t{metric}\t{quantity}\t{at}\t{at}\t{kind or chr(92) + 'N'}\tf"
+                    f"\tbench\tb{n}\tx\n"
+                )
+                if n % 50_000 == 49_999:
+                    copy.write(buffer.getvalue())
+                    buffer = io.StringIO()
+            copy.write(buffer.getvalue())
+        connection.execute("ANALYZE usage_events")
+    return time.perf_counter() - started
+
+
+def baseline(period: str) -> float:
+    import psycopg
+
+    from services.core.time import month_bounds
+
+    start, end = month_bounds(period, "Europe/Paris")
+    with psycopg.connect(APP_URL.replace("postgresql+psycopg", "postgresql")) as connection:
+        connection.execute("SET bpo.all_tenants = 'on'")
+        started = time.perf_counter()
+        rows = connection.execute(
+            "SELECT tenant_id, metric, sum(quantity), count(*) FROM usage_events"
+            " WHERE occurred_at >= %s AND occurred_at < %s GROUP BY tenant_id, metric",
+            (start, end),
+        ).fetchall()
+        took = time.perf_counter() - started
+    assert rows, "the baseline found no usage"
+    return took
+
+
+def close(period: str) -> tuple[float, float, str]:
+    """``bpo billing close`` in its own process: seconds, peak RSS in MiB, its last line."""
+    env = {**os.environ, "BPO_DATABASE_URL": APP_URL, "BPO_MIGRATION_DATABASE_URL": OWNER_URL}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(ROOT / ".venv/bin/bpo"), "billing", "close", "--period", period, "--finalise"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    took = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return took, max(peak, before) / 1024, done.stdout.strip().splitlines()[-1][:200]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--tenants", type=int, default=1000)
+    arguments = parser.parse_args()
+    fresh_database(DATABASE)
+    tenants, period = build(arguments.tenants)
+    loaded = load_usage(tenants, period, arguments.events)
+    print(
+        f"{arguments.events:,} usage events of {arguments.tenants:,} clients in {period} (COPY {loaded:.0f} s)"
+    )
+    group_by = min(baseline(period) for _ in range(3))
+    took, peak_mib, last = close(period)
+    print(f"bare GROUP BY tenant, metric: {group_by:.2f} s (best of 3)")
+    print(f"bpo billing close --finalise: {took:.2f} s, peak RSS {peak_mib:.0f} MiB")
+    print(f"  {last}")
+    print(f"ratio close / GROUP BY: {took / group_by:.2f} (target <= 2)")
+
+
+if __name__ == "__main__":
+    main()
