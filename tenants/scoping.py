@@ -15,7 +15,7 @@ on PostgreSQL, where row-level security enforces it a second time (see
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -256,10 +256,11 @@ class ScopedRead:
 
 
 @contextmanager
-def narrowed_to(session: Session, tenant_id: uuid.UUID | None) -> Iterator[Session]:
+def narrowed_to(session: Session, tenant_id: uuid.UUID | Collection[uuid.UUID] | None) -> Iterator[Session]:
     """Within the block, only ``tenant_id``'s rows (if the scope sees them at all):
     for an operator acting on one tenant's object, e.g. checking a unique reference, or
-    a report on one of its tenants. ``None`` leaves the scope as it is."""
+    a report on one of its tenants; or on several at once (a batch of a job). ``None``
+    leaves the scope as it is."""
     scope = current_scope(session)
     if scope is None:
         raise UnscopedAccess("narrowing a session without an access scope")
@@ -270,7 +271,8 @@ def narrowed_to(session: Session, tenant_id: uuid.UUID | None) -> Iterator[Sessi
     # which row-level security still enforces, and no round trip is spent re-setting them;
     # also when the transaction begins within the block (``_set_database_settings``).
     outer = session.info.setdefault(DATABASE_SCOPE_KEY, scope)
-    session.info[SCOPE_KEY] = AccessScope.tenants({tenant_id} if scope.sees(tenant_id) else set())
+    wanted = {tenant_id} if isinstance(tenant_id, uuid.UUID) else set(tenant_id)
+    session.info[SCOPE_KEY] = AccessScope.tenants({t for t in wanted if scope.sees(t)})
     try:
         yield session
     finally:

@@ -96,3 +96,21 @@ def test_tasks_import_names_a_bad_file_in_one_line(tmp_path: Path) -> None:
     assert line.startswith("error: ") and "semicolon" in line
     unknown = _bpo(tmp_path, "tasks", "import", str(source), "--queue", "not-a-uuid")
     assert unknown.returncode == 1 and "--queue" in unknown.stderr
+
+
+def test_billing_close_makes_one_invoice_per_client_and_closing_again_changes_nothing(tmp_path: Path) -> None:
+    seeded = _bpo(tmp_path, "demo", "seed", "--json")
+    assert seeded.returncode == 0, seeded.stderr
+    period = json.loads(seeded.stdout.strip().splitlines()[-1])["invoices"][0]["period"]
+    first = _bpo(tmp_path, "billing", "close", "--period", period, "--finalise")
+    assert first.returncode == 0, first.stderr
+    made = json.loads(first.stdout.strip().splitlines()[-1])
+    assert made["clients"] == 4 and len(made["invoices"]) == 4  # the demo closed them already: found
+    again = json.loads(_bpo(tmp_path, "billing", "close", "--period", period).stdout.strip().splitlines()[-1])
+    assert sorted(again["invoices"]) == sorted(made["invoices"])
+
+
+def test_billing_close_names_a_bad_period_in_one_line(tmp_path: Path) -> None:
+    answer = _bpo(tmp_path, "billing", "close", "--period", "2026-13")
+    assert answer.returncode == 1
+    assert answer.stderr.strip().splitlines() == ["error: --period must be a month as YYYY-MM, got '2026-13'"]

@@ -11,7 +11,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.billing import close, contracts, descriptions, numbering, tax
+from services.billing import close, contracts, descriptions, numbering, readings, tax
 from services.billing.models import (
     FINAL_STATUSES,
     Invoice,
@@ -120,9 +120,7 @@ def preview(session: Session, principal: Principal, tenant_id: uuid.UUID | None)
     contracts.client_of(session, tenant_id)
     now = utcnow()
     period = month_of(now, contracts.zone_of(session, tenant_id))
-    computed = close.compute(
-        session, tenant_id, period, now, close.previous_cutoff(session, tenant_id, period)
-    )
+    computed = close.compute(readings.read(session, [tenant_id], period, now), tenant_id)
     if computed is None:
         raise NotFound(
             "the client has no contract in force", errors=[FieldError("/tenant_id", "no contract")]

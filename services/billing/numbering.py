@@ -8,8 +8,9 @@ back finalisation gives its number back with the lock).
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import TYPE_CHECKING
+import uuid
+from collections import defaultdict
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -18,11 +19,13 @@ from sqlalchemy.orm import Session
 from services.billing.models import Invoice, InvoiceStatus, IssuingEntity
 from services.core.time import utcnow
 
-if TYPE_CHECKING:
-    from services.billing.close import Computed
+
+def next_number(session: Session, entity_id: uuid.UUID, year: int) -> str:
+    return next_numbers(session, entity_id, year, 1)[0]
 
 
-def next_number(session: Session, entity_id: object, year: int) -> str:
+def next_numbers(session: Session, entity_id: uuid.UUID, year: int, count: int) -> list[str]:
+    """``count`` consecutive numbers of the entity for ``year``, its row locked until commit."""
     entity = session.scalars(
         select(IssuingEntity)
         .where(IssuingEntity.id == entity_id)
@@ -31,17 +34,26 @@ def next_number(session: Session, entity_id: object, year: int) -> str:
     ).one()
     if entity.number_year != year:
         entity.number_year, entity.last_number = year, 0
-    entity.last_number += 1
-    return f"{entity.code}-{year}-{entity.last_number:06d}"
+    first = entity.last_number + 1
+    entity.last_number += count
+    return [f"{entity.code}-{year}-{n:06d}" for n in range(first, first + count)]
 
 
-def finalise(session: Session, invoice: Invoice, computed: Computed) -> None:
-    """Number and date a draft just recomputed; from now on nothing of it changes."""
+def finalise(session: Session, invoices: list[Invoice]) -> None:
+    """Number and date drafts just recomputed; from now on nothing of them changes. Numbers
+    follow the order given, per issuing entity and year of issue."""
     now = utcnow()
-    issued_on = now.astimezone(ZoneInfo(invoice.timezone)).date()
-    invoice.number = next_number(session, computed.entity.id, issued_on.year)
-    invoice.status = InvoiceStatus.PENDING_SYNC
-    invoice.finalised_at = now
-    invoice.issued_on = issued_on
-    invoice.due_on = issued_on + timedelta(days=invoice.payment_terms_days)
+    wanted: dict[tuple[uuid.UUID, int], list[tuple[Invoice, date]]] = defaultdict(list)
+    for invoice in invoices:
+        issued_on = now.astimezone(ZoneInfo(invoice.timezone)).date()
+        wanted[(invoice.issuing_entity_id, issued_on.year)].append((invoice, issued_on))
+    for (entity_id, year), members in sorted(wanted.items(), key=lambda item: (str(item[0][0]), item[0][1])):
+        for (invoice, issued_on), number in zip(
+            members, next_numbers(session, entity_id, year, len(members)), strict=True
+        ):
+            invoice.number = number
+            invoice.status = InvoiceStatus.PENDING_SYNC
+            invoice.finalised_at = now
+            invoice.issued_on = issued_on
+            invoice.due_on = issued_on + timedelta(days=invoice.payment_terms_days)
     session.flush()

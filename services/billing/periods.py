@@ -9,6 +9,7 @@ running again resumes (closing is idempotent).
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,8 +17,8 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy import select
 
-from services.billing import close, contracts
-from services.billing.models import Contract, Invoice, InvoiceStatus
+from services.billing import close
+from services.billing.models import ContractVersion, Invoice, InvoiceKind, InvoiceStatus
 from services.core.database import Database
 from services.core.errors import DomainError
 from services.core.time import month_bounds, month_of, utcnow
@@ -37,24 +38,43 @@ def due(database: Database, now: datetime | None = None) -> Iterator[tuple[uuid.
     now = now or utcnow()
     with database.session() as session:
         bind(session, AccessScope.everything())
-        tenants = list(session.scalars(select(Contract.tenant_id)))
-        drafts = session.execute(
-            select(Invoice.tenant_id, Invoice.period).where(
-                Invoice.status == InvoiceStatus.DRAFT, Invoice.finalise_after <= now
+        zones = {  # the timezone of each client's latest version
+            tenant_id: zone
+            for tenant_id, zone in session.execute(
+                select(ContractVersion.tenant_id, ContractVersion.billing_timezone).order_by(
+                    ContractVersion.effective_from, ContractVersion.version
+                )
             )
-        ).all()
-        pending = set()
-        for tenant_id in tenants:
-            period = previous_period(now, contracts.zone_of(session, tenant_id))
-            if close.current_invoice(session, tenant_id, period) is None:
-                pending.add((tenant_id, period))
-    yield from sorted(pending | {(t, p) for t, p in drafts}, key=lambda pair: (pair[1], str(pair[0])))
+        }
+        wanted = {(tenant_id, previous_period(now, zone)) for tenant_id, zone in zones.items()}
+        invoiced = {
+            (tenant_id, period)
+            for tenant_id, period in session.execute(
+                select(Invoice.tenant_id, Invoice.period).where(
+                    Invoice.kind == InvoiceKind.INVOICE,
+                    Invoice.status != InvoiceStatus.VOID,
+                    Invoice.period.in_({period for _tenant, period in wanted}),
+                )
+            )
+        }
+        drafts = {
+            (tenant_id, period)
+            for tenant_id, period in session.execute(
+                select(Invoice.tenant_id, Invoice.period).where(
+                    Invoice.status == InvoiceStatus.DRAFT, Invoice.finalise_after <= now
+                )
+            )
+        }
+    yield from sorted((wanted - invoiced) | drafts, key=lambda pair: (pair[1], str(pair[0])))
 
 
 @dataclass
 class Closed:
     invoices: list[uuid.UUID] = field(default_factory=list)
     failures: list[tuple[uuid.UUID, str]] = field(default_factory=list)  # (client, why)
+
+
+BATCH = 2000  # clients per transaction: one pass over the period's usage each (``readings``)
 
 
 def close_all(
@@ -64,22 +84,50 @@ def close_all(
     finalise: bool = False,
     progress: Callable[[], None] | None = None,
 ) -> Closed:
-    """Close each (client, period) in its own transaction: the invoices made or found,
-    and the clients that could not be closed (retried on the next run)."""
+    """Close each (client, period), a batch of clients per transaction: the invoices made
+    or found, and the clients that could not be closed (retried on the next run). A batch
+    that fails is closed again client by client, so one client's fault holds back no other."""
     closed = Closed()
+    by_period: dict[str, list[uuid.UUID]] = defaultdict(list)
     for tenant_id, period in pairs:
-        try:
-            with database.session() as session:
-                bind(session, AccessScope.everything())
-                invoice = close.close(session, tenant_id, period, grace, finalise=finalise)
-                if invoice is not None:
-                    closed.invoices.append(invoice.id)
-        except DomainError as error:
-            reasons = [error.detail or error.title] + [e.message for e in error.errors]
-            closed.failures.append((tenant_id, "; ".join(r for r in reasons if r)))
-        except Exception:  # one client's failure must not stop the others
-            log.exception("billing.close_failed", tenant_id=str(tenant_id), period=period)
-            closed.failures.append((tenant_id, "unexpected error (see the log)"))
-        if progress:
-            progress()
+        by_period[period].append(tenant_id)
+    for period, tenants in sorted(by_period.items()):
+        for start in range(0, len(tenants), BATCH):
+            chunk = tenants[start : start + BATCH]
+            if not _close_chunk(database, chunk, period, grace, finalise, closed):
+                for tenant_id in chunk:
+                    _close_chunk(database, [tenant_id], period, grace, finalise, closed)
+            if progress:
+                for _ in chunk:
+                    progress()
     return closed
+
+
+def _close_chunk(
+    database: Database,
+    tenants: list[uuid.UUID],
+    period: str,
+    grace: timedelta,
+    finalise: bool,
+    closed: Closed,
+) -> bool:
+    try:
+        with database.session() as session:
+            bind(session, AccessScope.everything())
+            done = close.close_batch(session, tenants, period, grace, finalise=finalise)
+            made = [invoice.id for invoice in done.invoices.values()]
+    except DomainError as error:
+        if len(tenants) > 1:
+            return False
+        reasons = [error.detail or error.title] + [e.message for e in error.errors]
+        closed.failures.append((tenants[0], "; ".join(r for r in reasons if r)))
+        return True
+    except Exception:
+        if len(tenants) > 1:
+            return False
+        log.exception("billing.close_failed", tenant_id=str(tenants[0]), period=period)
+        closed.failures.append((tenants[0], "unexpected error (see the log)"))
+        return True
+    closed.invoices += made
+    closed.failures += list(done.refused.items())
+    return True
