@@ -213,3 +213,59 @@ def test_an_sla_credit_line_follows_attainment_and_lists_its_breaches(
         f"/v1/invoices/{invoice.id}/lines/{credit[0].id}/evidence", headers={**headers, "Accept": "text/csv"}
     )
     assert as_csv.headers["content-type"].startswith("text/csv") and str(tasks[9].id) in as_csv.text
+
+
+def test_the_worked_example_of_the_docs_closes_to_the_same_lines(db: Database) -> None:
+    """docs/billing.md: April 2026, a second version from the 16th raising the minimum."""
+    from services.billing import contracts
+    from services.billing.schemas import ContractVersionIn
+    from tests.factories import OPERATOR
+
+    client = make_tenant(db)
+    make_issuing_entity(db)
+    card = {
+        "prices": [
+            {
+                "metric": "task_completed",
+                "task_kind": "support_ticket",
+                "tiers": [
+                    {"first": 0, "up_to": 1000, "unit_price": "2.35"},
+                    {"first": 1000, "unit_price": "1.95"},
+                ],
+            },
+            {"metric": "handle_minutes", "unit_price": "0.4125"},
+        ],
+        "surcharges": [{"when": "language", "languages": ["de"], "percent": "10"}],
+        "minimum": "4000",
+    }
+    contract = make_contract(db, client.organization, rate_card=card, tax_mode="domestic")
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        later = ContractVersionIn(
+            issuing_entity="IE",
+            currency="EUR",
+            effective_from="2026-04-16",
+            tax_mode="domestic",
+            rate_card={**card, "minimum": "4650"},
+        )
+        contracts.add_version(session, OPERATOR, contract.id, later)
+    april = datetime(2026, 4, 10, 12, tzinfo=UTC)
+    record_usage(db, client.organization, "task_completed", 600, april, task_kind="support_ticket")
+    record_usage(
+        db, client.organization, "task_completed", 634, april + timedelta(days=10), task_kind="support_ticket"
+    )
+    record_usage(db, client.organization, "handle_minutes", "2638", april, task_kind="support_ticket")
+    record_usage(
+        db, client.organization, "handle_minutes", "412.5", april, task_kind="support_ticket", language="de"
+    )
+    lines = _lines(db, _close(db, client, "2026-04"))
+    by_kind: dict[str, int] = {}
+    for line in lines:
+        by_kind[f"{line.kind.value}:{line.metric}"] = (
+            by_kind.get(f"{line.kind.value}:{line.metric}", 0) + line.amount
+        )
+    assert by_kind["usage:task_completed"] == 280630  # 1,000 x 2.35 + 234 x 1.95, over both versions
+    assert by_kind["usage:handle_minutes"] == 125833
+    assert by_kind["surcharge:None"] == 1702
+    assert by_kind["minimum:None"] == 24335  # 4000 x 15/30 + 4650 x 15/30 - usage
+    assert sum(line.amount for line in lines) == 432500
