@@ -96,5 +96,5 @@ def _usage(locale: str, metric: str | None, task_kind: str | None) -> str:
     what = gettext(locale, METRICS[metric]) if metric in METRICS else str(metric)
     if task_kind:
         kind = gettext(locale, TASK_KINDS[task_kind]) if task_kind in TASK_KINDS else task_kind
-        return f"{what}: {kind}"
+        return gettext(locale, _("%(what)s: %(kind)s"), what=what, kind=kind)
     return what

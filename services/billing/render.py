@@ -29,7 +29,8 @@ TEMPLATES = jinja2.Environment(
 )
 
 
-def html(invoice: InvoiceOut, locale: str | None = None) -> str:
+def html(invoice: InvoiceOut, locale: str | None = None, base_url: str = "") -> str:
+    """``base_url`` makes the links to the evidence absolute, for a PDF read offline."""
     locale = locale or invoice.locale
     translations = i18n.translations(locale)
     babel_locale = Locale.parse(locale)
@@ -58,12 +59,14 @@ def html(invoice: InvoiceOut, locale: str | None = None) -> str:
         day=day,
         country=country,
         article=REVERSE_CHARGE_ARTICLE,
-        quantity=lambda value: format_decimal(value, format="#,##0.######", locale=babel_locale),
+        base_url=base_url.rstrip("/"),
+        # Quantities are exact in the ledger; two decimals are what a reader needs.
+        quantity=lambda value: format_decimal(value, format="#,##0.##", locale=babel_locale),
         unit_price=lambda value: money.format_unit_price(value, invoice.currency, locale),
     )
 
 
-def pdf(invoice: InvoiceOut, locale: str | None = None) -> bytes:
+def pdf(invoice: InvoiceOut, locale: str | None = None, base_url: str = "") -> bytes:
     from weasyprint import HTML  # imported on use: it loads Pango, which the API may never need
 
-    return bytes(HTML(string=html(invoice, locale)).write_pdf())
+    return bytes(HTML(string=html(invoice, locale, base_url)).write_pdf())

@@ -124,11 +124,13 @@ def _document(session: DbSession, principal: Principal, invoice_id: uuid.UUID) -
 
 
 @router.get("/invoices/{invoice_id}/pdf", responses=PDF, response_class=Response)
-def invoice_pdf(invoice_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> Response:
+def invoice_pdf(
+    invoice_id: uuid.UUID, request: Request, session: DbSession, principal: CurrentPrincipal
+) -> Response:
     document = _document(session, principal, invoice_id)
     name = document.number or f"draft-{document.period}"
     return Response(
-        render.pdf(document),
+        render.pdf(document, base_url=str(request.base_url)),
         media_type="application/pdf",
         headers={"Content-Disposition": f'inline; filename="{name}.pdf"'},
     )
