@@ -246,7 +246,7 @@ def _worked_history(session: Session, client: Organization, queue: Queue, day: d
     """Tasks worked through the real lifecycle, then dated back to ``day``: their usage
     (recorded now under the recorder's own keys, so the recorder skips it later), their
     history and their SLA clocks, two of which breached."""
-    principal = client_principal(client)
+    principal, operator = client_principal(client), platform_principal(client.id)
     made = []
     for n in range(HISTORY_TASKS):
         task = work.create_task(
@@ -262,9 +262,12 @@ def _worked_history(session: Session, client: Organization, queue: Queue, day: d
                 }
             ),
         )
+        worked = work.get_task(
+            session, operator, task.id, for_change=True
+        )  # intake's object is not the ORM's
         for action in (Action.ASSIGN, Action.START, Action.RESOLVE):
-            work.apply(session, SYSTEM, task, action)
-        made.append(task)
+            work.apply(session, SYSTEM, worked, action)
+        made.append(worked)
     session.flush()
     ids = [task.id for task in made]
     shift = utcnow() - day
