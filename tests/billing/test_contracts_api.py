@@ -220,3 +220,58 @@ def test_the_preview_shows_the_open_period_as_it_stands(
     preview = client.get("/v1/invoices/preview", headers=acme.headers)
     assert preview.status_code == 200, preview.text
     assert preview.json()["status"] == "preview" and preview.json()["subtotal"] == 470
+
+
+def _finalised(db: Database, acme: Caller) -> str:
+    make_contract(db, acme.tenant.organization)
+    at = datetime(2026, 10, 5, tzinfo=UTC)
+    record_usage(db, acme.tenant.organization, "task_completed", 4, at, task_kind="support_ticket")
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        invoice = close.close(
+            session, acme.tenant.organization.id, "2026-10", timedelta(hours=1), finalise=True
+        )
+        assert invoice is not None
+        return str(invoice.id)
+
+
+def test_a_credit_note_corrects_a_finalised_invoice_without_editing_it(
+    client: TestClient, db: Database, operator: dict[str, str], acme: Caller
+) -> None:
+    invoice_id = _finalised(db, acme)
+    before = client.get(f"/v1/invoices/{invoice_id}", headers=operator).json()
+    note = client.post(
+        f"/v1/invoices/{invoice_id}/credit-notes",
+        headers=operator,
+        json={"amount": 235, "reason": "Duplicate ticket"},
+    )
+    assert note.status_code == 201, note.text
+    body = note.json()
+    assert body["kind"] == "credit_note" and body["subtotal"] == -235 and body["corrects_id"] == invoice_id
+    assert body["number"].startswith("IE-2026-") and body["number"] != before["number"]
+    assert client.get(f"/v1/invoices/{invoice_id}", headers=operator).json() == before  # untouched
+    too_much = client.post(
+        f"/v1/invoices/{invoice_id}/credit-notes", headers=operator, json={"amount": 10**6, "reason": "x"}
+    )
+    assert too_much.status_code == 422
+
+
+def test_reissuing_voids_the_invoice_and_issues_its_period_again(
+    client: TestClient, db: Database, operator: dict[str, str], acme: Caller
+) -> None:
+    invoice_id = _finalised(db, acme)
+    reissued = client.post(f"/v1/invoices/{invoice_id}/reissue", headers=operator)
+    assert reissued.status_code == 201, reissued.text
+    assert reissued.json()["corrects_id"] == invoice_id and reissued.json()["period"] == "2026-10"
+    assert client.get(f"/v1/invoices/{invoice_id}", headers=operator).json()["status"] == "void"
+    again = client.post(f"/v1/invoices/{invoice_id}/reissue", headers=operator)
+    assert again.status_code == 409  # a void invoice is not voided twice
+
+
+def test_a_client_may_not_correct_its_own_invoice(client: TestClient, db: Database, acme: Caller) -> None:
+    make_issuing_entity(db)
+    invoice_id = _finalised(db, acme)
+    answer = client.post(
+        f"/v1/invoices/{invoice_id}/credit-notes", headers=acme.headers, json={"reason": "mine"}
+    )
+    assert answer.status_code == 403
