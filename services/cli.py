@@ -353,6 +353,7 @@ def billing_close(
             clients = [t for t in session.scalars(select(Contract.tenant_id)) if wanted in (None, t)]
         if wanted is not None and not clients:
             raise _fail(f"no contract for client {wanted}")
+        started = time.perf_counter()
         with Progress() as progress:
             bar = progress.add_task(f"closing {period}", total=len(clients))
             closed = periods.close_all(
@@ -368,9 +369,9 @@ def billing_close(
         database.engine.dispose()
     for client, why in closed.failures:
         typer.echo(f"error: client {client}: {why}", err=True)
-    typer.echo(
-        json.dumps({"period": period, "invoices": [str(i) for i in closed.invoices], "clients": len(clients)})
-    )
+    took = round(time.perf_counter() - started, 3)
+    invoices = [str(i) for i in closed.invoices]
+    typer.echo(json.dumps({"period": period, "clients": len(clients), "seconds": took, "invoices": invoices}))
     if closed.failures:
         raise typer.Exit(code=1)
 

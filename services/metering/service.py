@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from services.core.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from services.core.settings import Settings
-from services.core.time import PERIOD_PATTERN, month_bounds, utcnow
+from services.core.time import PERIOD_PATTERN, month_bounds, month_of, utcnow
 from services.metering.models import UsageEvent
 from services.metering.schemas import (
     Adjustment,
@@ -150,9 +150,22 @@ class _Batch:
     horizon: datetime
     tenants: dict[uuid.UUID, str | None] = field(default_factory=dict)  # id -> error, or None
     metrics: dict[uuid.UUID, frozenset[str]] = field(default_factory=dict)
+    zones: dict[uuid.UUID, str] = field(default_factory=dict)
     adjustments: dict[tuple[uuid.UUID, str], Adjustment | None] = field(default_factory=dict)
     # An event reversed already (or earlier in the batch) -> the idempotency key of its reversal.
     reversed_by: dict[uuid.UUID, str] = field(default_factory=dict)
+
+    def read_tenants(self, events: list[Any]) -> None:
+        """The organisations the batch names, read in one query rather than one each."""
+        named = _ids_named(events, "tenant_id")
+        if not named:
+            return
+        found = self.session.execute(
+            select(Organization.id, Organization.kind).where(Organization.id.in_(named))
+        )
+        clients = {tenant_id for tenant_id, kind in found if kind is OrgKind.CLIENT}
+        for tenant_id in named:
+            self.tenants[tenant_id] = None if tenant_id in clients else "no such client organisation"
 
     def tenant_error(self, tenant_id: uuid.UUID) -> str | None:
         if tenant_id not in self.tenants:
@@ -167,7 +180,10 @@ class _Batch:
         return self.metrics[tenant_id]
 
     def adjustment(self, tenant_id: uuid.UUID, at: datetime) -> Adjustment | None:
-        key = (tenant_id, at.strftime("%Y-%m-%d"))  # periods are months: a day decides
+        # A period is a month of the contract's timezone (a UTC day may end in the next).
+        if tenant_id not in self.zones:
+            self.zones[tenant_id] = RULES.timezone(self.session, tenant_id)
+        key = (tenant_id, month_of(at, self.zones[tenant_id]))
         if key not in self.adjustments:
             self.adjustments[key] = RULES.billed_in(self.session, tenant_id, at)
         return self.adjustments[key]
@@ -181,6 +197,7 @@ def ingest(session: Session, principal: Principal, settings: Settings, events: l
     batch = _Batch(session, principal, utcnow() + timedelta(seconds=settings.usage_future_tolerance_seconds))
     results: list[EventResult | None] = [None] * len(events)
     rows: dict[int, dict[str, Any]] = {}
+    batch.read_tenants(events)
     originals = _originals(session, events)
     batch.reversed_by = _reversals_of(session, list(originals.values()))
     for index, raw in enumerate(events):
@@ -206,17 +223,24 @@ def ingest(session: Session, principal: Principal, settings: Settings, events: l
 def _originals(session: Session, events: list[Any]) -> dict[tuple[uuid.UUID, uuid.UUID], UsageEvent]:
     """The events that reversals in the batch name, read at once and locked: two requests
     reversing one event take turns, so the second sees the first's reversal."""
-    wanted = set()
-    for raw in events:
-        if isinstance(raw, dict) and isinstance(raw.get("reverses"), str):
-            try:
-                wanted.add(uuid.UUID(raw["reverses"]))
-            except ValueError:
-                continue
+    wanted = _ids_named(events, "reverses")
     if not wanted:
         return {}
     found = session.scalars(select(UsageEvent).where(UsageEvent.id.in_(wanted)).with_for_update())
     return {(event.tenant_id, event.id): event for event in found}
+
+
+def _ids_named(events: list[Any], name: str) -> set[uuid.UUID]:
+    """The ids that the events' field ``name`` holds, before validation (a bad one is left
+    to it)."""
+    ids = set()
+    for raw in events:
+        if isinstance(raw, dict) and isinstance(raw.get(name), str):
+            try:
+                ids.add(uuid.UUID(raw[name]))
+            except ValueError:
+                continue
+    return ids
 
 
 def _reversals_of(session: Session, originals: list[UsageEvent]) -> dict[uuid.UUID, str]:

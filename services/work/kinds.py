@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -146,6 +144,11 @@ def _check_definition(name: str, schema: Any) -> None:
         raise ValidationFailed(errors=[FieldError("/schema/$schema", "only draft 2020-12 is supported")])
     if schema.get("type") != "object":
         raise ValidationFailed(errors=[FieldError("/schema/type", 'a payload schema has "type": "object"')])
+    # Imported on use: jsonschema's format checkers compile a grammar when imported, 1.3 s
+    # of every process's start, and only a client defining its own kind needs them.
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
