@@ -37,6 +37,7 @@ from services.billing.readings import Client, Group, Readings, read
 from services.billing.schemas import CreditTerms, RateCard
 from services.core import money
 from services.core.errors import FieldError, ValidationFailed
+from services.core.ids import new_id
 from services.core.time import month_of, utcnow
 from tenants.models import Organization
 from tenants.scoping import insert_rows, narrowed_to
@@ -129,12 +130,19 @@ def compute(readings: Readings, tenant_id: uuid.UUID) -> Computed | None:
         lines += _rated(card, client.usage.get(part.first, []), cumulative, of_slice if several else {})
         days, before = (part.end - part.first).days, (part.first - client.first_day).days
         minimum += rating.prorated(card.minimum, days, client.days, days_before=before)
-    lines += _adjustments(client)
-    charges = sum((line.amount for line in lines), Decimal(0))
-    if charges < minimum:
-        lines.append(Line(LineKind.MINIMUM, minimum - charges, Decimal(1), details={"minimum": str(minimum)}))
     version = client.slices[-1].version
-    lines += _credits(client, version, max(charges, minimum))
+    currency = version.currency
+    # The minimum is compared in minor units with the lines as they will be rounded, so that
+    # a topped-up invoice shows the minimum exactly; adjustments belong to earlier periods.
+    own = sum(money.to_minor(line.amount, currency) for line in lines)
+    floor = money.to_minor(minimum, currency)
+    if own < floor:
+        top_up = money.from_minor(floor - own, currency)
+        lines.append(Line(LineKind.MINIMUM, top_up, Decimal(1), details={"minimum": str(minimum)}))
+    # SLA credits are a share of the period's service charges: usage, surcharges, minimum.
+    base = sum((line.amount for line in lines if line.kind is not LineKind.MANUAL), Decimal(0))
+    lines += _credits(client, version, base)
+    lines += _adjustments(client)
     entity = readings.entities[version.issuing_entity_id]
     organization = client.organization
     treatment = (
@@ -164,10 +172,12 @@ def _rated(
     cumulative: dict[tuple[str, str | None], Decimal],
     part: dict[str, Any],
 ) -> list[Line]:
-    """Usage lines (one per metric and task kind), manual items, then surcharges. Tiers
-    count the whole period: a slice's units continue from the slices before it."""
+    """Usage lines (one per price: a metric's price for one task kind, or its general price
+    for every other kind together), manual items, then surcharges. Tiers count the whole
+    period under one price: a slice's units continue from the slices before it."""
     lines: list[Line] = []
     by_price: dict[tuple[str, str | None], list[Group]] = defaultdict(list)
+    prices: dict[tuple[str, str | None], rating.Price] = {}
     for group in groups:
         if group.unit_price is not None:
             lines.append(
@@ -180,13 +190,15 @@ def _rated(
                     {"reason": group.reason, **part},
                 )
             )
-        else:
-            by_price[(group.metric, group.task_kind)].append(group)
-    priced: list[tuple[Line, list[Group]]] = []
-    for (metric, kind), members in sorted(by_price.items(), key=lambda item: (item[0][0], item[0][1] or "")):
-        price = card.price_for(metric, kind)
+            continue
+        price = card.price_for(group.metric, group.task_kind)
         if price is None:
             continue  # measured, not billed (SLA outcomes, say)
+        prices[(group.metric, price.task_kind)] = price
+        by_price[(group.metric, price.task_kind)].append(group)
+    priced: list[tuple[Line, list[Group]]] = []
+    for (metric, kind), members in sorted(by_price.items(), key=lambda item: (item[0][0], item[0][1] or "")):
+        price = prices[(metric, kind)]
         quantity = sum((g.quantity for g in members), Decimal(0))
         before = cumulative[(metric, kind)]
         cumulative[(metric, kind)] = before + quantity
@@ -271,8 +283,9 @@ def _credits(client: Client, version: ContractVersion, base: Decimal) -> list[Li
         met, breached = client.attainment.get(metric, (0, 0))
         if not met + breached or left <= 0:
             continue
-        attainment = (Decimal(met) * 100 / (met + breached)).quantize(Decimal("0.01"))
-        percent = min(credits.credit_percent(attainment, terms.bands(metric), terms.cap_percent), left)
+        exact = Decimal(met) * 100 / (met + breached)  # compared unrounded: 97.9975 is below 98
+        attainment = exact.quantize(Decimal("0.01"))
+        percent = min(credits.credit_percent(exact, terms.bands(metric), terms.cap_percent), left)
         if not percent:
             continue
         left -= percent
@@ -382,7 +395,7 @@ def _new_drafts(
         return []
     rows = [
         {
-            "id": uuid.uuid4(),
+            "id": new_id(),
             "tenant_id": computed.tenant_id,
             "kind": InvoiceKind.INVOICE,
             "period": computed.period,
@@ -402,7 +415,6 @@ def _new_drafts(
             "finalise_after": now + grace,
             "finalised_at": None,
             "corrects_id": None,
-            "provider_cost": None,
             "stripe_invoice_id": None,
             "stripe_state_at": 0,
             "sync_attempts": 0,
@@ -429,7 +441,7 @@ def _store(
         for position, (line, amount) in enumerate(zip(computed.lines, computed.rounded, strict=True)):
             rows.append(
                 {
-                    "id": uuid.uuid4(),
+                    "id": new_id(),
                     "tenant_id": invoice.tenant_id,
                     "invoice_id": invoice.id,
                     "position": position,

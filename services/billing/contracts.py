@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
@@ -22,7 +22,7 @@ from services.billing.schemas import ContractCreate, ContractVersionIn, IssuingE
 from services.core import money
 from services.core.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from services.core.i18n import available_locales
-from services.core.time import month_bounds, month_of, utcnow
+from services.core.time import utcnow
 from services.metering.service import BUILTIN_METRICS
 from tenants.models import Organization
 from tenants.principal import OrgKind, Permission, Principal
@@ -116,6 +116,11 @@ def _add_version(
         errors.append(FieldError(f"{at}/issuing_entity", "no such issuing entity"))
     previous = versions_of(session, contract.id)
     effective = data.effective_from or _first_of_month(data.billing_timezone)
+    if previous and data.currency != previous[-1].currency:
+        errors.append(FieldError(f"{at}/currency", "a contract keeps its currency: make a new contract"))
+    if previous and data.billing_timezone != previous[-1].billing_timezone:
+        message = "a contract keeps its billing timezone: its periods would overlap or leave a gap"
+        errors.append(FieldError(f"{at}/billing_timezone", message))
     if previous and effective < previous[-1].effective_from:
         errors.append(
             FieldError(f"{at}/effective_from", f"before the version in force ({previous[-1].effective_from})")
@@ -263,14 +268,6 @@ def last_finalised_period(session: Session, tenant_id: uuid.UUID) -> str | None:
 def zone_of(session: Session, tenant_id: uuid.UUID) -> str:
     version = version_on(session, tenant_id)
     return version.billing_timezone if version else "UTC"
-
-
-def period_bounds(session: Session, tenant_id: uuid.UUID, period: str) -> tuple[datetime, datetime]:
-    return month_bounds(period, zone_of(session, tenant_id))
-
-
-def period_at(session: Session, tenant_id: uuid.UUID, moment: datetime) -> str:
-    return month_of(moment, zone_of(session, tenant_id))
 
 
 def contract_metrics(session: Session, tenant_id: uuid.UUID) -> frozenset[str]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.billing import close, contracts, descriptions, numbering, readings, tax
@@ -228,11 +228,23 @@ def credit_note(
         or invoice.kind is not InvoiceKind.INVOICE
     ):
         raise Conflict("only a finalised invoice is credited", extra={"status": invoice.status.value})
-    net = invoice.subtotal if amount is None else amount
-    if not 0 < net <= invoice.subtotal:
-        raise ValidationFailed(errors=[FieldError("/amount", f"between 1 and {invoice.subtotal}")])
+    fetch(session, Invoice, invoice.id, lock=True)  # two credit notes at once see each other
+    credited = -(
+        session.scalar(
+            select(func.coalesce(func.sum(Invoice.subtotal), 0)).where(
+                Invoice.kind == InvoiceKind.CREDIT_NOTE, Invoice.corrects_id == invoice.id
+            )
+        )
+        or 0
+    )
+    left = invoice.subtotal - credited
+    net = left if amount is None else amount
+    if not 0 < net <= left:
+        raise ValidationFailed(
+            errors=[FieldError("/amount", f"between 1 and {left}, what is left to credit")]
+        )
     rate = Decimal(invoice.tax_lines[0]["rate"]) if invoice.tax_lines else Decimal(0)
-    tax_amount = invoice.tax if amount is None else tax.tax_by_rate([(rate, net)], invoice.currency)[rate]
+    tax_amount = tax.tax_by_rate([(rate, net)], invoice.currency)[rate]
     now = utcnow()
     note = Invoice(
         tenant_id=invoice.tenant_id,

@@ -154,8 +154,6 @@ class Invoice(IdMixin, TenantOwned, Base):
     # Usage recorded up to here is on this invoice; later usage of its period is adjusted on the next.
     cutoff_at: Mapped[datetime]
     corrects_id: Mapped[uuid.UUID | None]  # a credit note or a reissue: the invoice it corrects
-    # What the hours cost the provider teams, in the invoice's currency where known (margin).
-    provider_cost: Mapped[int | None] = mapped_column(BigInteger)
     stripe_invoice_id: Mapped[str | None] = mapped_column(String(64))
     # The Stripe event time of the last state applied: an older event never undoes a newer one.
     stripe_state_at: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -51,8 +51,7 @@ def due(database: Database, now: datetime | None = None) -> Iterator[tuple[uuid.
             (tenant_id, period)
             for tenant_id, period in session.execute(
                 select(Invoice.tenant_id, Invoice.period).where(
-                    Invoice.kind == InvoiceKind.INVOICE,
-                    Invoice.status != InvoiceStatus.VOID,
+                    Invoice.kind == InvoiceKind.INVOICE,  # a void one too: reissuing is a person's call
                     Invoice.period.in_({period for _tenant, period in wanted}),
                 )
             )

@@ -61,6 +61,7 @@ def html(invoice: InvoiceOut, locale: str | None = None, base_url: str = "") -> 
         article=REVERSE_CHARGE_ARTICLE,
         base_url=base_url.rstrip("/"),
         # Quantities are exact in the ledger; two decimals are what a reader needs.
+        percent=lambda value: format_decimal(value, format="#,##0.####", locale=babel_locale),
         quantity=lambda value: format_decimal(value, format="#,##0.##", locale=babel_locale),
         unit_price=lambda value: money.format_unit_price(value, invoice.currency, locale),
     )

@@ -220,17 +220,3 @@ class InvoiceOut(BaseModel):
     buyer: dict[str, Any]
     corrects_id: uuid.UUID | None
     stripe_invoice_id: str | None
-    margin: dict[str, Any] | None = None  # operators only: provider cost and margin
-
-
-class InvoiceSummary(BaseModel):
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    client: str
-    kind: str
-    number: str | None
-    status: str
-    period: str
-    currency: str
-    total: int
-    due_on: date | None

@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from services.core.errors import FieldError, Forbidden, NotFound, ValidationFailed
+from services.core.ids import new_id
 from services.core.settings import Settings
 from services.core.time import PERIOD_PATTERN, month_bounds, month_of, utcnow
 from services.metering.models import UsageEvent
@@ -44,6 +45,9 @@ SLA_MET = "sla_met"
 SLA_BREACHED = "sla_breached"
 BUILTIN_METRICS = frozenset({TASK_COMPLETED, HANDLE_MINUTES, SLA_MET, SLA_BREACHED})
 UNIQUE_KEY = ("tenant_id", "idempotency_key")
+# The keys the outbox recorder gives what it meters: an API event may not take one and so
+# silence the fact the recorder would write.
+RESERVED_KEYS = ("task:", "clock:", "outbox:")
 
 
 def _no_metrics(_session: Session, _tenant: uuid.UUID) -> frozenset[str]:
@@ -103,7 +107,7 @@ def row(
         "unit_price": None,
         "currency": None,
     } | dimensions
-    values["id"] = uuid.uuid4() if "id" not in values else values["id"]
+    values.setdefault("id", new_id())
     values["body_hash"] = _hash(values)
     return values
 
@@ -123,8 +127,8 @@ def _hash(values: dict[str, Any]) -> str:
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")
-    if isinstance(value, datetime):
-        return value.isoformat()
+    if isinstance(value, datetime):  # "+02:00" and "Z" name the same instant
+        return value.astimezone(UTC).isoformat()
     if isinstance(value, uuid.UUID):
         return str(value)
     return value
@@ -277,6 +281,9 @@ def _checked(
                 for error in exc.errors(include_url=False)
             ],
         )
+    if item.idempotency_key.startswith(RESERVED_KEYS):
+        message = f"keys starting with {', '.join(RESERVED_KEYS)} are the platform's own"
+        return _rejected(index, [EventError(pointer=f"{at}/idempotency_key", message=message)])
     tenant_id = item.tenant_id
     if tenant_id is None:
         return _rejected(

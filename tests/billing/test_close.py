@@ -73,13 +73,12 @@ def test_a_period_closes_into_one_draft_with_each_line_rounded_once(db: Database
 
     lines = _lines(db, invoice)
     assert [(line.kind.value, line.metric, line.amount) for line in lines] == [
-        ("usage", "handle_minutes", 412),  # 10 min x 0.4125 = 4.125 -> 4.12 (half-even)
-        ("usage", "handle_minutes", 1258),  # support tickets: 30.5 min x 0.4125 = 12.58125
+        ("usage", "handle_minutes", 1671),  # one price, every kind: 40.5 min x 0.4125 = 16.70625
         ("usage", "task_completed", 705),  # 3 x 2.35
         ("surcharge", None, 41),  # 10 % of the German 10 minutes' 4.125 = 0.4125 -> 0.41
     ]
     assert invoice.status.value == "draft" and invoice.number is None
-    assert invoice.subtotal == 2416 and invoice.tax == 483 and invoice.total == 2899  # VAT 20 % rounded once
+    assert invoice.subtotal == 2417 and invoice.tax == 483 and invoice.total == 2900  # VAT 20 % rounded once
 
 
 def test_closing_twice_gives_the_same_invoice(db: Database, french_client: Any) -> None:

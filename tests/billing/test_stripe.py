@@ -136,7 +136,7 @@ def test_the_sync_makes_one_customer_and_one_stripe_invoice_of_our_total(
     assert contract.stripe_customer_id == customer.id and contract.stripe_subscription_id
     [pushed] = _stripe_invoices_of(stripe_settings, invoice_id)
     assert pushed.id == ours.stripe_invoice_id and pushed.customer == customer.id
-    assert pushed.subtotal == pushed.total == ours.total == 2899
+    assert pushed.subtotal == pushed.total == ours.total == 2900
     assert pushed.metadata.to_dict()["number"] == ours.number
     assert pushed.currency == "eur"
 
@@ -161,7 +161,7 @@ def test_each_line_and_the_tax_are_one_item_in_the_invoices_language(
     assert ours.locale == "fr"
     assert sorted(item for item in items if item is not tax) == sorted(expected)
     assert tax[0] == ours.tax == 483
-    assert "20" in tax[1] and money.format_money(ours.subtotal, "EUR", "fr") in tax[1]  # "24,16 €"
+    assert "20" in tax[1] and money.format_money(ours.subtotal, "EUR", "fr") in tax[1]  # "24,17 €"
 
 
 def test_syncing_again_makes_nothing_more(

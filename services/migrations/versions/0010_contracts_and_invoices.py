@@ -117,7 +117,6 @@ def upgrade() -> None:
     sa.Column('finalised_at', services.core.database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('cutoff_at', services.core.database.UTCDateTime(timezone=True), nullable=False),
     sa.Column('corrects_id', sa.Uuid(), nullable=True),
-    sa.Column('provider_cost', sa.BigInteger(), nullable=True),
     sa.Column('stripe_invoice_id', sa.String(length=64), nullable=True),
     sa.Column('stripe_state_at', sa.BigInteger(), nullable=False),
     sa.Column('sync_attempts', sa.Integer(), nullable=False),
