@@ -167,7 +167,7 @@ def reusable(tenants: int) -> bool:
                 return False
             connection.execute("DELETE FROM invoice_lines")
             connection.execute("DELETE FROM invoices")
-            connection.execute("UPDATE issuing_entities SET last_number = 0")
+            connection.execute("DELETE FROM invoice_number_counters")
             return True
     except psycopg.Error:
         return False

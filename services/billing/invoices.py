@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -246,6 +247,7 @@ def credit_note(
     rate = Decimal(invoice.tax_lines[0]["rate"]) if invoice.tax_lines else Decimal(0)
     tax_amount = tax.tax_by_rate([(rate, net)], invoice.currency)[rate]
     now = utcnow()
+    issued_on = now.astimezone(ZoneInfo(invoice.timezone)).date()  # as an invoice's (numbering)
     note = Invoice(
         tenant_id=invoice.tenant_id,
         kind=InvoiceKind.CREDIT_NOTE,
@@ -271,10 +273,10 @@ def credit_note(
         finalised_at=now,
         cutoff_at=invoice.cutoff_at,
         corrects_id=invoice.id,
-        issued_on=now.date(),
-        due_on=now.date(),
+        issued_on=issued_on,
+        due_on=issued_on,
     )
-    note.number = numbering.next_number(session, invoice.issuing_entity_id, now.year)
+    note.number = numbering.next_number(session, invoice.issuing_entity_id, issued_on.year)
     session.add(note)
     session.flush()
     session.add(

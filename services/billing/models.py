@@ -46,10 +46,19 @@ class IssuingEntity(IdMixin, Base):
     vat_number: Mapped[str] = mapped_column(String(20))
     address: Mapped[str] = mapped_column(Text)
     email: Mapped[str] = mapped_column(String(200), default="")
-    # The last number given in ``number_year``; allocated under a row lock at finalisation.
-    number_year: Mapped[int] = mapped_column(Integer, default=0)
-    last_number: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InvoiceNumberCounter(Base):
+    """The last number an issuing entity gave in a year: taken under this row's lock at
+    finalisation. One row per year, since clients of one entity in different timezones
+    may be issued in two years at once around New Year."""
+
+    __tablename__ = "invoice_number_counters"
+
+    issuing_entity_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("issuing_entities.id"), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_number: Mapped[int] = mapped_column(Integer)
 
 
 class Contract(IdMixin, TenantOwned, Base):

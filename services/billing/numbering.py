@@ -1,7 +1,7 @@
 """Finalising an invoice: its number and its dates (its lines and parties are frozen from now).
 
-Numbers are gap-free per issuing entity and year (``FR-2026-000123``): the entity's
-row is locked while the number is taken, in the transaction that finalises the invoice,
+Numbers are gap-free per issuing entity and year (``FR-2026-000123``): the counter of
+that year is locked while the number is taken, in the transaction that finalises the invoice,
 so a number is given once, and only to an invoice that is committed with it (a rolled
 back finalisation gives its number back with the lock).
 """
@@ -14,9 +14,10 @@ from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.billing.models import Invoice, InvoiceStatus, IssuingEntity
+from services.billing.models import Invoice, InvoiceNumberCounter, InvoiceStatus, IssuingEntity
 from services.core.time import utcnow
 
 
@@ -25,17 +26,26 @@ def next_number(session: Session, entity_id: uuid.UUID, year: int) -> str:
 
 
 def next_numbers(session: Session, entity_id: uuid.UUID, year: int, count: int) -> list[str]:
-    """``count`` consecutive numbers of the entity for ``year``, its row locked until commit."""
-    entity = session.scalars(
-        select(IssuingEntity)
-        .where(IssuingEntity.id == entity_id)
+    """``count`` consecutive numbers of the entity for ``year``, its counter locked until
+    the transaction ends (made at the year's first number: of two making it at once, the
+    second waits for the first's and counts on)."""
+    entity = session.get(IssuingEntity, entity_id)
+    assert entity is not None
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(
+        insert(InvoiceNumberCounter)
+        .values(issuing_entity_id=entity_id, year=year, last_number=0)
+        .on_conflict_do_nothing()
+    )
+    counter = session.scalars(
+        select(InvoiceNumberCounter)
+        .where(InvoiceNumberCounter.issuing_entity_id == entity_id, InvoiceNumberCounter.year == year)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
-    if entity.number_year != year:
-        entity.number_year, entity.last_number = year, 0
-    first = entity.last_number + 1
-    entity.last_number += count
+    first = counter.last_number + 1
+    counter.last_number += count
+    session.flush()
     return [f"{entity.code}-{year}-{n:06d}" for n in range(first, first + count)]
 
 

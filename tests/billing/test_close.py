@@ -268,3 +268,19 @@ def test_the_worked_example_of_the_docs_closes_to_the_same_lines(db: Database) -
     assert by_kind["surcharge:None"] == 1702
     assert by_kind["minimum:None"] == 24335  # 4000 x 15/30 + 4650 x 15/30 - usage
     assert sum(line.amount for line in lines) == 432500
+
+
+def test_numbers_of_two_years_each_count_on_without_repeating(db: Database) -> None:
+    """Around New Year an entity issues in two years at once (clients in other timezones)."""
+    from services.billing import numbering
+
+    entity = make_issuing_entity(db)
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        given = [
+            *numbering.next_numbers(session, entity.id, 2026, 2),
+            *numbering.next_numbers(session, entity.id, 2027, 1),
+            *numbering.next_numbers(session, entity.id, 2026, 1),
+            *numbering.next_numbers(session, entity.id, 2027, 1),
+        ]
+    assert given == ["IE-2026-000001", "IE-2026-000002", "IE-2027-000001", "IE-2026-000003", "IE-2027-000002"]

@@ -41,12 +41,17 @@ def upgrade() -> None:
     sa.Column('vat_number', sa.String(length=20), nullable=False),
     sa.Column('address', sa.Text(), nullable=False),
     sa.Column('email', sa.String(length=200), nullable=False),
-    sa.Column('number_year', sa.Integer(), nullable=False),
-    sa.Column('last_number', sa.Integer(), nullable=False),
     sa.Column('created_at', services.core.database.UTCDateTime(timezone=True), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_issuing_entities')),
     sa.UniqueConstraint('code', name=op.f('uq_issuing_entities_code'))
+    )
+    op.create_table('invoice_number_counters',
+    sa.Column('issuing_entity_id', sa.Uuid(), nullable=False),
+    sa.Column('year', sa.Integer(), nullable=False),
+    sa.Column('last_number', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['issuing_entity_id'], ['issuing_entities.id'], name=op.f('fk_invoice_number_counters_issuing_entity_id_issuing_entities')),
+    sa.PrimaryKeyConstraint('issuing_entity_id', 'year', name=op.f('pk_invoice_number_counters'))
     )
     op.create_table('contracts',
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -188,5 +193,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_contracts_tenant_id'))
 
     op.drop_table('contracts')
+    op.drop_table('invoice_number_counters')
     op.drop_table('issuing_entities')
     # ### end Alembic commands ###
