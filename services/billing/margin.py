@@ -21,7 +21,7 @@ from services.metering.models import UsageEvent
 from services.metering.service import HANDLE_MINUTES
 from services.routing.assignments import TaskAssignment
 from services.workforce.models import Engagement, EngagementRank, Team
-from tenants.scoping import narrowed_to
+from tenants.scoping import acting_for_tenant, narrowed_to
 
 RANK_ORDER = {EngagementRank.PRIMARY: 0, EngagementRank.SECONDARY: 1, EngagementRank.OVERFLOW: 2}
 
@@ -39,28 +39,28 @@ def provider_cost(session: Session, tenant_id: uuid.UUID, since: datetime, until
             .group_by(UsageEvent.task_id, UsageEvent.queue_id)
         ).all()
         task_ids = [task for task, _queue, _m in minutes if task is not None]
-        by_task = {  # the latest assignment wins
-            task: team
-            for task, team in session.execute(
-                select(TaskAssignment.task_id, TaskAssignment.team_id)
-                .where(TaskAssignment.task_id.in_(task_ids))
-                .order_by(TaskAssignment.assigned_at)
-            )
-        }
+        assigned = session.execute(
+            select(TaskAssignment.task_id, TaskAssignment.team_id, TaskAssignment.provider_id)
+            .where(TaskAssignment.task_id.in_(task_ids))
+            .order_by(TaskAssignment.assigned_at)
+        ).all()
         engaged = session.execute(
-            select(Engagement.queue_id, Engagement.team_id, Engagement.rank).where(
+            select(Engagement.queue_id, Engagement.team_id, Engagement.rank, Engagement.provider_id).where(
                 Engagement.revoked_at.is_(None)
             )
         ).all()
+    by_task = {row.task_id: row.team_id for row in assigned}  # the latest assignment wins
     by_queue: dict[uuid.UUID, uuid.UUID] = {}
-    for queue_id, team_id, _rank in sorted(engaged, key=lambda row: RANK_ORDER[row.rank], reverse=True):
-        by_queue[queue_id] = team_id  # the best rank is written last
-    teams: dict[uuid.UUID, Team] = {
-        team.id: team
-        for team in session.scalars(
-            select(Team).where(Team.id.in_(set(by_task.values()) | set(by_queue.values())))
-        )
-    }
+    for row in sorted(engaged, key=lambda row: RANK_ORDER[row.rank], reverse=True):
+        by_queue[row.queue_id] = row.team_id  # the best rank is written last
+    provider_of = {row.team_id: row.provider_id for row in [*assigned, *engaged]}
+    wanted = set(by_task.values()) | set(by_queue.values())
+    teams: dict[uuid.UUID, Team] = {}
+    # A team is its provider's: an account manager's scope does not read it; the platform's
+    # bookkeeping does, for its cost (shown to the operator only).
+    for provider_id in {provider_of[team_id] for team_id in wanted}:
+        with acting_for_tenant(session, provider_id):
+            teams |= {team.id: team for team in session.scalars(select(Team).where(Team.id.in_(wanted)))}
     cost: dict[str, Decimal] = defaultdict(Decimal)
     for worked_task, worked_queue, total in minutes:
         chosen = (by_task.get(worked_task) if worked_task else None) or (

@@ -63,6 +63,26 @@ def test_the_account_manager_sees_the_invoices_of_their_portfolio_only(
     assert "Hidden Gamma" not in page.text and portfolio["foreign_invoice"].number not in page.text
 
 
+def test_the_margin_is_the_revenue_less_what_the_engaged_team_costs(
+    client: TestClient, db: Database, portfolio: dict[str, Any]
+) -> None:
+    from tests.factories import make_engagement, make_queue, make_team
+
+    provider = make_org(db, OrgKind.PROVIDER, country="RO")
+    queue = make_queue(db, portfolio["mine"])
+    make_engagement(db, queue, make_team(db, provider, hourly_cost={"amount": 1500, "currency": "EUR"}))
+    november = datetime(2026, 11, 5, 9, tzinfo=UTC)
+    record_usage(db, portfolio["mine"], "handle_minutes", 60, november, queue_id=queue.id)
+    record_usage(db, portfolio["mine"], "task_completed", 10, november, task_kind="support_ticket")
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        close.close(session, portfolio["mine"].id, "2026-11", timedelta(hours=1), finalise=True)
+    page = Browser(client, portfolio["manager"]).get("/billing", period="2026-11")
+    assert page.status_code == 200, page.text
+    assert "€15.00" in page.text  # an hour of the team's work
+    assert "€33.25" in page.text  # 10 tickets at 2.35 and 60 minutes at 0.4125 = 48.25, less 15.00
+
+
 def test_an_invoice_page_links_its_pdf_which_the_browser_session_downloads(
     client: TestClient, portfolio: dict[str, Any]
 ) -> None:
