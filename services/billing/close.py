@@ -310,23 +310,36 @@ class Closed:
 
 
 def close(
-    session: Session, tenant_id: uuid.UUID, period: str, grace: timedelta, finalise: bool = False
+    session: Session,
+    tenant_id: uuid.UUID,
+    period: str,
+    grace: timedelta,
+    finalise: bool = False,
+    cutoff: datetime | None = None,
 ) -> Invoice | None:
     """The client's invoice for ``period`` (None: no contract in force then); see ``close_batch``."""
-    closed = close_batch(session, [tenant_id], period, grace, finalise)
+    closed = close_batch(session, [tenant_id], period, grace, finalise, cutoff)
     if tenant_id in closed.refused:
         raise ValidationFailed(errors=[FieldError("/period", closed.refused[tenant_id])])
     return closed.invoices.get(tenant_id)
 
 
 def close_batch(
-    session: Session, tenant_ids: Iterable[uuid.UUID], period: str, grace: timedelta, finalise: bool = False
+    session: Session,
+    tenant_ids: Iterable[uuid.UUID],
+    period: str,
+    grace: timedelta,
+    finalise: bool = False,
+    cutoff: datetime | None = None,
 ) -> Closed:
     """Each client's invoice for ``period``: created as a draft, computed again while it is
     one, finalised (numbered, frozen) once its grace period is over or when asked. A final
     invoice is returned as it is: closing is idempotent. A period not over in a client's
-    billing timezone is refused for that client."""
+    billing timezone is refused for that client. ``cutoff``: the usage recorded up to when
+    (default now); a reissue keeps the voided invoice's, whose later usage was adjusted on
+    later invoices already."""
     now = utcnow()
+    cutoff = cutoff or now
     wanted = set(tenant_ids)
     closed = Closed()
     with narrowed_to(session, wanted):
@@ -341,7 +354,7 @@ def close_batch(
             closed.invoices[tenant_id] = invoice
         else:
             drafts.append(tenant_id)
-    readings = read(session, drafts, period, now)
+    readings = read(session, drafts, period, cutoff)
     redone: list[tuple[Invoice, Computed]] = []
     fresh: list[Computed] = []
     for tenant_id in sorted(drafts):
@@ -357,8 +370,8 @@ def close_batch(
             redone.append((existing[tenant_id], computed))
         else:
             fresh.append(computed)
-    done = redone + _new_drafts(session, fresh, now, grace)
-    _store(session, done, replaced=[invoice.id for invoice, _ in redone], now=now)
+    done = redone + _new_drafts(session, fresh, now, grace, cutoff)
+    _store(session, done, replaced=[invoice.id for invoice, _ in redone], cutoff=cutoff)
     closed.invoices.update((invoice.tenant_id, invoice) for invoice, _ in done)
     numbering.finalise(session, [invoice for invoice, _ in done if finalise or now >= invoice.finalise_after])
     return closed
@@ -372,7 +385,7 @@ def current_invoice(session: Session, tenant_id: uuid.UUID, period: str) -> Invo
         return session.scalars(_CURRENT.where(Invoice.period == period)).first()
 
 
-def _totals(computed: Computed, now: datetime) -> dict[str, Any]:
+def _totals(computed: Computed, cutoff: datetime) -> dict[str, Any]:
     seller, buyer = computed.parties()
     return {
         "subtotal": computed.subtotal,
@@ -382,12 +395,12 @@ def _totals(computed: Computed, now: datetime) -> dict[str, Any]:
         "reverse_charge": computed.reverse_charge,
         "seller": seller,
         "buyer": buyer,
-        "cutoff_at": now,
+        "cutoff_at": cutoff,
     }
 
 
 def _new_drafts(
-    session: Session, fresh: list[Computed], now: datetime, grace: timedelta
+    session: Session, fresh: list[Computed], now: datetime, grace: timedelta, cutoff: datetime
 ) -> list[tuple[Invoice, Computed]]:
     """New drafts inserted by one statement (a thousand ORM inserts cost more than the
     close's reading), then read back as objects for numbering."""
@@ -420,7 +433,7 @@ def _new_drafts(
             "sync_attempts": 0,
             "sync_error": None,
             "created_at": now,
-            **_totals(computed, now),
+            **_totals(computed, cutoff),
         }
         for computed in fresh
     ]
@@ -430,7 +443,7 @@ def _new_drafts(
 
 
 def _store(
-    session: Session, done: list[tuple[Invoice, Computed]], replaced: list[uuid.UUID], now: datetime
+    session: Session, done: list[tuple[Invoice, Computed]], replaced: list[uuid.UUID], cutoff: datetime
 ) -> None:
     """The drafts' lines (those of drafts computed again replaced) in one statement, and
     the totals of the drafts computed again."""
@@ -455,7 +468,7 @@ def _store(
                 }
             )
         if invoice.id in replaced:
-            for name, value in _totals(computed, now).items():
+            for name, value in _totals(computed, cutoff).items():
                 setattr(invoice, name, value)
     insert_rows(session, InvoiceLine, rows)
     session.flush()

@@ -209,7 +209,9 @@ def void(session: Session, principal: Principal, invoice_id: uuid.UUID) -> Invoi
 def reissue(session: Session, principal: Principal, invoice_id: uuid.UUID, grace: timedelta) -> Invoice:
     """Void an invoice and issue its period again from the contract and usage as they are."""
     voided = void(session, principal, invoice_id)
-    reissued = close.close(session, voided.tenant_id, voided.period, grace, finalise=True)
+    reissued = close.close(
+        session, voided.tenant_id, voided.period, grace, finalise=True, cutoff=voided.cutoff_at
+    )
     if reissued is None:
         raise Conflict("the client has no contract in force for that period")
     reissued.corrects_id = voided.id

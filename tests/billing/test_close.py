@@ -284,3 +284,28 @@ def test_numbers_of_two_years_each_count_on_without_repeating(db: Database) -> N
             *numbering.next_numbers(session, entity.id, 2027, 1),
         ]
     assert given == ["IE-2026-000001", "IE-2026-000002", "IE-2027-000001", "IE-2026-000003", "IE-2027-000002"]
+
+
+def test_a_reissued_period_bills_no_late_usage_twice_and_loses_none(db: Database, french_client: Any) -> None:
+    from services.billing import invoices
+    from tests.factories import OPERATOR
+
+    org = french_client.organization
+    kind = {"task_kind": "support_ticket"}
+    record_usage(db, org, "task_completed", 3, datetime(2026, 8, 10, tzinfo=UTC), **kind)
+    august = _close(db, french_client, "2026-08", finalise=True)
+    record_usage(db, org, "task_completed", 2, datetime(2026, 8, 20, tzinfo=UTC), **kind)  # late
+    september = _close(db, french_client, "2026-09", finalise=True)
+    assert [(line.kind.value, line.quantity) for line in _lines(db, september)] == [("adjustment", 2)]
+    record_usage(
+        db, org, "task_completed", 1, datetime(2026, 9, 20, tzinfo=UTC), **kind
+    )  # late for September
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        reissued = invoices.reissue(session, OPERATOR, august.id, GRACE)
+        session.expunge(reissued)
+    assert [line.quantity for line in _lines(db, reissued)] == [3]  # the 2 late ones are on September's
+    october = _close(db, french_client, "2026-10")
+    assert [(line.kind.value, line.details["period"], line.quantity) for line in _lines(db, october)] == [
+        ("adjustment", "2026-09", 1)
+    ]
