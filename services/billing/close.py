@@ -14,9 +14,10 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Context, Decimal, localcontext
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -239,36 +240,42 @@ def _rated(
 
 
 def _adjustments(client: Client) -> list[Line]:
-    """Usage of earlier periods recorded after the last finalised invoice's cut-off, one
-    line per period and kind, priced on its own by the version in force when it happened."""
-    totals: dict[tuple[str, str, str | None, Decimal | None, str | None], Decimal] = defaultdict(Decimal)
+    """Usage of earlier periods recorded after their invoices' cut-off: one line per period,
+    price and day's version, priced where it would have been on its period's invoice (the
+    units continue the tiers from what that period billed), by the version in force on the
+    day it happened. Surcharges and the minimum of that period are not recomputed."""
+    totals: dict[tuple[str, int, str, str | None, Decimal | None, str | None], Decimal] = defaultdict(Decimal)
     for late in client.late:
         period = month_of(late.occurred_at, client.zone)
-        totals[(period, late.metric, late.task_kind, late.unit_price, late.reason)] += late.quantity
+        version = _version_on(client.versions, late.occurred_at.astimezone(ZoneInfo(client.zone)).date())
+        key = (period, version.version, late.metric, late.task_kind, late.unit_price, late.reason)
+        totals[key] += late.quantity
+    by_version = {v.version: v for v in client.versions}
     lines = []
-    for (period, metric, kind, unit, reason), quantity in sorted(
-        totals.items(), key=lambda item: str(item[0])
+    for (period, number, metric, kind, unit, reason), quantity in sorted(
+        totals.items(), key=lambda i: str(i[0])
     ):
         if not quantity:
             continue
         if unit is not None:
             amount = quantity * unit
         else:
-            version = _version_on(client.versions, period)
-            price = RateCard.model_validate(version.rate_card).price_for(metric, kind)
+            price = RateCard.model_validate(by_version[number].rate_card).price_for(metric, kind)
             if price is None:
                 continue
-            amount = rating.charge(price, abs(quantity)) * (1 if quantity > 0 else -1)
-            unit = price.unit_price
+            billed = client.billed.get((period, metric, price.task_kind), Decimal(0))
+            after = max(billed + quantity, Decimal(0))
+            amount = rating.charge(price, after) - rating.charge(price, max(billed, Decimal(0)))
+            client.billed[(period, metric, price.task_kind)] = after  # a second line continues
+            unit, kind = price.unit_price, price.task_kind
         details = {"period": period, "task_kind": kind, "reason": reason}
         lines.append(Line(LineKind.ADJUSTMENT, amount, quantity, metric, unit, details))
     return lines
 
 
-def _version_on(versions: list[ContractVersion], period: str) -> ContractVersion:
-    """The version in force on the first day of ``period`` (else the first)."""
-    first = f"{period}-01"
-    in_force = [v for v in versions if v.effective_from.isoformat() <= first]
+def _version_on(versions: list[ContractVersion], day: date) -> ContractVersion:
+    """The version in force on ``day`` (else the first)."""
+    in_force = [v for v in versions if v.effective_from <= day]
     return in_force[-1] if in_force else versions[0]
 
 

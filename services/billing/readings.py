@@ -28,10 +28,12 @@ from services.billing.models import (
     ContractVersion,
     Invoice,
     InvoiceKind,
+    InvoiceLine,
     InvoiceStatus,
     IssuingEntity,
+    LineKind,
 )
-from services.core.time import month_bounds
+from services.core.time import month_bounds, month_of
 from services.metering.models import UsageEvent
 from services.sla import reports
 from tenants.models import Organization
@@ -89,6 +91,9 @@ class Client:
     usage: dict[date, list[Group]] = field(default_factory=dict)  # by slice's first day
     late: list[Late] = field(default_factory=list)
     previous_cutoff: datetime | None = None
+    # What earlier finalised invoices billed, by (period, metric, price's task kind): where
+    # late usage of those periods continues their tiers.
+    billed: dict[tuple[str, str, str | None], Decimal] = field(default_factory=dict)
     attainment: dict[str, tuple[int, int]] = field(default_factory=dict)  # SLA metric -> (met, breached)
 
     @property
@@ -258,6 +263,35 @@ def _late(session: Session, clients: list[Client], cutoff: datetime) -> None:
             client.late.append(Late(occurred_at, metric, kind, price, reason, quantity))
     for client in clients:
         client.late.sort(key=lambda late: (late.occurred_at, late.metric))
+    _billed(session, [c for c in clients if c.late])
+
+
+def _billed(session: Session, clients: list[Client]) -> None:
+    """The usage and adjustment lines of the finalised invoices of the periods late usage
+    belongs to (a handful of rows)."""
+    if not clients:
+        return
+    by_tenant = {c.organization.id: c for c in clients}
+    periods = {month_of(late.occurred_at, c.zone) for c in clients for late in c.late}
+    query = (
+        select(
+            Invoice.tenant_id, Invoice.period, InvoiceLine.metric, InvoiceLine.details, InvoiceLine.quantity
+        )
+        .join(InvoiceLine, InvoiceLine.invoice_id == Invoice.id)
+        .where(
+            Invoice.period.in_(periods),
+            Invoice.kind == InvoiceKind.INVOICE,
+            Invoice.status.not_in([InvoiceStatus.DRAFT, InvoiceStatus.VOID]),
+            InvoiceLine.kind.in_([LineKind.USAGE, LineKind.ADJUSTMENT]),
+        )
+    )
+    with narrowed_to(session, set(by_tenant)):
+        rows = session.execute(query).all()
+    for tenant_id, period, metric, details, quantity in rows:
+        # An adjustment line is billed on a later invoice, but counts for its own period.
+        key = (details.get("period", period), metric, details.get("task_kind"))
+        billed = by_tenant[tenant_id].billed
+        billed[key] = billed.get(key, Decimal(0)) + quantity
 
 
 def _attainment(session: Session, clients: list[Client]) -> None:

@@ -309,3 +309,19 @@ def test_a_reissued_period_bills_no_late_usage_twice_and_loses_none(db: Database
     assert [(line.kind.value, line.details["period"], line.quantity) for line in _lines(db, october)] == [
         ("adjustment", "2026-09", 1)
     ]
+
+
+def test_late_usage_continues_the_tiers_its_period_billed(db: Database) -> None:
+    client = make_tenant(db)
+    make_issuing_entity(db)
+    tiers = [{"first": 0, "up_to": 100, "unit_price": "10"}, {"first": 100, "unit_price": "1"}]
+    make_contract(
+        db, client.organization, rate_card={"prices": [{"metric": "task_completed", "tiers": tiers}]}
+    )
+    record_usage(db, client.organization, "task_completed", 200, datetime(2026, 8, 10, tzinfo=UTC))
+    _close(db, client, "2026-08", finalise=True)  # 100 x 10 + 100 x 1
+    record_usage(db, client.organization, "task_completed", 10, datetime(2026, 8, 20, tzinfo=UTC))
+    lines = _lines(db, _close(db, client, "2026-09"))
+    assert [(line.kind.value, line.details["period"], line.amount) for line in lines] == [
+        ("adjustment", "2026-08", 1000)  # 10 more at the 201st unit's price: 1.00 each, not 10.00
+    ]
