@@ -168,6 +168,8 @@ class Invoice(IdMixin, TenantOwned, Base):
     stripe_state_at: Mapped[int] = mapped_column(BigInteger, default=0)
     sync_attempts: Mapped[int] = mapped_column(Integer, default=0)
     sync_error: Mapped[str | None] = mapped_column(String(500))
+    # Voided here after it reached Stripe: when Stripe's copy was voided (or its draft deleted) too.
+    stripe_voided_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

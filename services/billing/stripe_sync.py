@@ -106,6 +106,7 @@ def sync_pending(database: Database, settings: Settings, now: datetime | None = 
         return 0
     now = now or utcnow()
     synced = 0
+    _void_in_stripe(database, client, now)
     for invoice_id in _due(database, now):
         try:
             with database.session() as session:
@@ -116,6 +117,43 @@ def sync_pending(database: Database, settings: Settings, now: datetime | None = 
             log.exception("billing.stripe_sync_crashed", invoice_id=str(invoice_id))
             _count_failure(database, invoice_id, f"internal error: {type(error).__name__}: {error}")
     return synced
+
+
+def _void_in_stripe(database: Database, client: stripe.StripeClient, now: datetime) -> None:
+    """Invoices voided here after they reached Stripe: Stripe's copy is voided (its draft
+    deleted), so that it collects nothing; one already paid there is left for a person
+    (refund), and said in ``sync_error``."""
+    with database.session() as session:
+        bind(session, AccessScope.everything())
+        voided = session.scalars(
+            select(Invoice.id).where(
+                Invoice.status == InvoiceStatus.VOID,
+                Invoice.stripe_invoice_id.is_not(None),
+                Invoice.stripe_voided_at.is_(None),
+            )
+        ).all()
+    for invoice_id in voided:
+        try:
+            with database.session() as session:
+                bind(session, AccessScope.everything())
+                invoice = fetch(session, Invoice, invoice_id, lock=True)
+                if (
+                    invoice is None
+                    or invoice.stripe_invoice_id is None
+                    or invoice.stripe_voided_at is not None
+                ):
+                    continue
+                remote = client.v1.invoices.retrieve(invoice.stripe_invoice_id)
+                if remote.status == "draft":
+                    client.v1.invoices.delete(invoice.stripe_invoice_id)
+                elif remote.status in ("open", "uncollectible"):
+                    client.v1.invoices.void_invoice(invoice.stripe_invoice_id)
+                elif remote.status == "paid":
+                    invoice.sync_error = "paid in Stripe before it was voided here: refund it there"
+                    log.warning("billing.stripe_paid_but_void", invoice_id=str(invoice.id))
+                invoice.stripe_voided_at = now
+        except stripe.StripeError as error:  # retried on the next run
+            log.warning("billing.stripe_void_failed", invoice_id=str(invoice_id), error=_said(error))
 
 
 def _due(database: Database, now: datetime) -> list[uuid.UUID]:

@@ -250,6 +250,8 @@ def test_a_credit_note_corrects_a_finalised_invoice_without_editing_it(
     assert body["kind"] == "credit_note" and body["subtotal"] == -235 and body["corrects_id"] == invoice_id
     assert body["number"].startswith("IE-2026-") and body["number"] != before["number"]
     assert client.get(f"/v1/invoices/{invoice_id}", headers=operator).json() == before  # untouched
+    document = client.get(f"/v1/invoices/{body['id']}/html", headers=operator).text
+    assert f"Avoir relatif à la facture {before['number']}" in document  # the client's language
     too_much = client.post(
         f"/v1/invoices/{invoice_id}/credit-notes", headers=operator, json={"amount": 10**6, "reason": "x"}
     )

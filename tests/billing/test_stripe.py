@@ -573,3 +573,25 @@ def test_the_webhook_route_refuses_a_bad_signature_with_400_and_applies_a_signed
         again = http.post("/stripe/webhooks", content=payload, headers={"Stripe-Signature": signature})
         assert again.json() == {"outcome": "duplicate"}
     assert _invoice(db, open_invoice.id).status is InvoiceStatus.PAID
+
+
+def test_reissuing_an_invoice_in_stripe_voids_stripes_copy_and_pushes_the_new_one(
+    db: Database, stripe_settings: Settings, invoice_id: uuid.UUID
+) -> None:
+    assert _sync(db, stripe_settings) == 1
+    old = _invoice(db, invoice_id)
+    assert old.stripe_invoice_id is not None
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        reissued = invoices.reissue(session, OPERATOR, invoice_id, GRACE)
+        reissued_id = reissued.id
+
+    assert _sync(db, stripe_settings) == 1  # the new one
+    voided = _invoice(db, invoice_id)
+    assert voided.status is InvoiceStatus.VOID and voided.stripe_voided_at is not None
+    remaining = [i.status for i in _stripe_invoices_of(stripe_settings, invoice_id)]
+    assert remaining in ([], ["void"])  # a draft is deleted, an open one voided: it collects nothing
+    assert [i.id for i in _stripe_invoices_of(stripe_settings, reissued_id)] == [
+        _invoice(db, reissued_id).stripe_invoice_id
+    ]
+    assert _sync(db, stripe_settings) == 0  # and nothing more on the next run

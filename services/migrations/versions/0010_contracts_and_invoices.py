@@ -126,6 +126,7 @@ def upgrade() -> None:
     sa.Column('stripe_state_at', sa.BigInteger(), nullable=False),
     sa.Column('sync_attempts', sa.Integer(), nullable=False),
     sa.Column('sync_error', sa.String(length=500), nullable=True),
+    sa.Column('stripe_voided_at', services.core.database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', services.core.database.UTCDateTime(timezone=True), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
