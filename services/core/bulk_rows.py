@@ -114,9 +114,9 @@ def _text_of(column: Column[Any]) -> Callable[[Any], str]:
     """A column's (not None) Python value as the text PostgreSQL reads back to it."""
     if isinstance(column.type, JSON):
         return _json_text
-    if isinstance(column.type, Micros):
-        stored = column.type.process_bind_param
-        return lambda value: str(stored(value, postgresql.dialect()))
+    if isinstance(column.type, Micros):  # the integer of millionths the column stores
+        stored, dialect = column.type.process_bind_param, postgresql.dialect()
+        return lambda value: str(stored(value, dialect))
     python_type = _python_type(column)
     if python_type is bool:
         return lambda value: "t" if value else "f"
