@@ -34,8 +34,10 @@ class OutboxEvent(IdMixin, TenantOwned, Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # PostgreSQL: the writing transaction's id, set by the column's default (revision 0009);
-    # SQLite orders by rowid instead. See ``consumers``.
+    # SQLite orders by rowid instead. See ``consumers``. Never read back after an insert
+    # (``eager_defaults``): RETURNING needs the read that a provider's write-only grant refuses.
     commit_order: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())
+    __mapper_args__ = {"eager_defaults": False}
 
 
 class OutboxCursor(Base):
