@@ -17,7 +17,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.billing import credits, rating, tax
-from services.billing.models import Contract, ContractVersion, Invoice, IssuingEntity
+from services.billing.models import (
+    FINAL_STATUSES,
+    Contract,
+    ContractVersion,
+    Invoice,
+    InvoiceKind,
+    IssuingEntity,
+)
 from services.billing.schemas import ContractCreate, ContractVersionIn, IssuingEntityIn
 from services.core import money
 from services.core.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
@@ -255,8 +262,6 @@ def version_on(session: Session, tenant_id: uuid.UUID, day: date | None = None) 
 
 
 def last_finalised_period(session: Session, tenant_id: uuid.UUID) -> str | None:
-    from services.billing.models import FINAL_STATUSES, InvoiceKind
-
     with narrowed_to(session, tenant_id):
         return session.scalar(
             select(func.max(Invoice.period)).where(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -74,26 +73,6 @@ class UsageBatchOut(BaseModel):
     accepted: int
     duplicates: int
     rejected: int
-
-
-class UsageEventOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    metric: str
-    quantity: Decimal
-    occurred_at: datetime
-    recorded_at: datetime
-    queue_id: uuid.UUID | None
-    task_kind: str | None
-    language: str | None
-    out_of_hours: bool
-    task_id: uuid.UUID | None
-    source: str
-    reason: str | None
-    idempotency_key: str
-    reverses_id: uuid.UUID | None
 
 
 class UsageRow(BaseModel):
