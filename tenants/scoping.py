@@ -114,6 +114,15 @@ class TenantOwned:
     grant_writes: ClassVar[bool] = True
     # A column naming another organisation that also reads the row (an engagement's provider).
     shared_with: ClassVar[str | None] = None
+    # Among the providers engaged on one queue, a reached row naming a provider in this column
+    # is that provider's alone (an assignment, an offer, an internal note); NULL: every grant's.
+    grant_private_to: ClassVar[str | None] = None
+
+    @classmethod
+    def shared_among_grants(cls) -> Any:
+        """Reached rows every grant reads although they name a provider (``grant_private_to``):
+        none, unless the class says (a comment the client sees is the whole conversation's)."""
+        return false()
 
     @classmethod
     def scope_clause(cls) -> Any:
@@ -148,14 +157,19 @@ def _granted_rows(cls: type[TenantOwned]) -> Any:
         return None
     in_granted_tenant = cls.tenant_id.in_(_GRANT_TENANTS)
     if reach.startswith("queue:"):
-        return and_(in_granted_tenant, getattr(cls, reach.removeprefix("queue:")).in_(_GRANT_QUEUES))
-    if reach == "task":
+        reached = and_(in_granted_tenant, getattr(cls, reach.removeprefix("queue:")).in_(_GRANT_QUEUES))
+    elif reach == "task":
         tasks = _TENANT_TABLE_BY_NAME["tasks"]
         granted_tasks = select(tasks.c.id).where(
             tasks.c.tenant_id.in_(_GRANT_TENANTS), tasks.c.queue_id.in_(_GRANT_QUEUES)
         )
-        return and_(in_granted_tenant, cls.task_id.in_(granted_tasks))  # type: ignore[attr-defined]
-    raise ValueError(f"{cls.__name__}.granted_by: {reach!r}")
+        reached = and_(in_granted_tenant, cls.task_id.in_(granted_tasks))  # type: ignore[attr-defined]
+    else:
+        raise ValueError(f"{cls.__name__}.granted_by: {reach!r}")
+    if cls.grant_private_to is None:
+        return reached
+    owner = getattr(cls, cls.grant_private_to)
+    return and_(reached, or_(owner.is_(None), owner.in_(_SCOPE_TENANTS), cls.shared_among_grants()))
 
 
 def may_write(scope: AccessScope, cls: type[Any], values: Any) -> bool:
@@ -172,6 +186,10 @@ def may_write(scope: AccessScope, cls: type[Any], values: Any) -> bool:
         column = reach.removeprefix("queue:")
         queue = values[column] if isinstance(values, dict) else getattr(values, column)
         return (tenant_id, queue) in scope.granted_queues
+    private_to = getattr(cls, "grant_private_to", None)
+    if private_to is not None:  # a provider writes its own rows, or rows naming none
+        owner = values.get(private_to) if isinstance(values, dict) else getattr(values, private_to)
+        return owner is None or scope.sees(owner)
     return True
 
 

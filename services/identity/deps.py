@@ -39,8 +39,8 @@ async def _principal(
         return found
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send Authorization: Bearer <access token>")
-    principal = service.remembered_principal(session, credentials.credentials)
-    if principal is None:
+    principal = service.remembered_without_io(session, credentials.credentials)
+    if principal is None:  # a provider's grants are read in the thread pool, never on the loop
         settings: Settings = request.app.state.settings
         principal = await run_in_threadpool(
             service.principal_for_bearer, session, credentials.credentials, settings.token_cache_seconds

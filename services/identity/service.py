@@ -262,9 +262,18 @@ def revoke_access_token(row: AccessToken) -> None:
 
 def remembered_principal(session: Session, token: str) -> Principal | None:
     """The token's principal if this process resolved it moments ago (``token_cache``),
-    the session then scoped to it; no I/O."""
+    the session then scoped to it. No I/O, but for a provider's, whose grants are read
+    again for every request (``tenants.grants``)."""
     principal = TOKENS.get(digest(token), utcnow())
     return _acting(session, principal) if principal is not None else None
+
+
+def remembered_without_io(session: Session, token: str) -> Principal | None:
+    """As ``remembered_principal``, for an event loop: None unless it costs no I/O."""
+    principal = TOKENS.get(digest(token), utcnow())
+    if principal is None or principal.org_kind is OrgKind.PROVIDER:
+        return None
+    return _acting(session, principal)
 
 
 def principal_for_bearer(session: Session, token: str, cache_seconds: int = 0) -> Principal:

@@ -109,29 +109,41 @@ def _create_policies(table: str, visible: str, identity: bool, authenticating: s
     op.execute(f"CREATE POLICY tenant_delete ON {table} FOR DELETE USING ({visible})")
 
 
-def granted(table: str, reach: str) -> str:
-    """The rows of ``table`` a provider's grants reach (see ``TenantOwned.granted_by``)."""
+def granted(table: str, reach: str, private: tuple[str, str] | None = None) -> str:
+    """The rows of ``table`` a provider's grants reach (see ``TenantOwned.granted_by``);
+    ``private``: (the column naming the provider a reached row is private to, the SQL of
+    the rows every grant reads anyway), as ``TenantOwned.grant_private_to`` says."""
     in_granted_tenant = "tenant_id = ANY ((SELECT bpo_grant_tenant_ids())::uuid[])"
     if reach.startswith("queue:"):
         column = reach.removeprefix("queue:")
-        return f"({in_granted_tenant} AND {column} = ANY ((SELECT bpo_grant_queue_ids())::uuid[]))"
-    if reach == "task":  # table names are our migrations' own, never input
-        return (
+        reached = f"({in_granted_tenant} AND {column} = ANY ((SELECT bpo_grant_queue_ids())::uuid[]))"
+    elif reach == "task":  # table names are our migrations' own, never input
+        reached = (
             f"({in_granted_tenant} AND EXISTS (SELECT 1 FROM tasks AS granted_task"  # noqa: S608
             f" WHERE granted_task.tenant_id = {table}.tenant_id AND granted_task.id = {table}.task_id"
             " AND granted_task.queue_id = ANY ((SELECT bpo_grant_queue_ids())::uuid[])))"
         )
-    if reach == "write":
+    elif reach == "write":
         return f"({in_granted_tenant})"
-    raise ValueError(reach)
+    else:
+        raise ValueError(reach)
+    if private is None:
+        return reached
+    owner, shared = private
+    return f"({reached} AND ({owner} IS NULL OR {visible_once(owner)} OR {shared}))"
 
 
-def protect_granted(table: str, reach: str, writes: tuple[str, ...] = ("insert", "update")) -> None:
+def protect_granted(
+    table: str,
+    reach: str,
+    writes: tuple[str, ...] = ("insert", "update"),
+    private: tuple[str, str] | None = None,
+) -> None:
     """Policies of a table that a provider's grants reach: the rows reached are read, and
     written with ``writes`` ("write": inserted only, never read); deleted never."""
     for name in ("tenant_read", "tenant_insert", "tenant_update", "tenant_delete"):
         op.execute(f"DROP POLICY IF EXISTS {name} ON {table}")
-    visible, reached = visible_once("tenant_id"), granted(table, reach)
+    visible, reached = visible_once("tenant_id"), granted(table, reach, private)
     readable = visible if reach == "write" else f"{visible} OR {reached}"
     insertable = f"{visible} OR {reached}" if "insert" in writes else visible
     updatable = readable if "update" in writes else visible

@@ -174,6 +174,7 @@ def assign_by_hand(session: Session, principal: Principal, task_id: uuid.UUID, a
             extra={"failed": failed},
         )
     if task.assignee_id is not None and task.status in candidates.HELD:
+        _held_here(session, principal, task)
         apply(session, ROUTING, task, Action.RELEASE)
         _close_open(session, task, AssignmentEnd.REASSIGNED)
     assign(session, task, agent, team, AssignedBy.MANUAL, principal, step="manual")
@@ -229,9 +230,10 @@ def only_the_holder(session: Session, principal: Principal, task: Task, action: 
     """An agent works the tasks they hold, not a colleague's, nor another provider's sharing
     the queue: anything else is taken through routing first. Team leads, provider admins
     and the provider's integrations act on their provider's tasks."""
-    if principal.org_kind is not OrgKind.PROVIDER or principal.subject_kind != "user":
+    if principal.org_kind is not OrgKind.PROVIDER:
         return
-    if principal.roles & {Role.TEAM_LEAD, Role.PROVIDER_ADMIN}:
+    _held_here(session, principal, task)
+    if principal.subject_kind != "user" or principal.roles & {Role.TEAM_LEAD, Role.PROVIDER_ADMIN}:
         return
     agent = require_agent(session, principal)
     if task.assignee_id != agent.id:
@@ -239,6 +241,15 @@ def only_the_holder(session: Session, principal: Principal, task: Task, action: 
             "the task is not yours: take it with your next task, or ask your team lead",
             extra={"current_status": task.status.value},
         )
+
+
+def _held_here(session: Session, principal: Principal, task: Task) -> None:
+    """A provider acts on a held task only if one of its own teams holds it: another
+    provider sharing the queue neither works it nor takes it over by hand."""
+    if principal.org_kind is not OrgKind.PROVIDER or task.assigned_team_id is None:
+        return
+    if fetch(session, Team, task.assigned_team_id) is None:  # another provider's team: unseen
+        raise Conflict("another provider's team holds the task", extra={"current_status": task.status.value})
 
 
 def _still_engaged(session: Session, task: Task, team: Team) -> bool:

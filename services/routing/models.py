@@ -36,6 +36,7 @@ class TaskAssignment(IdMixin, TenantOwned, Base):
 
     __tablename__ = "task_assignments"
     granted_by = "task"
+    grant_private_to = "provider_id"  # another provider on the queue never reads who holds it
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "task_id"], ["tasks.tenant_id", "tasks.id"], ondelete="CASCADE"),
         Index(
@@ -77,6 +78,7 @@ class Offer(IdMixin, TenantOwned, Base):
 
     __tablename__ = "offers"
     granted_by = "task"
+    grant_private_to = "provider_id"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "task_id"], ["tasks.tenant_id", "tasks.id"], ondelete="CASCADE"),
         Index(

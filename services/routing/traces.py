@@ -59,11 +59,22 @@ def routing_of(session: Session, principal: Principal, task_id: Any) -> dict[str
     if principal.org_kind is OrgKind.CLIENT:
         for decision in decisions:
             decision.pop("winner_agent_id", None)
-            for candidate in decision["candidates"]:
-                for name in _PROVIDER_INTERNAL:
-                    candidate.pop(name, None)
+            decision["candidates"] = _per_team(decision["candidates"])
     answer["decisions"] = decisions
     return answer
+
+
+def _per_team(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a client sees of the candidates: one line a team, never one an agent (which
+    would tell the provider's headcount), without the provider's internal fields."""
+    teams: dict[Any, dict[str, Any]] = {}
+    for candidate in found:
+        key = candidate.get("team_id")
+        if key in teams and "agent_id" in candidate:
+            continue  # the team's own line, or its first agent's, is already there
+        if key not in teams or "agent_id" in teams[key]:
+            teams[key] = candidate
+    return [{k: v for k, v in line.items() if k not in _PROVIDER_INTERNAL} for line in teams.values()]
 
 
 def _decision(row: RoutingDecision) -> dict[str, Any]:

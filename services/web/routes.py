@@ -94,6 +94,7 @@ def login(
             secure=request.url.scheme == "https",
             path="/",
         )
+        csrf.set_cookie(request, response, csrf.new_token(request, token))  # the new session's
         return response
     return _with_csrf_cookie(
         request,

@@ -21,7 +21,7 @@ from services.work.service import get_task
 from services.work.storage import BlobStore
 from tenants.models import Organization
 from tenants.principal import Permission, Principal
-from tenants.scoping import fetch
+from tenants.scoping import acting_for_tenant, fetch
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 
@@ -34,8 +34,11 @@ def clean_filename(name: str | None) -> str:
 
 
 def limit_for(session: Session, tenant_id: uuid.UUID, platform_limit: int) -> int:
-    organization = fetch(session, Organization, tenant_id)
-    tenant_limit = organization.attachment_max_bytes if organization is not None else None
+    """The client's own limit holds whoever attaches (an engaged provider reads no row of
+    the client's organisation: the limit is read for it, and only the number comes back)."""
+    with acting_for_tenant(session, tenant_id):
+        organization = fetch(session, Organization, tenant_id)
+        tenant_limit = organization.attachment_max_bytes if organization is not None else None
     return min(platform_limit, tenant_limit) if tenant_limit else platform_limit
 
 

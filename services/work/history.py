@@ -27,11 +27,18 @@ class Actor:
     id: uuid.UUID | None
     name: str
     side: Side
+    org_id: uuid.UUID | None = None
 
     @classmethod
     def of(cls, principal: Principal) -> Actor:
         side = _SIDE_BY_KIND[principal.org_kind]
-        return cls(principal.subject_kind, principal.subject_id, principal.display_name, side)
+        subject = principal.subject_id
+        return cls(principal.subject_kind, subject, principal.display_name, side, principal.org_id)
+
+    @property
+    def provider_id(self) -> uuid.UUID | None:
+        """The provider organisation acting, if a provider's person or integration acts."""
+        return self.org_id if self.side is Side.PROVIDER else None
 
     @classmethod
     def system(cls, name: str = "platform") -> Actor:
@@ -109,4 +116,5 @@ def entry(
         "to_status": to_status,
         "changes": changes or {},
         "internal": internal,
+        "provider_id": actor.provider_id,
     }

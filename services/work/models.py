@@ -172,6 +172,7 @@ class TaskEvent(IdMixin, TenantOwned, Base):
 
     __tablename__ = "task_events"
     granted_by = "task"
+    grant_private_to = "provider_id"  # an internal entry of a provider's person is its alone
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "task_id"], ["tasks.tenant_id", "tasks.id"], ondelete="CASCADE"),
         Index("ix_task_events_task_id_id", "task_id", "id"),
@@ -191,11 +192,19 @@ class TaskEvent(IdMixin, TenantOwned, Base):
     to_status: Mapped[str | None] = mapped_column(String(32))
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     internal: Mapped[bool] = mapped_column(default=False)  # hidden from the client
+    # The provider organisation of the person who acted (None: the client, operator, system):
+    # another provider engaged on the queue reads neither their name nor their internal entries.
+    provider_id: Mapped[uuid.UUID | None]
+
+    @classmethod
+    def shared_among_grants(cls) -> Any:
+        return cls.internal.is_(False)
 
 
 class TaskComment(IdMixin, TenantOwned, Base):
     __tablename__ = "task_comments"
     granted_by = "task"
+    grant_private_to = "provider_id"  # a provider's internal note is its alone
     __table_args__ = (Index("ix_task_comments_task_id_id", "task_id", "id"),)
 
     task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
@@ -205,7 +214,12 @@ class TaskComment(IdMixin, TenantOwned, Base):
     author_id: Mapped[uuid.UUID | None]
     author_name: Mapped[str] = mapped_column(String(200), default="")
     author_side: Mapped[str | None] = mapped_column(String(16))
+    provider_id: Mapped[uuid.UUID | None]  # the author's provider organisation (as on TaskEvent)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @classmethod
+    def shared_among_grants(cls) -> Any:
+        return cls.visibility == CommentVisibility.CLIENT
 
 
 class Attachment(IdMixin, TenantOwned, Base):

@@ -60,13 +60,18 @@ def _idempotent(
     key: str | None,
     body: BaseModel,
     produce: Callable[[], tuple[int, Any, dict[str, str]]],
+    authorise: Callable[[], object],
 ) -> Response:
-    """Answer ``produce()``, or the stored first answer when the key was seen with the same body."""
+    """Answer ``produce()``, or the stored first answer when the key was seen with the same
+    body. A replay is authorised as the first call was (``authorise`` raises otherwise): the
+    record is the organisation's, and a colleague without the permission, or a provider who
+    lost the queue since, gets no stored answer."""
     if key is None:
         status_code, content, headers = produce()
         return JSONResponse(content, status_code=status_code, headers=headers)
     endpoint = f"{request.method} {request.url.path}"  # the path itself: a key is not shared by two tasks
     request_hash = idempotency.fingerprint(body.model_dump(mode="json", exclude_unset=True))
+    authorise()
     stored = idempotency.replay(session, principal, key, endpoint, request_hash)
     if stored is None:
         status_code, content, headers = produce()
@@ -76,6 +81,11 @@ def _idempotent(
         )
         return JSONResponse(content, status_code=status_code, headers=headers)
     return replayed(stored)
+
+
+def _may_change(session: Session, principal: Principal, task_id: uuid.UUID) -> None:
+    principal.require(Permission.TASKS_WRITE)
+    service.get_task(session, principal, task_id)  # 404 once the task is out of sight
 
 
 def replayed(stored: idempotency.StoredAnswer) -> Response:
@@ -131,7 +141,16 @@ def create_task(
     def produce() -> tuple[int, Any, dict[str, str]]:
         return _task_answer(service.create_task(session, principal, body), 201, location=True)
 
-    return _idempotent(request, session, principal, settings, idempotency_key, body, produce)
+    return _idempotent(
+        request,
+        session,
+        principal,
+        settings,
+        idempotency_key,
+        body,
+        produce,
+        authorise=lambda: principal.require(Permission.TASKS_WRITE),
+    )
 
 
 @router.get("/tasks", response_model=Page[TaskOut], summary="Tasks, newest last, with filters")
@@ -198,7 +217,16 @@ def transition_task(
         )
         return _task_answer(task)
 
-    return _idempotent(request, session, principal, settings, idempotency_key, body, produce)
+    return _idempotent(
+        request,
+        session,
+        principal,
+        settings,
+        idempotency_key,
+        body,
+        produce,
+        authorise=lambda: _may_change(session, principal, task_id),
+    )
 
 
 @router.get("/tasks/{task_id}/events", response_model=Page[TaskEventOut], summary="The task's history")
@@ -227,7 +255,16 @@ def add_comment(
         comment = service.add_comment(session, principal, task_id, body.body, body.visibility)
         return 201, _as_seen(principal, CommentOut.model_validate(comment)).model_dump(mode="json"), {}
 
-    return _idempotent(request, session, principal, settings, idempotency_key, body, produce)
+    return _idempotent(
+        request,
+        session,
+        principal,
+        settings,
+        idempotency_key,
+        body,
+        produce,
+        authorise=lambda: _may_change(session, principal, task_id),
+    )
 
 
 @router.get("/tasks/{task_id}/comments", response_model=Page[CommentOut], summary="Comments you may see")
@@ -241,7 +278,7 @@ def list_comments(
 
 
 def _as_seen(principal: Principal, item: Any) -> Any:
-    return item.seen_by_client() if service.is_client_side(principal) else item
+    return item.seen_by(principal)
 
 
 # ---------------------------------------------------------------- queues
@@ -278,7 +315,16 @@ def create_queue(
         queue = queues.create_queue(session, principal, body)
         return 201, _queue_out(queue).model_dump(mode="json"), {"Location": f"/v1/queues/{queue.id}"}
 
-    return _idempotent(request, session, principal, settings, idempotency_key, body, produce)
+    return _idempotent(
+        request,
+        session,
+        principal,
+        settings,
+        idempotency_key,
+        body,
+        produce,
+        authorise=lambda: principal.require(Permission.QUEUES_MANAGE),
+    )
 
 
 @router.get("/queues", response_model=Page[QueueOut], summary="Queues you may see")
@@ -329,4 +375,13 @@ def define_task_kind(
         kind = kinds.define(session, principal, body.name, body.json_schema)
         return 201, _kind_out(kind).model_dump(mode="json", by_alias=True), {}
 
-    return _idempotent(request, session, principal, settings, idempotency_key, body, produce)
+    return _idempotent(
+        request,
+        session,
+        principal,
+        settings,
+        idempotency_key,
+        body,
+        produce,
+        authorise=lambda: principal.require(Permission.QUEUES_MANAGE),
+    )

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.work.models import CommentVisibility, ImportStatus, Priority, QueueMode, TaskStatus
 from services.work.proficiency import LanguageLevel
+from tenants.principal import OrgKind, Principal
 
 
 class Skill(BaseModel):
@@ -168,10 +169,12 @@ class TaskEventOut(BaseModel):
     from_status: str | None
     to_status: str | None
     changes: dict[str, Any]
+    provider_id: uuid.UUID | None = Field(default=None, exclude=True)
 
-    def seen_by_client(self) -> TaskEventOut:
-        """A client sees that the provider acted, not who (the provider's people are its own)."""
-        if self.actor_side != "provider":
+    def seen_by(self, principal: Principal) -> TaskEventOut:
+        """A client sees that the provider acted, not who (the provider's people are its own);
+        another provider engaged on the queue neither."""
+        if self.actor_side != "provider" or _sees_people_of(principal, self.provider_id):
             return self
         return self.model_copy(update={"actor_id": None, "actor_name": ""})
 
@@ -194,11 +197,21 @@ class CommentOut(BaseModel):
     author_name: str
     author_side: str | None = None
     created_at: datetime
+    provider_id: uuid.UUID | None = Field(default=None, exclude=True)
 
-    def seen_by_client(self) -> CommentOut:
-        if self.author_side != "provider":
+    def seen_by(self, principal: Principal | None) -> CommentOut:
+        """As ``TaskEventOut.seen_by``; ``None``: the client's webhooks."""
+        if self.author_side != "provider" or _sees_people_of(principal, self.provider_id):
             return self
         return self.model_copy(update={"author_id": None, "author_name": ""})
+
+
+def _sees_people_of(principal: Principal | None, provider_id: uuid.UUID | None) -> bool:
+    """Whether ``principal`` reads the names of a provider's people: the operator and the
+    provider itself do."""
+    if principal is None:
+        return False
+    return principal.org_kind is OrgKind.OPERATOR or principal.org_id == provider_id
 
 
 class AttachmentOut(BaseModel):

@@ -458,13 +458,14 @@ def _add_comment(
         author_id=actor.id,
         author_name=actor.name,
         author_side=actor.side.value,
+        provider_id=actor.provider_id,
     )
     session.add(comment)
     session.flush()
     internal = visibility is CommentVisibility.INTERNAL
     record(session, task, actor, "commented", changes={"comment_id": str(comment.id)}, internal=internal)
     if not internal:
-        document = CommentOut.model_validate(comment).seen_by_client().model_dump(mode="json")
+        document = CommentOut.model_validate(comment).seen_by(None).model_dump(mode="json")
         emit(
             session,
             task.tenant_id,

@@ -118,3 +118,16 @@ def test_a_resolution_begun_before_a_revocation_is_not_remembered(client: TestCl
         service.revoke_access_token(row)
     TOKENS.put(key, _principal(row.api_client_id), datetime.now(UTC), row.expires_at, 10, before)
     assert TOKENS.get(key, datetime.now(UTC)) is None
+
+
+def test_the_event_loop_takes_a_remembered_client_never_a_provider_whose_grants_need_a_query(
+    client: TestClient, db: Database
+) -> None:
+    """The dependency runs on the event loop: a provider's grants are read in the thread pool."""
+    for kind, on_the_loop in ((OrgKind.CLIENT, True), (OrgKind.PROVIDER, False)):
+        tenant = make_tenant(db, kind, country="RO")
+        access_token = token(client, tenant.client_id, tenant.client_secret)
+        assert client.get("/v1/me", headers=bearer(access_token)).status_code == 200  # remembered
+        with db.session() as session:
+            assert (service.remembered_without_io(session, access_token) is not None) is on_the_loop
+            assert service.remembered_principal(session, access_token) is not None

@@ -111,6 +111,23 @@ def test_a_provider_reads_the_tasks_of_its_queue_and_loses_them_when_the_engagem
     assert client.get(f"/v1/tasks/{task['id']}", headers=world.as_provider).status_code == 404
 
 
+def test_a_revoked_provider_gets_no_replay_of_its_earlier_answer(client: TestClient, world: World) -> None:
+    task = world.submit(client)
+    url, key = f"/v1/tasks/{task['id']}/comments", {"Idempotency-Key": "note-1"}
+    body = {"body": "Pris en charge", "visibility": "internal"}
+    first = client.post(url, headers={**world.as_provider, **key}, json=body)
+    assert first.status_code == 201, first.text
+    again = client.post(url, headers={**world.as_provider, **key}, json=body)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    engagement = client.get(
+        "/v1/engagements", headers=world.as_operator, params={"queue_id": str(world.queue.id)}
+    ).json()["items"][0]
+    client.delete(f"/v1/engagements/{engagement['id']}", headers=world.as_operator)
+    replay = client.post(url, headers={**world.as_provider, **key}, json=body)
+    assert replay.status_code == 404, replay.text
+    assert "Pris en charge" not in replay.text
+
+
 def test_a_provider_neither_submits_nor_edits_the_clients_work(client: TestClient, world: World) -> None:
     task = world.submit(client)
     submitted = client.post(
@@ -292,3 +309,42 @@ def test_the_client_sees_that_the_provider_acted_never_who(client: TestClient, w
     assert (
         name in world.person.get(f"/v1/tasks/{task['id']}/comments").text
     )  # the provider sees its own people
+
+
+def test_an_engaged_provider_attaches_within_the_clients_own_limit(
+    client: TestClient, db: Database, world: World
+) -> None:
+    from sqlalchemy import update
+
+    from tenants.models import Organization
+    from tenants.scoping import AccessScope, bind
+    from tests.factories import PDF
+
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        session.execute(
+            update(Organization)
+            .where(Organization.id == world.client.organization.id)
+            .values(attachment_max_bytes=1000)
+        )
+    task = world.submit(client)
+    url = f"/v1/tasks/{task['id']}/attachments"
+    big = client.post(url, headers=world.as_provider, files={"file": ("big.pdf", PDF + b"%" * 2000)})
+    assert big.status_code == 413 and big.json()["limit"] == 1000, big.text
+    assert client.post(url, headers=world.as_provider, files={"file": ("s.pdf", PDF)}).status_code == 201
+
+
+def test_the_client_reads_one_line_a_team_never_the_providers_headcount(
+    client: TestClient, db: Database, world: World
+) -> None:
+    for _ in range(3):
+        make_agent(db, world.provider.organization, world.team)
+    task = world.submit(client)  # everyone offline: waiting, explained now
+    operator = client.get(f"/v1/tasks/{task['id']}/routing", headers=world.as_operator).json()
+    assert len([c for c in operator["decisions"][-1]["candidates"] if "agent_id" in c]) == 4
+    seen = client.get(f"/v1/tasks/{task['id']}/routing", headers=world.as_client).json()
+    lines = seen["decisions"][-1]["candidates"]
+    assert lines == [
+        {"team_id": str(world.team.id), "rank": "primary", "country": "RO", "eligible": False,
+         "failed": "presence"}
+    ]  # fmt: skip

@@ -48,6 +48,25 @@ def test_a_post_without_the_csrf_token_is_refused(client: TestClient, db: Databa
     assert "bpo_session" not in answer.headers.get("set-cookie", "")
 
 
+def test_the_csrf_token_is_the_sessions_a_planted_or_earlier_one_is_refused(
+    client: TestClient, db: Database
+) -> None:
+    email = make_user(db, make_org(db), [Role.CLIENT_ADMIN], locale="en")
+    before = _csrf(client)
+    assert _login(client, email).status_code == 303
+    after = client.cookies["bpo_csrf"]
+    assert after != before  # signing in issues the new session's token
+
+    def switch_with(csrf: str) -> int:
+        client.cookies.set("bpo_csrf", csrf)
+        answer = client.post("/locale", data={"locale": "fr", "csrf_token": csrf}, follow_redirects=False)
+        return answer.status_code
+
+    assert switch_with(before) == 403
+    assert switch_with("x" * 43) == 403  # planted from a sibling domain, the same value in the form
+    assert switch_with(after) == 303
+
+
 def test_a_wrong_password_shows_a_translated_error(client: TestClient, db: Database) -> None:
     organization = make_org(db)
     email = make_user(db, organization, [Role.CLIENT_ADMIN])
