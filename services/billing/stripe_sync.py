@@ -3,8 +3,10 @@
 One Stripe customer per client organisation (``Contract.stripe_customer_id``), with a
 zero-price monthly subscription in the invoice's currency (``stripe_subscription_id``)
 that the invoice items attach to; then one invoice item per line, one per tax rate, and
-the Stripe invoice made of them, finalised. Our invoice goes from ``pending_sync`` to
-``open``; Stripe's webhooks take it further (``stripe_webhooks``).
+the Stripe invoice made of them. Stripe collects it by our payment terms, never by
+charging the card on file: the draft is set to ``send_invoice`` due on our due date (the
+end of ``due_on`` in the billing timezone), then finalised and sent. Our invoice goes from
+``pending_sync`` to ``open``; Stripe's webhooks take it further (``stripe_webhooks``).
 
 Idempotent on our side, not only through Stripe's idempotency keys: localstripe, which
 the tests run against, does not replay them, and a real key expires after a day. Every
@@ -32,9 +34,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import stripe
 import structlog
@@ -59,6 +62,9 @@ PRODUCT_NAME = "BPO services"
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
 TIMEOUT_SECONDS = 20.0  # a hung Stripe call holds the invoice's row lock: not for long
+# Stripe takes a due date only in the future: an invoice that reaches Stripe after its due
+# day (a sync held back longer than the payment terms) is due this long after it does.
+EARLIEST_DUE = timedelta(hours=1)
 _warned_unconfigured = False
 
 
@@ -196,7 +202,7 @@ def _sync(
     contract = fetch(session, Contract, invoice.contract_id, lock=True)
     assert contract is not None
     try:
-        pushed = _push(session, client, invoice, contract)
+        pushed, note = _push(session, client, invoice, contract)
     except (stripe.StripeError, SyncBlocked) as error:
         invoice.sync_attempts += 1
         invoice.sync_error = _said(error)[:500]
@@ -210,7 +216,7 @@ def _sync(
         return False
     invoice.status = InvoiceStatus.OPEN
     invoice.stripe_state_at = max(invoice.stripe_state_at, pushed.created)
-    invoice.sync_error = None
+    invoice.sync_error = note[:500] if note else None  # what a person should know of Stripe's copy
     session.flush()
     log.info("billing.stripe_synced", invoice_id=str(invoice.id), stripe_invoice_id=pushed.id)
     return True
@@ -226,8 +232,10 @@ def _said(error: Exception) -> str:
 
 def _push(
     session: Session, client: stripe.StripeClient, invoice: Invoice, contract: Contract
-) -> stripe.Invoice:
-    """Customer, subscription, items, invoice: each found again before it is made."""
+) -> tuple[Any, str | None]:
+    """Customer, subscription, items, invoice (each found again before it is made), then
+    the invoice collected by our terms: the Stripe invoice, and a note if Stripe's copy
+    differs from ours."""
     customer_id = _customer(session, client, contract)
     # Before the subscription too: localstripe puts pending items on a new one's first invoice.
     there = _pending_items(client, invoice, customer_id)
@@ -259,7 +267,8 @@ def _push(
             ours=invoice.total,
             stripe=found.subtotal,
         )
-    return _finalised(client, found)
+    found, note = _collected_by_terms(client, invoice, found, utcnow())
+    return _sent(client, _finalised(client, found)), note
 
 
 def _invoice_metadata(invoice: Invoice) -> dict[str, str]:
@@ -481,9 +490,63 @@ def _parts(session: Session, invoice: Invoice) -> Iterator[tuple[str, str, int, 
         yield part, f"bpo-item-{invoice.id}-{part}", int(tax_line["tax"]), description
 
 
+def due_date(invoice: Invoice, now: datetime) -> int:
+    """The Stripe due date of an invoice, a Unix time: the last second of its due day
+    (``due_on``: the day of issue plus the contract's payment terms, in the billing
+    timezone), so that a payment made on that day is on time, as the invoice says; at
+    the earliest ``EARLIEST_DUE`` after ``now``, since Stripe refuses a date past."""
+    assert invoice.due_on is not None, "a finalised invoice has its due day (numbering.finalise)"
+    next_day = datetime.combine(invoice.due_on + timedelta(days=1), time(), tzinfo=ZoneInfo(invoice.timezone))
+    return int(max(next_day - timedelta(seconds=1), now + EARLIEST_DUE).timestamp())
+
+
+def _collected_by_terms(
+    client: stripe.StripeClient, invoice: Invoice, found: Any, now: datetime
+) -> tuple[Any, str | None]:
+    """The draft made to be sent and paid by our payment terms (``send_invoice``, due on
+    our due date), never charged to the card on file; on the draft, since Stripe changes
+    neither once the invoice is final. Should Stripe refuse the due date, the invoice is
+    still only sent, on Stripe's default payment terms, and a note says so; should it
+    refuse that too, the error stops the sync before anything is finalised."""
+    if found.status != "draft":
+        return found, None
+    due = due_date(invoice, now)
+    if found.collection_method == "send_invoice" and getattr(found, "due_date", None) == due:
+        return found, None
+    try:
+        updated = client.v1.invoices.update(
+            found.id,
+            params={"collection_method": "send_invoice", "due_date": due},
+            options={"idempotency_key": f"bpo-terms-{found.id}-{due}"},
+        )
+        return updated, None
+    except stripe.InvalidRequestError as refused:
+        if refused.http_status != 400:
+            raise
+        said = _said(refused)
+    log.warning("billing.stripe_due_date_refused", invoice_id=str(invoice.id), due_date=due, error=said)
+    updated = client.v1.invoices.update(
+        found.id,
+        params={"collection_method": "send_invoice"},
+        options={"idempotency_key": f"bpo-collection-{found.id}"},
+    )
+    due_on = datetime.fromtimestamp(due, ZoneInfo(invoice.timezone)).date()
+    return updated, f"Stripe refused the due date {due_on.isoformat()} ({said}): sent on its default terms"
+
+
+def _sent(client: stripe.StripeClient, found: Any) -> Any:
+    """An open invoice sent to the client by Stripe (its email, with the page to pay it
+    on); one with nothing to collect (a credit note, a total of zero) is paid at
+    finalisation, and a draft was not finalised (see ``_finalised``)."""
+    if found.status != "open":
+        return found
+    return client.v1.invoices.send_invoice(found.id, options={"idempotency_key": f"bpo-send-{found.id}"})
+
+
 def _finalised(client: stripe.StripeClient, found: Any) -> Any:
-    """Finalise a draft (real Stripe then collects it); localstripe has no finalisation
-    (a 404 without a body) and collects a draft when it is paid."""
+    """Finalise a draft (real Stripe then waits for the client's payment, by the terms set
+    before); localstripe has no finalisation (a 404 without a body) and takes a draft's
+    payment as it does an open invoice's."""
     if found.status != "draft":
         return found
     try:

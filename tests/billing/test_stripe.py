@@ -1,6 +1,7 @@
 """Stripe, against a real localstripe server: the sync of finalised invoices (one customer,
-its items, one invoice of our total, never twice, retried after an outage) and the
-webhooks that move our invoices (verified, idempotent, never backwards)."""
+its items, one invoice of our total, sent by our payment terms and never charged, never
+twice, retried after an outage) and the webhooks that move our invoices (verified,
+idempotent, never backwards)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import hmac
 import json
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import stripe
 from sqlalchemy import select
 
 from services.billing import close, descriptions, invoices, stripe_sync
@@ -26,7 +30,7 @@ from services.core.settings import Settings
 from services.core.time import utcnow
 from tenants.models import Organization
 from tenants.scoping import AccessScope, bind
-from tests.billing.conftest import WEBHOOK_SECRET
+from tests.billing.conftest import STRIPE_KEY, WEBHOOK_SECRET
 from tests.factories import OPERATOR, make_contract, make_issuing_entity, make_tenant, record_usage
 from tests.live import free_port
 from tests.notify.receiver import Receiver
@@ -43,10 +47,10 @@ INVOICE_EVENTS = ["invoice.payment_succeeded", "invoice.payment_failed", "invoic
 
 @pytest.fixture
 def organization(db: Database) -> Organization:
-    """A French client with a contract: euros, domestic VAT at 20 %."""
+    """A French client with a contract: euros, domestic VAT at 20 %, payment in 45 days."""
     tenant = make_tenant(db)
     make_issuing_entity(db)
-    make_contract(db, tenant.organization, tax_mode="domestic", vat_rate="20")
+    make_contract(db, tenant.organization, tax_mode="domestic", vat_rate="20", payment_terms_days=45)
     return tenant.organization
 
 
@@ -112,6 +116,12 @@ def _stripe_invoices_of(settings: Settings, invoice_id: uuid.UUID) -> list[Any]:
     return [i for i in listed if i.metadata and i.metadata.to_dict().get("invoice_id") == str(invoice_id)]
 
 
+def _nothing_failed_said(invoice: Invoice) -> bool:
+    """No failure kept on the invoice: at most the note every invoice synced to localstripe
+    has, that it took no due date (see the tests of the payment terms)."""
+    return invoice.sync_error is None or invoice.sync_error.startswith("Stripe refused the due date")
+
+
 def _items_of(stripe_invoice: Any) -> list[tuple[int, str, dict[str, str]]]:
     """The Stripe invoice's lines that are ours (not the zero-price subscription's)."""
     return sorted(
@@ -130,7 +140,7 @@ def test_the_sync_makes_one_customer_and_one_stripe_invoice_of_our_total(
     assert _sync(db, stripe_settings) == 1
 
     ours = _invoice(db, invoice_id)
-    assert ours.status is InvoiceStatus.OPEN and ours.sync_attempts == 0 and ours.sync_error is None
+    assert ours.status is InvoiceStatus.OPEN and ours.sync_attempts == 0 and _nothing_failed_said(ours)
     [customer] = _customers_of(stripe_settings, organization)
     contract = _contract(db, organization)
     assert contract.stripe_customer_id == customer.id and contract.stripe_subscription_id
@@ -265,7 +275,7 @@ def test_an_unreachable_stripe_leaves_the_invoice_pending_then_a_later_run_syncs
     assert _sync(db, stripe_settings) == 0  # not due yet: it backs off
     assert _sync(db, stripe_settings, now=utcnow() + LATER) == 1
     ours = _invoice(db, invoice_id)
-    assert ours.status is InvoiceStatus.OPEN and ours.sync_error is None
+    assert ours.status is InvoiceStatus.OPEN and _nothing_failed_said(ours)
     assert len(_stripe_invoices_of(stripe_settings, invoice_id)) == 1
 
 
@@ -316,6 +326,162 @@ def test_an_invoice_of_nothing_syncs_without_items(
     assert _invoice(db, empty).status is InvoiceStatus.OPEN
     [pushed] = _stripe_invoices_of(stripe_settings, empty)
     assert pushed.total == 0 and _items_of(pushed) == []
+
+
+# ---------------------------------------------------------------- collected by our payment terms
+
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+class Call(NamedTuple):
+    method: str
+    path: str
+    form: dict[str, list[str]]
+    idempotency_key: str | None
+    status: int  # localstripe's answer
+
+
+class Recording(stripe.RequestsClient):
+    """The Stripe library's own HTTP client, every request sent to localstripe as ever and
+    noted with localstripe's answer: what the sync asks of Stripe, also what localstripe
+    refuses to hold."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=20)
+        self.calls: list[Call] = []
+
+    def request(self, method: str, url: str, headers: Any, post_data: Any = None) -> Any:
+        body, status, answer_headers = super().request(method, url, headers, post_data)
+        form = post_data.decode() if isinstance(post_data, bytes) else post_data or ""
+        key = dict(headers or {}).get("Idempotency-Key")
+        self.calls.append(Call(method.upper(), urlsplit(url).path, parse_qs(form), key, status))
+        return body, status, answer_headers
+
+
+def _recorded_sync(db: Database, settings: Settings, invoice_id: uuid.UUID) -> Recording:
+    recording = Recording()
+    client = stripe.StripeClient(
+        STRIPE_KEY, base_addresses={"api": settings.stripe_api_base}, http_client=recording
+    )
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        stripe_sync.sync_invoice(session, invoice_id, client)
+    return recording
+
+
+def _end_of_day(day: date, zone: ZoneInfo) -> int:
+    return int(datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=zone).timestamp())
+
+
+def test_the_stripe_due_date_is_the_end_of_the_due_day_in_the_billing_timezone() -> None:
+    """Issued on 1 March in Paris (CET) with 30 days, due on 31 March (CEST): Stripe's
+    due date is 23:59:59 that day in Paris, so a payment made on the 31st is on time."""
+    invoice = Invoice(timezone="Europe/Paris", issued_on=date(2026, 3, 1), due_on=date(2026, 3, 31))
+    finalised = datetime(2026, 2, 28, 23, 30, tzinfo=UTC)  # 00:30 on 1 March in Paris
+
+    due = stripe_sync.due_date(invoice, finalised)
+
+    assert datetime.fromtimestamp(due, UTC) == datetime(2026, 3, 31, 21, 59, 59, tzinfo=UTC)
+
+
+def test_an_invoice_reaching_stripe_after_its_due_day_is_due_an_hour_later() -> None:
+    """Stripe refuses a due date in the past: a sync held back past the due day (or a
+    credit note of the day synced after midnight) is due at once, give or take an hour."""
+    invoice = Invoice(timezone="Europe/Paris", issued_on=date(2026, 3, 1), due_on=date(2026, 3, 31))
+    now = datetime(2026, 4, 2, 8, tzinfo=UTC)
+
+    assert stripe_sync.due_date(invoice, now) == int((now + timedelta(hours=1)).timestamp())
+
+
+def test_the_stripe_invoice_is_sent_by_our_terms_not_charged_to_the_card_on_file(
+    db: Database, stripe_settings: Settings, organization: Organization, invoice_id: uuid.UUID
+) -> None:
+    api = _stripe(stripe_settings)
+    customer = api.customers.create(params={"metadata": {"tenant_id": str(organization.id)}})
+    card = api.payment_methods.attach("pm_card_visa", params={"customer": customer.id})
+    api.customers.update(customer.id, params={"invoice_settings": {"default_payment_method": card.id}})
+
+    assert _sync(db, stripe_settings) == 1
+
+    [pushed] = _stripe_invoices_of(stripe_settings, invoice_id)
+    assert pushed.customer == customer.id
+    assert pushed.collection_method == "send_invoice"
+    assert pushed.payment_intent is None and pushed.amount_paid == 0
+    assert _invoice(db, invoice_id).status is InvoiceStatus.OPEN
+
+
+def test_the_sync_asks_stripe_for_our_due_date_on_the_draft_before_it_finalises_it(
+    db: Database, stripe_settings: Settings, invoice_id: uuid.UUID
+) -> None:
+    """What the sync sends, as real Stripe takes it: ``send_invoice`` due on our due day,
+    in one request on the draft, then the finalisation (localstripe refuses the first,
+    and has no finalisation: see the next test and docs/billing.md)."""
+    ours = _invoice(db, invoice_id)
+    assert ours.due_on is not None and ours.issued_on is not None
+    assert (ours.due_on - ours.issued_on).days == 45  # the contract's payment terms
+
+    recording = _recorded_sync(db, stripe_settings, invoice_id)
+
+    stripe_id = _invoice(db, invoice_id).stripe_invoice_id
+    due = str(_end_of_day(ours.due_on, PARIS))
+    paths = [(call.method, call.path) for call in recording.calls]
+    [terms] = [i for i, call in enumerate(recording.calls) if "due_date" in call.form]
+    asked = recording.calls[terms]
+    assert (asked.method, asked.path) == ("POST", f"/v1/invoices/{stripe_id}")
+    assert asked.form == {"collection_method": ["send_invoice"], "due_date": [due]}
+    assert asked.idempotency_key == f"bpo-terms-{stripe_id}-{due}"
+    assert terms < paths.index(("POST", f"/v1/invoices/{stripe_id}/finalize"))
+    assert ("POST", f"/v1/invoices/{stripe_id}/pay") not in paths
+
+
+def test_a_stripe_that_refuses_the_due_date_gets_the_invoice_sent_still_and_ours_says_so(
+    db: Database, stripe_settings: Settings, invoice_id: uuid.UUID
+) -> None:
+    """localstripe refuses ``due_date`` (``StripeObject._update``: an invoice has no such
+    attribute there): the invoice is still set to be sent, never charged, on Stripe's
+    default terms, and the difference from ours is kept for a person."""
+    recording = _recorded_sync(db, stripe_settings, invoice_id)
+
+    ours = _invoice(db, invoice_id)
+    asked = [(sorted(call.form), call.status) for call in recording.calls if "collection_method" in call.form]
+    assert asked == [
+        (["collection_method", "due_date"], 400),
+        (["collection_method"], 200),
+    ]
+    assert ours.status is InvoiceStatus.OPEN
+    assert ours.due_on is not None and ours.sync_error is not None
+    assert ours.sync_error.startswith(f"Stripe refused the due date {ours.due_on.isoformat()}")
+    [pushed] = _stripe_invoices_of(stripe_settings, invoice_id)
+    assert pushed.collection_method == "send_invoice"
+
+
+def test_a_sent_event_opens_an_invoice_whose_sync_commit_was_lost_and_never_reopens_a_paid_one(
+    db: Database, stripe_settings: Settings, invoice_id: uuid.UUID
+) -> None:
+    client = stripe_sync.client_for(stripe_settings)
+    assert client is not None
+    session = db.sessions()
+    bind(session, AccessScope.everything())
+    stripe_sync.sync_invoice(session, invoice_id, client)
+    session.rollback()  # Stripe sent it; we recorded nothing
+    session.close()
+    [pushed] = _stripe_invoices_of(stripe_settings, invoice_id)
+    assert pushed.collection_method == "send_invoice"
+    now = int(time.time())
+
+    sent = _event(stripe_settings, "invoice.sent", pushed.id, now)
+    assert _handle(db, stripe_settings, *_signed(sent)) == "applied"
+    opened = _invoice(db, invoice_id)
+    assert (opened.status, opened.stripe_invoice_id) == (InvoiceStatus.OPEN, pushed.id)
+    finalized = _event(stripe_settings, "invoice.finalized", pushed.id, now)
+    assert _handle(db, stripe_settings, *_signed(finalized)) == "duplicate"
+    paid = _event(stripe_settings, "invoice.paid", pushed.id, now + 1)
+    assert _handle(db, stripe_settings, *_signed(paid)) == "applied"
+    sent_again = _event(stripe_settings, "invoice.sent", pushed.id, now + 2)  # late, or sent again
+    assert _handle(db, stripe_settings, *_signed(sent_again)) == "stale"
+
+    assert _invoice(db, invoice_id).status is InvoiceStatus.PAID
 
 
 # ---------------------------------------------------------------- webhooks
@@ -515,6 +681,10 @@ def _pay(settings: Settings, open_invoice: Invoice, payment_method: str) -> str:
 def test_paying_by_card_in_stripe_marks_the_invoice_paid(
     db: Database, stripe_settings: Settings, deliveries: Receiver, open_invoice: Invoice
 ) -> None:
+    """The client pays the invoice Stripe sent them (its page takes their card)."""
+    assert open_invoice.stripe_invoice_id is not None
+    sent = _stripe(stripe_settings).invoices.retrieve(open_invoice.stripe_invoice_id)
+    assert sent.collection_method == "send_invoice"
     assert _pay(stripe_settings, open_invoice, "pm_card_visa") == "paid"
 
     outcomes = _until(db, stripe_settings, deliveries, open_invoice.id, InvoiceStatus.PAID)
