@@ -19,7 +19,7 @@ from services.core.database import Database
 from services.core.settings import Settings
 from services.core.time import utcnow
 from services.identity.models import User
-from services.metering import service
+from services.metering import ingest
 from services.metering.models import UsageEvent
 from tenants import service as tenancy
 from tenants.models import Organization
@@ -524,7 +524,9 @@ def _account_manager(client: TestClient, db: Database, *portfolio: Organization)
         "/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf}, follow_redirects=False
     )
     assert answer.status_code in (302, 303), answer.text
-    return {"x-csrf-token": csrf}
+    session_csrf = client.cookies.get("bpo_csrf")  # signing in issues the session's own token
+    assert session_csrf
+    return {"x-csrf-token": session_csrf}
 
 
 def test_an_account_manager_reports_usage_for_its_portfolio_only(
@@ -565,7 +567,7 @@ def recorded(db: Database, settings: Settings, is_postgres: bool) -> Organizatio
     organization = make_org(db, OrgKind.CLIENT)
     with db.session() as session:
         bind(session, OPERATOR.access)
-        answer = service.ingest(session, OPERATOR, settings, [_event(organization)])
+        answer = ingest.ingest(session, OPERATOR, settings, [_event(organization)])
         assert answer.accepted == 1
     return organization
 
@@ -661,20 +663,20 @@ def test_two_requests_reversing_one_event_at_once_reverse_it_once(
 ) -> None:
     organization = make_org(committed, OrgKind.CLIENT)
 
-    def ingest(*events: dict[str, Any]) -> list[str]:
+    def statuses_of(*events: dict[str, Any]) -> list[str]:
         with committed.session() as session:
             bind(session, OPERATOR.access)
-            return [r.status for r in service.ingest(session, OPERATOR, settings, list(events)).results]
+            return [r.status for r in ingest.ingest(session, OPERATOR, settings, list(events)).results]
 
     with committed.session() as session:
         bind(session, OPERATOR.access)
-        original = service.ingest(session, OPERATOR, settings, [_event(organization)]).results[0].id
+        original = ingest.ingest(session, OPERATOR, settings, [_event(organization)]).results[0].id
     barrier, statuses = threading.Barrier(2), []
 
     def reverse(key: str) -> None:
         barrier.wait()
         reversal = {"tenant_id": str(organization.id), "reverses": str(original), "reason": "x"}
-        statuses.extend(ingest({**reversal, "idempotency_key": key}))
+        statuses.extend(statuses_of({**reversal, "idempotency_key": key}))
 
     threads = [threading.Thread(target=reverse, args=(f"r-{n}",)) for n in range(2)]
     for thread in threads:
