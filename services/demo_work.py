@@ -91,6 +91,17 @@ QUEUES: dict[str, dict[str, Any]] = {
             ("Bucharest FR/RO/EN", EngagementRank.PRIMARY, 1),
             ("Manila EN night shift", EngagementRank.OVERFLOW, 1),
         ),
+        # Bucharest's claims experts first; Manila's night shift once a claim has waited half
+        # an hour, or has under two hours of its SLA left.
+        "routing": {
+            "steps": [
+                {"name": "Bucharest, claims experts", "ranks": ["primary"], "min_skill_level": 3},
+                {"name": "after 30 min: overflow", "after_seconds": 1800, "ranks": ["primary", "overflow"]},
+                {"name": "at risk: overflow", "slack_below_seconds": 7200, "ranks": ["primary", "overflow"]},
+            ],
+            "weights": {"cost": 1.0},
+        },
+        "skills": [{"name": "claims", "min_level": 2}],
     },
     "Vertragsdokumente DE": {
         "client": "Brandt Logistik GmbH",
@@ -244,6 +255,8 @@ def _queue(session: Session, client: Organization, name: str, spec: dict[str, An
                 "task_kind": spec["task_kind"],
                 "languages": spec["languages"],
                 "residency": spec["residency"],
+                "skills": spec.get("skills", []),
+                "routing": spec.get("routing", {}),
             }
         ),
     )

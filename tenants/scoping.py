@@ -168,6 +168,8 @@ def _granted_rows(cls: type[TenantOwned]) -> Any:
         raise ValueError(f"{cls.__name__}.granted_by: {reach!r}")
     if cls.grant_private_to is None:
         return reached
+    if cls.grant_private_to == cls.shared_with:
+        return None  # every row a grant could read names the provider: ``scope_clause`` reads it
     owner = getattr(cls, cls.grant_private_to)
     return and_(reached, or_(owner.is_(None), owner.in_(_SCOPE_TENANTS), cls.shared_among_grants()))
 

@@ -52,6 +52,7 @@ celery_app.conf.update(
         "sla.sweep": {"task": "sla.sweep", "schedule": 5.0, "options": {"expires": 15}},
         "routing.purge_decisions": {"task": "routing.purge_decisions", "schedule": 3600.0},
         "routing.push_sweep": {"task": "routing.push_sweep", "schedule": 2.0, "options": {"expires": 10}},
+        "routing.relax": {"task": "routing.relax", "schedule": 15.0, "options": {"expires": 30}},
         # One recorder at a time holds the metering cursor; the others find nothing to do.
         "metering.record": {"task": "metering.record", "schedule": 5.0, "options": {"expires": 15}},
         # Midnight in each contract's billing timezone comes on the hour or half hour somewhere.

@@ -138,15 +138,24 @@ def protect_granted(
     reach: str,
     writes: tuple[str, ...] = ("insert", "update"),
     private: tuple[str, str] | None = None,
+    shared_with: str | None = None,
 ) -> None:
     """Policies of a table that a provider's grants reach: the rows reached are read, and
-    written with ``writes`` ("write": inserted only, never read); deleted never."""
+    written with ``writes`` ("write": inserted only, never read); deleted never. With
+    ``shared_with`` (the column ``private`` names), the provider reads the rows naming it,
+    and writes those of the tasks it is granted."""
     for name in ("tenant_read", "tenant_insert", "tenant_update", "tenant_delete"):
         op.execute(f"DROP POLICY IF EXISTS {name} ON {table}")
     visible, reached = visible_once("tenant_id"), granted(table, reach, private)
-    readable = visible if reach == "write" else f"{visible} OR {reached}"
-    insertable = f"{visible} OR {reached}" if "insert" in writes else visible
-    updatable = readable if "update" in writes else visible
+    writable = f"{visible} OR {reached}"
+    if reach == "write":
+        readable = visible
+    elif shared_with is not None:
+        readable = f"{visible} OR {visible_once(shared_with)}"
+    else:
+        readable = writable
+    insertable = writable if "insert" in writes else visible
+    updatable = writable if "update" in writes else visible
     op.execute(f"CREATE POLICY tenant_read ON {table} FOR SELECT USING ({readable})")
     op.execute(f"CREATE POLICY tenant_insert ON {table} FOR INSERT WITH CHECK ({insertable})")
     op.execute(

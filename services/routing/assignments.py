@@ -63,8 +63,8 @@ def assign(
 ) -> None:
     """Give ``task`` (queued, reopened or escalated; offered, with ``Action.ACCEPT``) to
     ``agent``; one decision recorded."""
+    task.assignee_id, task.assigned_team_id = agent.id, team.id  # written with the status: one UPDATE
     apply(session, ROUTING, task, action)
-    task.assignee_id, task.assigned_team_id = agent.id, team.id
     now = utcnow()
     with acting_for_tenant(session, team.tenant_id):  # the provider's row, whoever assigns
         agent.last_assigned_at = now
@@ -232,8 +232,8 @@ def only_the_holder(session: Session, principal: Principal, task: Task, action: 
     and the provider's integrations act on their provider's tasks."""
     if principal.org_kind is not OrgKind.PROVIDER:
         return
-    _held_here(session, principal, task)
     if principal.subject_kind != "user" or principal.roles & {Role.TEAM_LEAD, Role.PROVIDER_ADMIN}:
+        _held_here(session, principal, task)
         return
     agent = require_agent(session, principal)
     if task.assignee_id != agent.id:

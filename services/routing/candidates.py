@@ -69,6 +69,17 @@ def active_engagements(
     return session.scalars(query).all()
 
 
+def served_queues(session: Session, team_id: uuid.UUID) -> list[tuple[Engagement, Queue]]:
+    """The team's active engagements with their queues, in one query."""
+    rows = session.execute(
+        select(Engagement, Queue)
+        .join(Queue, Queue.id == Engagement.queue_id)
+        .where(Engagement.team_id == team_id, Engagement.revoked_at.is_(None))
+        .order_by(Engagement.id)
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
 def held_tasks(session: Session, agent_id: uuid.UUID) -> list[Task]:
     """The tasks an agent holds, in the order they were taken from the queue."""
     query = (

@@ -24,11 +24,11 @@ from sqlalchemy.orm import Session
 
 from services.core.errors import Conflict
 from services.core.time import utcnow
-from services.routing import assignments, candidates, eligibility, fairness
+from services.routing import assignments, candidates, eligibility, fairness, policy
 from services.routing.models import AssignedBy
-from services.work.models import Queue, QueueMode, Task, TaskStatus
+from services.work.models import QueueMode, Task, TaskStatus
 from services.work.proficiency import at_least
-from services.workforce.agents import presence_of, require_agent, team_of
+from services.workforce.agents import presence_of, require_agent_and_team
 from services.workforce.models import Presence
 from tenants.principal import Principal
 
@@ -47,20 +47,19 @@ class Claim:
 
 def next_task(session: Session, principal: Principal) -> Claim:
     started = time.perf_counter()
-    agent = require_agent(session, principal)
+    agent, team = require_agent_and_team(session, principal)
     now = utcnow()
     if presence_of(agent, now) is not Presence.ONLINE:
         raise AgentUnavailable("you are offline: go online to take work", extra={"reason": "presence"})
-    team = team_of(session, agent)
     profile = candidates.agent_profile(team, agent)
     held = candidates.held_by_kind(session, [agent.id])
-    engagements = candidates.active_engagements(session, team_id=team.id)
-    queues = {
-        q.id: q for q in session.scalars(select(Queue).where(Queue.id.in_([e.queue_id for e in engagements])))
-    }
+    served = candidates.served_queues(session, team.id)
+    engagements = [engagement for engagement, _queue in served]
+    queues = {queue.id: queue for _engagement, queue in served}
     failures: Counter[str] = Counter()
     by_tenant: dict[uuid.UUID, list[Any]] = defaultdict(list)
     shares: dict[uuid.UUID, int] = {}
+    policies: dict[uuid.UUID, policy.Policy] = {}
     for engagement in engagements:
         queue = queues.get(engagement.queue_id)
         if queue is None or queue.mode is QueueMode.PUSH:  # revoked meanwhile; or offered, not pulled
@@ -69,11 +68,20 @@ def next_task(session: Session, principal: Principal) -> Claim:
         capacity = eligibility.capacity_for(agent.capacity, queue.task_kind)
         failed = eligibility.agent_failure(True, held.get((agent.id, queue.task_kind), 0), capacity)
         failed = failed or eligibility.team_failure(requirements, profile, (), now)
+        queue_policy = policies[queue.id] = policy.policy_of(queue.routing_policy)
+        first_step = policy.admitted_from(queue_policy, engagement.rank, profile, requirements)
+        if failed is None and first_step is None:
+            failed = policy.not_let_in(queue_policy, len(queue_policy.steps) - 1, engagement.rank)
         if failed is not None:
             failures[failed] += 1
             continue
+        assert first_step is not None
         by_tenant[queue.tenant_id].append(
-            and_(Task.queue_id == queue.id, _language_clause(requirements, profile))
+            and_(
+                Task.queue_id == queue.id,
+                _language_clause(requirements, profile),
+                *_relaxed_enough(queue_policy, first_step, now),
+            )
         )
         shares[queue.tenant_id] = max(shares.get(queue.tenant_id, 0), engagement.share or 1)
     if not by_tenant:
@@ -90,13 +98,30 @@ def next_task(session: Session, principal: Principal) -> Claim:
             .with_for_update(skip_locked=True)
         ).first()
         if task is not None:
-            step = "pull" if len(by_tenant) == 1 else f"pull: tenant share {shares[tenant_id]}"
+            queue_policy = policies[task.queue_id]
+            in_force = policy.in_force(queue_policy, task.created_at, task.overflow_since, now)
+            step = queue_policy.steps[in_force].name
+            if len(by_tenant) > 1:
+                step += f"; tenant share {shares[tenant_id]}"
             took_ms = (time.perf_counter() - started) * 1000
             assignments.assign(
                 session, task, agent, team, AssignedBy.PULL, principal, step=step, took_ms=took_ms
             )
             return Claim(task, None)
     return Claim(None, "nothing_queued")
+
+
+def _relaxed_enough(queue_policy: policy.Policy, first_step: int, now: Any) -> list[Any]:
+    """Tasks whose step in force lets in a candidate admitted from ``first_step`` on."""
+    if first_step == 0:
+        return []
+    wait, at_risk = policy.earliest_trigger(queue_policy, first_step)
+    triggers: list[Any] = []
+    if wait is not None:
+        triggers.append(Task.created_at <= now - wait)
+    if at_risk:
+        triggers.append(Task.overflow_since.is_not(None))
+    return [or_(*triggers)]
 
 
 def _language_clause(requirements: eligibility.Requirements, profile: eligibility.Profile) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.core.background import celery_app, unit_of_work
-from services.routing import offers, traces
+from services.routing import offers, relaxation, traces
 from tenants.scoping import AccessScope
 
 
@@ -19,3 +19,10 @@ def push_sweep() -> dict[str, int]:
     other's rows (SKIP LOCKED)."""
     with unit_of_work(AccessScope.everything()) as session:
         return offers.sweep(session)
+
+
+@celery_app.task(name="routing.relax")
+def relax() -> int:
+    """Waiting tasks whose SLA time left fell under their queue's relaxation threshold."""
+    with unit_of_work(AccessScope.everything()) as session:
+        return relaxation.mark_at_risk(session)

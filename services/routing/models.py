@@ -37,6 +37,7 @@ class TaskAssignment(IdMixin, TenantOwned, Base):
     __tablename__ = "task_assignments"
     granted_by = "task"
     grant_private_to = "provider_id"  # another provider on the queue never reads who holds it
+    shared_with = "provider_id"  # the provider reads its own (fairness counts them), not the task
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "task_id"], ["tasks.tenant_id", "tasks.id"], ondelete="CASCADE"),
         Index(
@@ -79,6 +80,7 @@ class Offer(IdMixin, TenantOwned, Base):
     __tablename__ = "offers"
     granted_by = "task"
     grant_private_to = "provider_id"
+    shared_with = "provider_id"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "task_id"], ["tasks.tenant_id", "tasks.id"], ondelete="CASCADE"),
         Index(

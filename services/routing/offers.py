@@ -7,8 +7,9 @@ two seconds (and that a rejection sets off at once, after its commit), never in 
 a task offered, an offer expired (the task back in its queue, the agent not offered it
 again), an offer rescinded when its agent is no longer online. Cancelling the task
 rescinds its offer in the same transaction (``OfferObserver``). The candidate is the first
-eligible agent (every hard constraint, online, under capacity) by engagement rank, then
-the least recently assigned; one who let the task go is not asked again.
+eligible agent (every hard constraint, online, under capacity) that the step in force lets
+in (``policy``), with the best score (``scoring``: rank, idle time, load, cost, who worked
+the task before, by the queue's weights); one who let the task go is not asked again.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from services.core.errors import Conflict, NotFound
 from services.core.time import utcnow
-from services.routing import assignments, candidates, eligibility
-from services.routing.models import AssignedBy, Offer, OfferStatus
+from services.routing import assignments, candidates, eligibility, policy, scoring
+from services.routing.models import AssignedBy, Offer, OfferStatus, TaskAssignment
 from services.work import history
 from services.work.history import Actor
 from services.work.lifecycle import Action
@@ -35,7 +36,11 @@ from tenants.principal import Permission, Principal
 from tenants.scoping import fetch
 
 SWEEP_BATCH = 200  # tasks offered per queue and sweep
-_RANKS = {EngagementRank.PRIMARY: 0, EngagementRank.SECONDARY: 1, EngagementRank.OVERFLOW: 2}
+
+
+def _order(agent: Agent) -> int:
+    """Between equal scores: the agent created first (ids sort by creation)."""
+    return -agent.id.int
 
 
 def timeout_of(queue: Queue) -> timedelta:
@@ -98,32 +103,46 @@ def _workforce(session: Session, queue: Queue) -> Workforce:
 def offer_next(
     session: Session, queue: Queue, task: Task, now: datetime, workforce: Workforce
 ) -> Offer | None:
-    """Offer ``task`` to its best candidate who has not let it go yet; None if nobody may."""
+    """Offer ``task`` to its best candidate who has not let it go yet; None if nobody may.
+    The step in force says whom it may go to; the queue's weights say who is best."""
     asked = set(session.scalars(select(Offer.agent_id).where(Offer.task_id == task.id)))
+    worked = set(session.scalars(select(TaskAssignment.agent_id).where(TaskAssignment.task_id == task.id)))
     requirements = candidates.requirements_of(queue)
+    rules = policy.policy_of(queue.routing_policy)
+    step = policy.in_force(rules, task.created_at, task.overflow_since, now)
     languages = eligibility.task_languages(requirements, task.language, task.language_confidence)
-    found: list[tuple[tuple[Any, ...], Agent, Team]] = []
+    eligible: list[tuple[Agent, Team, scoring.Facts, dict[str, Any]]] = []
     seen: list[dict[str, Any]] = []
     for rank, team, team_agents, held in workforce:
         for agent in team_agents:
-            failed = eligibility.team_failure(
-                requirements, candidates.agent_profile(team, agent), languages, now
-            )
+            profile = candidates.agent_profile(team, agent)
+            open_tasks = held.get((agent.id, task.kind_name), 0)
+            capacity = eligibility.capacity_for(agent.capacity, task.kind_name)
+            failed = eligibility.team_failure(requirements, profile, languages, now)
             failed = failed or eligibility.agent_failure(
-                presence_of(agent, now) is Presence.ONLINE,
-                held.get((agent.id, task.kind_name), 0),
-                eligibility.capacity_for(agent.capacity, task.kind_name),
+                presence_of(agent, now) is Presence.ONLINE, open_tasks, capacity
             )
+            line: dict[str, Any] = {"team_id": str(team.id), "agent_id": str(agent.id)}
+            first = policy.admitted_from(rules, rank, profile, requirements)
+            if failed is None and (first is None or first > step):
+                failed = policy.not_let_in(rules, step, rank)
+                if first is not None:
+                    line["not_before"] = rules.steps[first].name
             if failed is None and agent.id in asked:
                 failed = "declined"
-            seen.append({"team_id": str(team.id), "agent_id": str(agent.id), "eligible": failed is None}
-                        | ({"failed": failed} if failed else {}))  # fmt: skip
+            seen.append(line | {"eligible": failed is None} | ({"failed": failed} if failed else {}))
             if failed is None:
-                last = agent.last_assigned_at.timestamp() if agent.last_assigned_at else 0.0
-                found.append(((_RANKS[rank], last, str(agent.id)), agent, team))
-    if not found:
+                cost = (team.hourly_cost_amount, team.hourly_cost_currency)
+                sticky = agent.id in worked
+                facts = scoring.Facts(rank, agent.last_assigned_at, open_tasks, capacity, cost, sticky)
+                eligible.append((agent, team, facts, seen[-1]))
+    if not eligible:
         return None
-    _key, agent, team = min(found, key=lambda entry: entry[0])
+    for score, (_agent, _team, _facts, line) in zip(
+        scoring.scores(rules.weights, [facts for _a, _t, facts, _l in eligible], now), eligible, strict=True
+    ):
+        line["score"] = score
+    agent, team, _facts, _line = max(eligible, key=lambda entry: (entry[3]["score"], -_order(entry[0])))
     apply(session, assignments.ROUTING, task, Action.OFFER)
     offer = Offer(
         tenant_id=task.tenant_id,
@@ -136,7 +155,12 @@ def offer_next(
     )
     session.add(offer)
     assignments.record_decision(
-        session, task, kind="offer", step="push", winner=(agent.id, team.id), candidates_seen=seen
+        session,
+        task,
+        kind="offer",
+        step=rules.steps[step].name,
+        winner=(agent.id, team.id),
+        candidates_seen=seen,
     )
     session.flush()
     return offer

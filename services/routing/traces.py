@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 from services.core.database import affected_rows
 from services.core.errors import NotFound
 from services.core.time import utcnow
-from services.routing import candidates, eligibility
+from services.routing import candidates, eligibility, policy
 from services.routing.models import RoutingDecision
 from services.work.documents import iso
 from services.work.models import Queue, Task, TaskStatus
 from services.work.service import get_task
 from services.workforce.agents import presence_of
-from services.workforce.models import Agent, Presence, Team
+from services.workforce.models import Agent, EngagementRank, Presence, Team
 from tenants.principal import OrgKind, Principal
 from tenants.scoping import acting_for_tenant, fetch
 
@@ -97,6 +97,8 @@ def explain(session: Session, task: Task) -> dict[str, Any]:
     queue = fetch(session, Queue, task.queue_id)
     assert queue is not None
     requirements = candidates.requirements_of(queue)
+    rules = policy.policy_of(queue.routing_policy)
+    step = policy.in_force(rules, task.created_at, task.overflow_since, now)
     languages = eligibility.task_languages(requirements, task.language, task.language_confidence)
     found: list[dict[str, Any]] = []
     for engagement in candidates.active_engagements(session, queue_id=queue.id):
@@ -108,6 +110,9 @@ def explain(session: Session, task: Task) -> dict[str, Any]:
             continue
         profile = candidates.team_profile(team)
         failed = eligibility.team_failure(requirements, profile, languages, now)
+        not_before = None
+        if failed is None:
+            failed, not_before = _not_yet(rules, step, engagement.rank, profile, requirements)
         entry: dict[str, Any] = {
             "team_id": str(team.id),
             "rank": engagement.rank.value,
@@ -116,6 +121,8 @@ def explain(session: Session, task: Task) -> dict[str, Any]:
             "timezone": team.timezone,
             "hourly_cost": {"amount": team.hourly_cost_amount, "currency": team.hourly_cost_currency},
         }
+        if not_before is not None:
+            entry["not_before"] = not_before
         if failed is not None:
             entry["failed"] = failed
             if failed == "calendar":
@@ -126,9 +133,10 @@ def explain(session: Session, task: Task) -> dict[str, Any]:
         held = candidates.held_by_kind(session, [agent.id for agent in agents])
         agents_failed = []
         for agent in agents:
-            agent_failed = eligibility.team_failure(
-                requirements, candidates.agent_profile(team, agent), languages, now
-            )
+            agent_profile = candidates.agent_profile(team, agent)
+            agent_failed = eligibility.team_failure(requirements, agent_profile, languages, now)
+            if agent_failed is None:
+                agent_failed = _not_yet(rules, step, engagement.rank, agent_profile, requirements)[0]
             agent_failed = agent_failed or eligibility.agent_failure(
                 presence_of(agent, now) is Presence.ONLINE,
                 held.get((agent.id, task.kind_name), 0),
@@ -143,7 +151,22 @@ def explain(session: Session, task: Task) -> dict[str, Any]:
         found.append(entry)
     if not found:
         found.append({"eligible": False, "failed": "engagement"})
-    return {"at": iso(now), "kind": "explain", "step": "primary", "candidates": found}
+    return {"at": iso(now), "kind": "explain", "step": rules.steps[step].name, "candidates": found}
+
+
+def _not_yet(
+    rules: policy.Policy,
+    step: int,
+    rank: EngagementRank,
+    profile: eligibility.Profile,
+    requirements: eligibility.Requirements,
+) -> tuple[str | None, str | None]:
+    """Why the step in force does not let the candidate in yet ("engagement": its rank;
+    "skill": the step's level), and the step that will, if one does."""
+    first = policy.admitted_from(rules, rank, profile, requirements)
+    if first is not None and first <= step:
+        return None, None
+    return policy.not_let_in(rules, step, rank), rules.steps[first].name if first is not None else None
 
 
 def _most_common(reasons: list[str | None]) -> str | None:

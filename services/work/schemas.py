@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from services.work.models import CommentVisibility, ImportStatus, Priority, QueueMode, TaskStatus
 from services.work.proficiency import LanguageLevel
@@ -23,6 +24,47 @@ class Residency(BaseModel):
     deny: list[str] = Field(default_factory=list)
 
 
+EngagementRankName = Literal["primary", "secondary", "overflow"]
+
+
+def _every_rank() -> list[EngagementRankName]:
+    return ["primary", "secondary", "overflow"]
+
+
+class RoutingStep(BaseModel):
+    """One relaxation step (``services.routing.policy``): who may take a task once it is in force."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    after_seconds: int | None = Field(
+        default=None, ge=0, le=30 * 86400, description="in force once the task has waited this long"
+    )
+    slack_below_seconds: int | None = Field(
+        default=None, ge=60, le=30 * 86400, description="or once its SLA time left falls under this"
+    )
+    ranks: list[EngagementRankName] = Field(default_factory=_every_rank, min_length=1)
+    min_skill_level: int = Field(
+        default=1, ge=1, le=5, description="the level the queue's skills are asked at (never below its own)"
+    )
+
+
+class ScoringWeights(BaseModel):
+    """How much each soft criterion counts when routing chooses among eligible agents."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rank: float = Field(default=3.0, ge=0, le=100, description="engagement rank: primary before overflow")
+    idle: float = Field(default=1.0, ge=0, le=100, description="least recently assigned first")
+    load: float = Field(default=1.0, ge=0, le=100, description="least loaded first")
+    cost: float = Field(default=0.5, ge=0, le=100, description="cheaper team first")
+    sticky: float = Field(default=2.0, ge=0, le=100, description="the agent who already worked the case")
+
+
+def _default_steps() -> list[RoutingStep]:
+    return [RoutingStep(name="default")]
+
+
 class RoutingPolicy(BaseModel):
     """How routing picks agents for a queue's tasks (``services.routing``)."""
 
@@ -32,6 +74,39 @@ class RoutingPolicy(BaseModel):
         default=LanguageLevel.B2, description="CEFR level an agent needs in the task's language"
     )
     offer_timeout_seconds: int = Field(default=60, ge=5, le=3600, description="push mode: time to accept")
+    steps: list[RoutingStep] = Field(
+        default_factory=_default_steps,
+        min_length=1,
+        max_length=10,
+        description="relaxation steps, each wider than the one before; the first is in force at once",
+    )
+    weights: ScoringWeights = Field(default_factory=ScoringWeights)
+
+    @model_validator(mode="after")
+    def _steps_widen(self) -> RoutingPolicy:
+        """Each step lets in at least whom the one before did, and comes later: only soft
+        requirements relax, and a later step never takes back what an earlier one gave."""
+        first = self.steps[0]
+        if first.after_seconds or first.slack_below_seconds is not None:
+            raise PydanticCustomError("first_step", "the first step is in force at once: give it no trigger")
+        if sum(step.slack_below_seconds is not None for step in self.steps) > 1:
+            raise PydanticCustomError("one_slack_step", "at most one step is set off by the SLA time left")
+        for before, step in zip(self.steps, self.steps[1:], strict=False):
+            if step.after_seconds is None and step.slack_below_seconds is None:
+                raise PydanticCustomError(
+                    "no_trigger", "a later step needs after_seconds or slack_below_seconds"
+                )
+            if not set(before.ranks) <= set(step.ranks) or step.min_skill_level > before.min_skill_level:
+                raise PydanticCustomError(
+                    "narrower_step", "each step lets in at least the ranks and levels before it"
+                )
+            if (
+                step.after_seconds is not None
+                and before.after_seconds is not None
+                and step.after_seconds < before.after_seconds
+            ):
+                raise PydanticCustomError("earlier_step", "steps come in the order of their after_seconds")
+        return self
 
 
 class QueueCreate(BaseModel):

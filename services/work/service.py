@@ -280,7 +280,7 @@ def update_task(
             changes[name] = [documents.plain(old), documents.plain(value)]
             setattr(task, name, value)
     if "priority" in changes:
-        task.rank_at = ranking.rank_at(task.created_at, task.priority)
+        task.rank_at = ranking.rank_at(task.created_at, task.priority, task.overflow_since)
     if not changes:
         return task
     _changed(session, task, Actor.of(principal), changes)
@@ -298,16 +298,18 @@ def raise_priority(session: Session, actor: Actor, task: Task) -> bool:
     raised = PRIORITY_ORDER[step]
     changes = {"priority": [task.priority.value, raised.value]}
     task.priority = raised
-    task.rank_at = ranking.rank_at(task.created_at, raised)
+    task.rank_at = ranking.rank_at(task.created_at, raised, task.overflow_since)
     _changed(session, task, actor, changes)
     return True
 
 
 def request_overflow(session: Session, actor: Actor, task: Task) -> bool:
-    """Let routing offer the task beyond its usual teams (an SLA escalation)."""
+    """Let routing offer the task beyond its usual teams (an SLA escalation, or its queue's
+    relaxation step for tasks at risk), and take it ahead of the queue."""
     if task.overflow_since is not None or task.status in lifecycle.FINAL_STATES:
         return False
     task.overflow_since = utcnow()
+    task.rank_at = ranking.rank_at(task.created_at, task.priority, task.overflow_since)
     _changed(session, task, actor, {"overflow_since": [None, task.overflow_since.isoformat()]})
     return True
 

@@ -1,5 +1,6 @@
-"""Property tests: over random workforces, queues, residency rules, calendars and tasks,
-no assignment the pull path makes ever breaks a hard constraint."""
+"""Property tests: over random workforces, queues, residency rules, calendars, relaxation
+steps and tasks of any age, no assignment the pull path makes ever breaks a hard
+constraint, at any step; nor lets in a rank or a skill level the step in force does not."""
 
 from __future__ import annotations
 
@@ -36,6 +37,38 @@ CLOSED = {
     "openings": [{"from": "2030-01-07", "to": "2030-01-07", "hours": [["08:00", "09:00"]]}],
 }
 ORDER = {level: n for n, level in enumerate(LEVELS)}
+# Relaxation policies: (name, after seconds, at risk sets it off, ranks, skill level).
+STEPS = [
+    [("default", None, False, ("primary", "secondary", "overflow"), 1)],
+    [
+        ("primary, level 4", None, False, ("primary",), 4),
+        ("after 10 min", 600, False, ("primary", "secondary"), 2),
+        ("at risk", None, True, ("primary", "secondary", "overflow"), 1),
+    ],
+    [("primary", None, False, ("primary",), 5), ("after 1 h", 3600, False, ("primary", "secondary"), 3)],
+]
+AGES = (0, 700, 4000)  # seconds a task has waited
+
+
+def _routing(level: str, steps: list[tuple[Any, ...]]) -> dict[str, Any]:
+    return {
+        "min_language_level": level,
+        "steps": [
+            {"name": name, "after_seconds": after, "ranks": list(ranks), "min_skill_level": skill}
+            | ({"slack_below_seconds": 7200} if at_risk else {})
+            for name, after, at_risk, ranks, skill in steps
+        ],
+    }
+
+
+def _in_force(steps: list[tuple[Any, ...]], age: int, at_risk: bool) -> tuple[Any, ...]:
+    """The step in force, written out again."""
+    found = steps[0]
+    for step in steps[1:]:
+        if (step[1] is not None and age >= step[1]) or (step[2] and at_risk):
+            found = step
+    return found
+
 
 teams_strategy = st.lists(
     st.fixed_dictionaries(
@@ -46,6 +79,7 @@ teams_strategy = st.lists(
             ),
             "skill": st.integers(min_value=0, max_value=5),
             "open": st.booleans(),
+            "rank": st.sampled_from(["primary", "secondary", "overflow"]),
         }
     ),
     min_size=1,
@@ -61,6 +95,7 @@ queues_strategy = st.lists(
             "out_of_hours": st.booleans(),
             # the rule the client sets after the engagements: routing must honour it at once
             "later_residency": st.sampled_from([None, [], ["EU"], ["PH", "IN"], ["RO"]]),
+            "steps": st.sampled_from(STEPS),
         }
     ),
     min_size=1,
@@ -79,10 +114,15 @@ def _allowed(rule: list[str], country: str) -> bool:
 @given(
     teams=teams_strategy,
     queues=queues_strategy,
-    tasks=st.lists(st.sampled_from(LANGUAGES), min_size=1, max_size=6),
+    tasks=st.lists(
+        st.tuples(st.sampled_from(LANGUAGES), st.sampled_from(AGES), st.booleans()), min_size=1, max_size=6
+    ),
 )
 def test_no_assignment_breaks_a_hard_constraint(
-    db: Database, teams: list[dict[str, Any]], queues: list[dict[str, Any]], tasks: list[str]
+    db: Database,
+    teams: list[dict[str, Any]],
+    queues: list[dict[str, Any]],
+    tasks: list[tuple[str, int, bool]],
 ) -> None:
     client = make_org(db, OrgKind.CLIENT, country="FR")
     made_queues = []
@@ -95,7 +135,7 @@ def test_no_assignment_breaks_a_hard_constraint(
             skills=skills,
             out_of_hours=spec["out_of_hours"],
             residency={"allow": spec["residency"]},
-            routing={"min_language_level": spec["level"]},
+            routing=_routing(spec["level"], spec["steps"]),
         )
         made_queues.append((queue, spec))
     emails = {}
@@ -111,7 +151,7 @@ def test_no_assignment_breaks_a_hard_constraint(
         )
         for queue, queue_spec in made_queues:
             if _allowed(queue_spec["residency"], spec["country"]):
-                make_engagement(db, queue, team)
+                make_engagement(db, queue, team, rank=spec["rank"])
         agent = make_agent(db, provider, team, capacity={"*": 50})
         set_online(db, agent)
         emails[agent.email] = (team, spec)
@@ -119,8 +159,11 @@ def test_no_assignment_breaks_a_hard_constraint(
         if queue_spec["later_residency"] is not None:
             _set_residency(db, client, queue, queue_spec["later_residency"])
             queue_spec["residency"] = queue_spec["later_residency"]
-    for n, language in enumerate(tasks):
-        make_task(db, made_queues[n % len(made_queues)][0], language=language)
+    ages = {}
+    for n, (language, age, at_risk) in enumerate(tasks):
+        task = make_task(db, made_queues[n % len(made_queues)][0], language=language)
+        _waited(db, task.id, age, at_risk)
+        ages[task.id] = (age, at_risk)
     by_queue = {queue.id: spec for queue, spec in made_queues}
     for email, (_team, spec) in emails.items():
         while True:
@@ -135,6 +178,27 @@ def test_no_assignment_breaks_a_hard_constraint(
             assert spec["skill"] >= wanted["skill"], "skill broken"
             calendar = BusinessCalendar.from_spec(OPEN_ALWAYS if spec["open"] else CLOSED)
             assert wanted["out_of_hours"] or calendar.is_open(utcnow()), "calendar broken"
+            step = _in_force(wanted["steps"], *ages[taken.id])
+            assert spec["rank"] in step[3], "a rank the step in force does not let in"
+            assert spec["skill"] >= (step[4] if wanted["skill"] else 0), "a skill level below the step's"
+
+
+def _waited(db: Database, task_id: Any, age: int, at_risk: bool) -> None:
+    """The task arrived ``age`` seconds ago; stamped at risk if so (as the sweep does)."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from services.work.models import Task
+    from tenants.scoping import AccessScope, bind
+
+    now = utcnow()
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        values: dict[str, Any] = {"created_at": now - timedelta(seconds=age)}
+        if at_risk:
+            values["overflow_since"] = now
+        session.execute(update(Task).where(Task.id == task_id).values(**values))
 
 
 def _set_residency(db: Database, client: Any, queue: Any, allow: list[str]) -> None:

@@ -147,7 +147,8 @@ def test_the_routing_trace_shows_the_winner_to_the_operator_and_no_agent_to_the_
     world.person.put("/v1/agents/me/presence", json={"presence": "online"})
     world.person.post("/v1/agents/me/next-task")
     operator = client.get(f"/v1/tasks/{task['id']}/routing", headers=world.as_operator).json()
-    assert operator["status"] == "assigned" and operator["step"] == "pull"
+    assert operator["status"] == "assigned" and operator["step"] == "default"
+    assert operator["decisions"][0]["kind"] == "pull"
     assert operator["decisions"][0]["winner_agent_id"] == str(world.agent.id)
     seen = client.get(f"/v1/tasks/{task['id']}/routing", headers=world.as_client)
     assert seen.status_code == 200

@@ -6,6 +6,8 @@ assignments and offers, internal notes and internal history entries, nor the nam
 other's people. History entries and comments name the provider organisation of the person
 who wrote them (``provider_id``; backfilled from the users and API clients), and the
 policies of the four tables a grant reaches check it (``TenantOwned.grant_private_to``).
+A provider reads its own assignments and offers as it reads its teams (``shared_with``:
+counting them is how fairness between tenants is kept, and needs no look at the task).
 
 Revision ID: 0011
 Revises: 0010
@@ -24,12 +26,13 @@ down_revision = "0010"
 branch_labels = None
 depends_on = None
 
-# (table, reach, writes, private) as ``TenantOwned.granted_by`` and ``grant_private_to`` say.
+# (table, reach, writes, private, shared with) as ``TenantOwned.granted_by``,
+# ``grant_private_to`` and ``shared_with`` say.
 PRIVATE = (
-    ("task_events", "task", ("insert",), ("provider_id", "NOT internal")),
-    ("task_comments", "task", ("insert",), ("provider_id", "visibility = 'client'")),
-    ("task_assignments", "task", ("insert", "update"), ("provider_id", "false")),
-    ("offers", "task", ("update",), ("provider_id", "false")),
+    ("task_events", "task", ("insert",), ("provider_id", "NOT internal"), None),
+    ("task_comments", "task", ("insert",), ("provider_id", "visibility = 'client'"), None),
+    ("task_assignments", "task", ("insert", "update"), ("provider_id", "false"), "provider_id"),
+    ("offers", "task", ("update",), ("provider_id", "false"), "provider_id"),
 )
 
 
@@ -51,13 +54,13 @@ def upgrade() -> None:
             )
     if rls.is_postgres():
         op.execute("SELECT set_config('bpo.all_tenants', 'off', true)")
-        for table, reach, writes, private in PRIVATE:
-            rls.protect_granted(table, reach, writes, private)
+        for table, reach, writes, private, shared_with in PRIVATE:
+            rls.protect_granted(table, reach, writes, private, shared_with)
 
 
 def downgrade() -> None:
     if rls.is_postgres():
-        for table, reach, writes, _private in PRIVATE:
+        for table, reach, writes, _private, _shared in PRIVATE:
             rls.protect_granted(table, reach, writes)
     for table in ("task_events", "task_comments"):
         with op.batch_alter_table(table) as batch_op:
