@@ -19,7 +19,7 @@ from decimal import Context, Decimal, localcontext
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from services.billing import credits, numbering, rating, tax
@@ -346,7 +346,6 @@ def close_batch(
     (default now); a reissue keeps the voided invoice's, whose later usage was adjusted on
     later invoices already."""
     now = utcnow()
-    cutoff = cutoff or now
     wanted = set(tenant_ids)
     closed = Closed()
     with narrowed_to(session, wanted):
@@ -354,6 +353,9 @@ def close_batch(
             invoice.tenant_id: invoice
             for invoice in session.scalars(_CURRENT.where(Invoice.period == period).with_for_update())
         }
+    if cutoff is None:
+        due = any(i.status is InvoiceStatus.DRAFT and i.finalise_after <= now for i in existing.values())
+        cutoff = _cutoff(session, finalising=finalise or grace <= timedelta(0) or due) or now
     drafts = []
     for tenant_id in wanted:
         invoice = existing.get(tenant_id)
@@ -382,6 +384,17 @@ def close_batch(
     closed.invoices.update((invoice.tenant_id, invoice) for invoice, _ in done)
     numbering.finalise(session, [invoice for invoice, _ in done if finalise or now >= invoice.finalise_after])
     return closed
+
+
+def _cutoff(session: Session, finalising: bool) -> datetime | None:
+    """PostgreSQL, for a close that may finalise: the ledger's cut-off, read from the clock
+    that stamps usage events (migration 0012) once inserts in flight have committed. The
+    SHARE lock waits for them and holds new ones until this close commits (a few seconds a
+    month for a batch of clients), so every event is on exactly one invoice."""
+    if not finalising or session.get_bind().dialect.name != "postgresql":
+        return None
+    session.execute(text("LOCK TABLE usage_events IN SHARE MODE"))
+    return session.execute(text("SELECT clock_timestamp()")).scalar_one()
 
 
 _CURRENT = select(Invoice).where(Invoice.kind == InvoiceKind.INVOICE, Invoice.status != InvoiceStatus.VOID)
