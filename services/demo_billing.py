@@ -62,6 +62,7 @@ CONTRACTS: dict[str, dict[str, Any]] = {
         "billing_timezone": "Europe/Paris",
         "client_vat_number": "FR40303265045",
         "client_address": "12 rue de la Paix\n75002 Paris",
+        "billing_email": "comptabilite@lumiere-assurances.example",
         "rate_card": SUPPORT_CARD,
         "sla_credits": {
             "metrics": {
@@ -77,6 +78,7 @@ CONTRACTS: dict[str, dict[str, Any]] = {
         "billing_timezone": "Europe/Berlin",
         "client_vat_number": "DE129273398",
         "client_address": "Am Sandtorkai 50\n20457 Hamburg",
+        "billing_email": "buchhaltung@brandt-logistik.example",
         "rate_card": {
             "prices": [
                 {"metric": "task_completed", "task_kind": "contract_documents", "unit_price": "14.00"},
@@ -92,6 +94,7 @@ CONTRACTS: dict[str, dict[str, Any]] = {
         "billing_timezone": "Europe/Madrid",
         "client_vat_number": "ESA28015865",
         "client_address": "Paseo de la Castellana 259\n28046 Madrid",
+        "billing_email": "facturas@seguros-iberia.example",
         "rate_card": {"prices": [{"metric": "task_completed", "task_kind": "claim", "unit_price": "6.80"}]},
     },
     "Mazowsze Logistyka sp. z o.o.": {
@@ -102,6 +105,7 @@ CONTRACTS: dict[str, dict[str, Any]] = {
         "vat_rate": "23",
         "client_vat_number": "PL7010002137",
         "client_address": "ul. Marszałkowska 104\n00-017 Warszawa",
+        "billing_email": "faktury@mazowsze-logistyka.example",
         "rate_card": {
             "currency": "PLN",
             "prices": [

@@ -107,6 +107,7 @@ class Computed:
             "address": version.client_address,
             "country": client.country,
             "vat_number": version.client_vat_number,
+            "email": version.billing_email,
         }
         return seller, buyer
 

@@ -154,6 +154,7 @@ def _add_version(
         if data.client_vat_number
         else None,
         client_address=data.client_address,
+        billing_email=data.billing_email.lower() if data.billing_email else None,
         rate_card=data.rate_card.model_dump(mode="json"),
         sla_credits=data.sla_credits.model_dump(mode="json"),
         created_by=principal.subject_id,

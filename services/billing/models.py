@@ -95,6 +95,7 @@ class ContractVersion(IdMixin, TenantOwned, Base):
     vat_rate: Mapped[Decimal] = mapped_column(Micros())  # percent, the domestic rate
     client_vat_number: Mapped[str | None] = mapped_column(String(20))
     client_address: Mapped[str] = mapped_column(Text, default="")
+    billing_email: Mapped[str | None] = mapped_column(String(320))  # where Stripe sends the invoice
     # The rate card and SLA credit terms, as ``schemas.RateCard`` and ``schemas.CreditTerms``.
     rate_card: Mapped[dict[str, Any]] = mapped_column(JSON)
     sla_credits: Mapped[dict[str, Any]] = mapped_column(JSON)

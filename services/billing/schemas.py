@@ -101,6 +101,9 @@ class CreditTerms(BaseModel):
         return [credits.Band(b.below, b.credit_percent) for b in self.metrics.get(metric, [])]  # type: ignore[call-overload]
 
 
+Email = Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
 class ContractVersionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -114,6 +117,7 @@ class ContractVersionIn(BaseModel):
     vat_rate: Annotated[Decimal, Field(ge=0, lt=100, decimal_places=4)] = Decimal(20)
     client_vat_number: str | None = None
     client_address: Annotated[str, StringConstraints(max_length=1000)] = ""
+    billing_email: Email | None = None
     rate_card: RateCard
     sla_credits: CreditTerms = CreditTerms()
 
@@ -141,6 +145,7 @@ class ContractVersionOut(BaseModel):
     vat_rate: Decimal
     client_vat_number: str | None
     client_address: str
+    billing_email: str | None = None
     rate_card: dict[str, Any]
     sla_credits: dict[str, Any]
     created_at: datetime

@@ -237,6 +237,12 @@ def _push(
     the invoice collected by our terms: the Stripe invoice, and a note if Stripe's copy
     differs from ours."""
     customer_id = _customer(session, client, contract)
+    if invoice.buyer.get("email"):  # where Stripe sends it: the version's, which may have changed
+        client.v1.customers.update(
+            customer_id,
+            params={"email": invoice.buyer["email"]},
+            options={"idempotency_key": f"bpo-customer-email-{invoice.id}"},
+        )
     # Before the subscription too: localstripe puts pending items on a new one's first invoice.
     there = _pending_items(client, invoice, customer_id)
     currency = invoice.currency.lower()

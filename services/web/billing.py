@@ -194,6 +194,7 @@ def _contract_form(
         "vat_rate": str(current.vat_rate) if current else "20",
         "client_vat_number": (current.client_vat_number or "") if current else "",
         "client_address": current.client_address if current else "",
+        "billing_email": (current.billing_email or "") if current else "",
         "rate_card": json.dumps(
             current.rate_card if current else {"prices": []}, indent=2, ensure_ascii=False
         ),
@@ -221,7 +222,8 @@ def _entity_code(session: DbSession, viewer: Principal, entity_id: uuid.UUID) ->
 
 FORM_FIELDS = (
     "effective_from", "issuing_entity", "currency", "billing_timezone", "locale", "payment_terms_days",
-    "tax_mode", "vat_rate", "client_vat_number", "client_address", "rate_card", "sla_credits",
+    "tax_mode", "vat_rate", "client_vat_number", "client_address", "billing_email", "rate_card",
+    "sla_credits",
 )  # fmt: skip
 
 

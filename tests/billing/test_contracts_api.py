@@ -114,6 +114,13 @@ def test_a_vat_number_of_the_wrong_shape_is_refused(
     ]
 
 
+def test_a_billing_email_of_the_wrong_shape_is_refused(
+    client: TestClient, operator: dict[str, str], acme: Caller
+) -> None:
+    body = _contract(acme, billing_email="compta at acme")
+    assert _pointers(client.post("/v1/contracts", headers=operator, json=body)) == ["/version/billing_email"]
+
+
 def test_an_unknown_currency_is_refused(client: TestClient, operator: dict[str, str], acme: Caller) -> None:
     body = _contract(acme, currency="XYZ")
     assert "/version/currency" in _pointers(client.post("/v1/contracts", headers=operator, json=body))

@@ -50,7 +50,14 @@ def organization(db: Database) -> Organization:
     """A French client with a contract: euros, domestic VAT at 20 %, payment in 45 days."""
     tenant = make_tenant(db)
     make_issuing_entity(db)
-    make_contract(db, tenant.organization, tax_mode="domestic", vat_rate="20", payment_terms_days=45)
+    make_contract(
+        db,
+        tenant.organization,
+        tax_mode="domestic",
+        vat_rate="20",
+        payment_terms_days=45,
+        billing_email="Comptabilite@Acme.example",
+    )
     return tenant.organization
 
 
@@ -149,6 +156,15 @@ def test_the_sync_makes_one_customer_and_one_stripe_invoice_of_our_total(
     assert pushed.subtotal == pushed.total == ours.total == 2900
     assert pushed.metadata.to_dict()["number"] == ours.number
     assert pushed.currency == "eur"
+
+
+def test_stripe_sends_the_invoice_to_the_contracts_billing_email(
+    db: Database, stripe_settings: Settings, organization: Organization, invoice_id: uuid.UUID
+) -> None:
+    assert _invoice(db, invoice_id).buyer["email"] == "comptabilite@acme.example"
+    assert _sync(db, stripe_settings) == 1
+    [customer] = _customers_of(stripe_settings, organization)
+    assert customer.email == "comptabilite@acme.example"
 
 
 def test_each_line_and_the_tax_are_one_item_in_the_invoices_language(
