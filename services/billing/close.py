@@ -346,6 +346,7 @@ def close_batch(
     billing timezone is refused for that client. ``cutoff``: the usage recorded up to when
     (default now); a reissue keeps the voided invoice's, whose later usage was adjusted on
     later invoices already."""
+    session.connection()  # SQLite: the write lock first, then the clock (see metering.ingest)
     now = utcnow()
     wanted = set(tenant_ids)
     closed = Closed()

@@ -50,7 +50,8 @@ def _mac(request: Request, nonce: str, session_cookie: str) -> str:
 
 def _signed(request: Request, token: str, session_cookie: str) -> bool:
     nonce, _, mac = token.partition(".")
-    return bool(nonce and mac) and hmac.compare_digest(mac, _mac(request, nonce, session_cookie))
+    expected = _mac(request, nonce, session_cookie).encode()
+    return bool(nonce and mac) and hmac.compare_digest(mac.encode(), expected)  # bytes: any cookie
 
 
 def set_cookie(request: Request, response: Response, token: str | None = None) -> None:

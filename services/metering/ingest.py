@@ -91,6 +91,10 @@ def ingest(session: Session, principal: Principal, settings: Settings, events: l
     recorded before), or rejected with the fields at fault. Good events are recorded even
     when others in the batch are not."""
     require_reporter(principal)
+    # Stamped once the transaction has begun: on SQLite (BEGIN IMMEDIATE) it then holds the
+    # write lock, so a close cannot finalise between the stamp and the insert. (PostgreSQL
+    # stamps every row itself: migration 0012.)
+    session.connection()
     horizon = utcnow() + timedelta(seconds=settings.usage_future_tolerance_seconds)
     batch = _Batch(session, principal, horizon, copying=session.get_bind().dialect.name == "postgresql")
     batch.ids = iter(_new_ids(len(events)))

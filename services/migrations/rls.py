@@ -109,10 +109,11 @@ def _create_policies(table: str, visible: str, identity: bool, authenticating: s
     op.execute(f"CREATE POLICY tenant_delete ON {table} FOR DELETE USING ({visible})")
 
 
-def granted(table: str, reach: str, private: tuple[str, str] | None = None) -> str:
+def granted(table: str, reach: str, private: tuple[str, str] | None = None, *, writing: bool = False) -> str:
     """The rows of ``table`` a provider's grants reach (see ``TenantOwned.granted_by``);
     ``private``: (the column naming the provider a reached row is private to, the SQL of
-    the rows every grant reads anyway), as ``TenantOwned.grant_private_to`` says."""
+    the rows every grant reads anyway), as ``TenantOwned.grant_private_to`` says. Written
+    (``writing``), a row names the writing provider or none: never another provider."""
     in_granted_tenant = "tenant_id = ANY ((SELECT bpo_grant_tenant_ids())::uuid[])"
     if reach.startswith("queue:"):
         column = reach.removeprefix("queue:")
@@ -130,6 +131,8 @@ def granted(table: str, reach: str, private: tuple[str, str] | None = None) -> s
     if private is None:
         return reached
     owner, shared = private
+    if writing:
+        return f"({reached} AND ({owner} IS NULL OR {visible_once(owner)}))"
     return f"({reached} AND ({owner} IS NULL OR {visible_once(owner)} OR {shared}))"
 
 
@@ -146,14 +149,14 @@ def protect_granted(
     and writes those of the tasks it is granted."""
     for name in ("tenant_read", "tenant_insert", "tenant_update", "tenant_delete"):
         op.execute(f"DROP POLICY IF EXISTS {name} ON {table}")
-    visible, reached = visible_once("tenant_id"), granted(table, reach, private)
-    writable = f"{visible} OR {reached}"
+    visible = visible_once("tenant_id")
+    writable = f"{visible} OR {granted(table, reach, private, writing=True)}"
     if reach == "write":
         readable = visible
     elif shared_with is not None:
         readable = f"{visible} OR {visible_once(shared_with)}"
     else:
-        readable = writable
+        readable = f"{visible} OR {granted(table, reach, private)}"
     insertable = writable if "insert" in writes else visible
     updatable = writable if "update" in writes else visible
     op.execute(f"CREATE POLICY tenant_read ON {table} FOR SELECT USING ({readable})")

@@ -79,8 +79,7 @@ class Offer(IdMixin, TenantOwned, Base):
 
     __tablename__ = "offers"
     granted_by = "task"
-    grant_private_to = "provider_id"
-    shared_with = "provider_id"
+    grant_private_to = "provider_id"  # an agent reads their own offers while engaged; no other provider
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "task_id"], ["tasks.tenant_id", "tasks.id"], ondelete="CASCADE"),
         Index(

@@ -142,7 +142,7 @@ def offer_next(
         scoring.scores(rules.weights, [facts for _a, _t, facts, _l in eligible], now), eligible, strict=True
     ):
         line["score"] = score
-    agent, team, _facts, _line = max(eligible, key=lambda entry: (entry[3]["score"], -_order(entry[0])))
+    agent, team, _facts, _line = max(eligible, key=lambda entry: (entry[3]["score"], _order(entry[0])))
     apply(session, assignments.ROUTING, task, Action.OFFER)
     offer = Offer(
         tenant_id=task.tenant_id,

@@ -16,11 +16,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
+
+import orjson
+import structlog
+from pydantic import ValidationError
 
 from services.routing.eligibility import Profile, Requirements, skilled
 from services.work.schemas import RoutingPolicy, ScoringWeights
 from services.workforce.models import EngagementRank
+
+log = structlog.get_logger()
 
 
 @dataclass(frozen=True)
@@ -44,8 +51,20 @@ class Policy:
 
 
 def policy_of(stored: dict[str, Any] | None) -> Policy:
-    """A queue's stored ``routing_policy`` (validated when it was set; {} is the defaults)."""
-    parsed = RoutingPolicy.model_validate(stored or {})
+    """A queue's stored ``routing_policy`` (validated when it was set; {} is the defaults),
+    parsed once per distinct policy: every claim reads its queues' policies."""
+    return _parsed(orjson.dumps(stored or {}, option=orjson.OPT_SORT_KEYS))
+
+
+@lru_cache(maxsize=1024)
+def _parsed(stored: bytes) -> Policy:
+    try:
+        parsed = RoutingPolicy.model_validate_json(stored)
+    except ValidationError as error:
+        # Stored under an older rule: the platform's defaults, said loudly, rather than no
+        # routing at all for every queue the sweep or the claim reads with it.
+        log.warning("routing.policy_invalid", policy=stored.decode(), error=str(error))
+        parsed = RoutingPolicy()
     steps = tuple(
         Step(
             name=step.name,

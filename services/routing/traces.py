@@ -35,7 +35,7 @@ TRACE_RETENTION = timedelta(days=90)
 TRACE_LIMIT = 50  # the latest decisions of a task that an answer shows
 WAITING = (TaskStatus.QUEUED, TaskStatus.REOPENED, TaskStatus.ESCALATED, TaskStatus.OFFERED)
 # What a client is not shown of a candidate.
-_PROVIDER_INTERNAL = ("agent_id", "hourly_cost", "calendar_opens_at", "timezone")
+_PROVIDER_INTERNAL = ("agent_id", "hourly_cost", "calendar_opens_at", "timezone", "score")
 
 
 def routing_of(session: Session, principal: Principal, task_id: Any) -> dict[str, Any]:
@@ -66,14 +66,22 @@ def routing_of(session: Session, principal: Principal, task_id: Any) -> dict[str
 
 def _per_team(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What a client sees of the candidates: one line a team, never one an agent (which
-    would tell the provider's headcount), without the provider's internal fields."""
+    would tell the provider's headcount), without the provider's internal fields (a score
+    would tell its cost). A team known only by its agents' lines is eligible if one is,
+    else fails on its agents' most common reason."""
     teams: dict[Any, dict[str, Any]] = {}
+    agents: dict[Any, list[dict[str, Any]]] = {}
     for candidate in found:
         key = candidate.get("team_id")
-        if key in teams and "agent_id" in candidate:
-            continue  # the team's own line, or its first agent's, is already there
-        if key not in teams or "agent_id" in teams[key]:
-            teams[key] = candidate
+        if "agent_id" in candidate:
+            agents.setdefault(key, []).append(candidate)
+        else:
+            teams.setdefault(key, candidate)
+    for key, lines in agents.items():
+        if key not in teams:
+            eligible = any(line["eligible"] for line in lines)
+            reason = None if eligible else _most_common([line.get("failed") for line in lines])
+            teams[key] = {"team_id": key, "eligible": eligible} | ({"failed": reason} if reason else {})
     return [{k: v for k, v in line.items() if k not in _PROVIDER_INTERNAL} for line in teams.values()]
 
 

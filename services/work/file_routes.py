@@ -24,6 +24,7 @@ from services.work import attachments, bulk, idempotency, imports, queues
 from services.work.routes import IdempotencyKey, replayed
 from services.work.schemas import AttachmentOut, ImportOut
 from services.work.storage import READ_CHUNK_BYTES, BlobStore, blob_store
+from tenants.principal import Permission
 
 router = APIRouter(route_class=UnitOfWorkRoute, prefix="/v1", tags=["work"], responses=PROBLEM_RESPONSES)
 
@@ -149,6 +150,7 @@ async def bulk_intake(
     if file_format is None:
         raise UnsupportedMediaType("send text/csv (with a header row) or application/x-ndjson")
     order = imports.BulkRequest(queue_id, file_format, all_or_nothing, imports.check_delimiter(delimiter))
+    principal.require(Permission.TASKS_WRITE)  # before a replay too: the record is the organisation's
     await run_in_threadpool(
         queues.queue_for_intake, session, principal, queue_id
     )  # 404 before reading the body

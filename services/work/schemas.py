@@ -100,12 +100,9 @@ class RoutingPolicy(BaseModel):
                 raise PydanticCustomError(
                     "narrower_step", "each step lets in at least the ranks and levels before it"
                 )
-            if (
-                step.after_seconds is not None
-                and before.after_seconds is not None
-                and step.after_seconds < before.after_seconds
-            ):
-                raise PydanticCustomError("earlier_step", "steps come in the order of their after_seconds")
+        waits = [step.after_seconds for step in self.steps if step.after_seconds is not None]
+        if waits != sorted(waits):
+            raise PydanticCustomError("earlier_step", "steps come in the order of their after_seconds")
         return self
 
 

@@ -104,3 +104,19 @@ def test_an_agent_going_offline_loses_the_offer(client: TestClient, db: Database
     world.person.put("/v1/agents/me/presence", json={"presence": "offline"})
     assert _sweep(db)["rescinded"] == 1
     assert client.get(f"/v1/tasks/{task['id']}", headers=world.as_client).json()["status"] == "queued"
+
+
+def test_an_offer_whose_engagement_was_revoked_is_no_longer_the_agents(
+    client: TestClient, db: Database, world: World
+) -> None:
+    world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    _sweep(db)
+    [offer] = world.person.get("/v1/offers").json()["items"]
+    engagement = client.get(
+        "/v1/engagements", headers=world.as_operator, params={"queue_id": str(world.queue.id)}
+    ).json()["items"][0]
+    assert client.delete(f"/v1/engagements/{engagement['id']}", headers=world.as_operator).status_code == 200
+    assert world.person.get("/v1/offers").json()["items"] == []
+    assert world.person.post(f"/v1/offers/{offer['id']}/accept").status_code == 404
+    assert world.person.post(f"/v1/offers/{offer['id']}/reject").status_code == 404

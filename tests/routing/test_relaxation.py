@@ -177,6 +177,15 @@ def test_residency_holds_at_every_step(app: FastAPI, client: TestClient, db: Dat
             [{"name": "a"}, {"name": "b", "after_seconds": 90}, {"name": "c", "after_seconds": 30}],
             "in the order",
         ),
+        (
+            [
+                {"name": "a"},
+                {"name": "b", "after_seconds": 900},
+                {"name": "c", "slack_below_seconds": 3600},
+                {"name": "d", "after_seconds": 300},
+            ],
+            "in the order",
+        ),
         ([{"name": "a", "ranks": ["chief"]}], None),
     ],
 )
@@ -235,3 +244,7 @@ def test_a_push_offer_goes_to_the_best_score_and_the_trace_shows_the_scores(
     trace = client.get(f"/v1/tasks/{task['id']}/routing", headers=world.as_operator).json()
     scored = {c["team_id"]: c["score"] for c in trace["decisions"][0]["candidates"] if "score" in c}
     assert scored[str(cheap_team.id)] > scored[str(world.team.id)]
+    seen = client.get(f"/v1/tasks/{task['id']}/routing", headers=world.as_client)
+    assert "score" not in seen.text  # a score would tell the client the teams' costs
+    lines = {c["team_id"]: c for c in seen.json()["decisions"][0]["candidates"]}
+    assert lines[str(cheap_team.id)]["eligible"] is True

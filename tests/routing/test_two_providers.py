@@ -151,3 +151,36 @@ def test_row_security_keeps_one_providers_rows_from_the_other(
             public = "SELECT count(*) FROM task_comments WHERE task_id = :t AND visibility = 'client'"
             assert connection.execute(text(public), {"t": task_id}).scalar_one() == 1
             session.rollback()
+
+
+def test_row_security_lets_no_provider_write_a_row_in_the_others_name(
+    db: Database, client: TestClient, world: World, rival: Rival, is_postgres: bool
+) -> None:
+    if not is_postgres:
+        pytest.skip("row-level security needs PostgreSQL")
+    task_id = uuid.UUID(_taken_and_noted(client, world))
+    insert = text(
+        "INSERT INTO task_comments (id, tenant_id, task_id, body, visibility, author_kind, author_name,"
+        " author_side, provider_id, created_at) VALUES (gen_random_uuid(), :c, :t, 'Tout est réglé',"
+        " 'client', 'user', 'Ana', 'provider', :named, now())"
+    )
+    grants = {"p": str(rival.provider.organization.id), "c": str(world.client.organization.id)}
+    for named, allowed in ((world.provider.organization.id, False), (rival.provider.organization.id, True)):
+        with db.session() as session:
+            bind(session, AccessScope.everything())
+            connection = session.connection()
+            connection.execute(
+                text(
+                    "SELECT set_config('bpo.all_tenants', 'off', true),"
+                    " set_config('bpo.tenant_ids', :p, true), set_config('bpo.grant_tenant_ids', :c, true),"
+                    " set_config('bpo.grant_queue_ids', :q, true)"
+                ),
+                {**grants, "q": str(world.queue.id)},
+            )
+            values = {"c": world.client.organization.id, "t": task_id, "named": named}
+            if allowed:
+                connection.execute(insert, values)
+            else:
+                with pytest.raises(Exception, match="row-level security"), connection.begin_nested():
+                    connection.execute(insert, values)
+            session.rollback()

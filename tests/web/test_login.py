@@ -67,6 +67,12 @@ def test_the_csrf_token_is_the_sessions_a_planted_or_earlier_one_is_refused(
     assert switch_with(after) == 303
 
 
+def test_a_planted_csrf_cookie_that_is_not_ascii_is_replaced_not_a_crash(client: TestClient) -> None:
+    page = client.get("/login", headers={"Cookie": 'bpo_csrf="ab.\\351"'})
+    assert page.status_code == 200, page.text
+    assert "bpo_csrf=" in page.headers.get("set-cookie", "")  # a new token of this browser's
+
+
 def test_a_wrong_password_shows_a_translated_error(client: TestClient, db: Database) -> None:
     organization = make_org(db)
     email = make_user(db, organization, [Role.CLIENT_ADMIN])

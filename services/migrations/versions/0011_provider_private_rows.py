@@ -6,8 +6,8 @@ assignments and offers, internal notes and internal history entries, nor the nam
 other's people. History entries and comments name the provider organisation of the person
 who wrote them (``provider_id``; backfilled from the users and API clients), and the
 policies of the four tables a grant reaches check it (``TenantOwned.grant_private_to``).
-A provider reads its own assignments and offers as it reads its teams (``shared_with``:
-counting them is how fairness between tenants is kept, and needs no look at the task).
+A provider reads its own assignments as it reads its teams (``shared_with``: counting them
+is how fairness between tenants is kept, and needs no look at the task).
 
 Revision ID: 0011
 Revises: 0010
@@ -32,7 +32,7 @@ PRIVATE = (
     ("task_events", "task", ("insert",), ("provider_id", "NOT internal"), None),
     ("task_comments", "task", ("insert",), ("provider_id", "visibility = 'client'"), None),
     ("task_assignments", "task", ("insert", "update"), ("provider_id", "false"), "provider_id"),
-    ("offers", "task", ("update",), ("provider_id", "false"), "provider_id"),
+    ("offers", "task", ("update",), ("provider_id", "false"), None),
 )
 
 

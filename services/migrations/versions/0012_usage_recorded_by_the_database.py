@@ -7,7 +7,8 @@ clock (``billing.close``): the lock waits for the inserts in flight, which the c
 reads, and holds new ones until it commits, which are then stamped after the cut-off and
 land on the next invoice. Before, an event stamped by the application before a finalising
 close, but committed after the close had read, fell between two invoices. SQLite
-serialises its writers (BEGIN IMMEDIATE) and needs neither.
+serialises its writers (BEGIN IMMEDIATE): there ingest and close read the clock once their
+write transaction has begun.
 
 Revision ID: 0012
 Revises: 0011
