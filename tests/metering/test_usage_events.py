@@ -356,19 +356,18 @@ def test_a_reversal_records_the_negative_quantity_and_the_usage_nets_to_zero(
     assert (Decimal(item["quantity"]), item["events"]) == (Decimal(0), 2)
 
 
+def _reverse(
+    client: TestClient, operator: dict[str, str], acme: Caller, event_id: str, key: str, reason: str
+) -> dict[str, Any]:
+    """A reversal of ``event_id``, and its answer."""
+    body = {"tenant_id": str(acme.tenant.id), "reverses": event_id, "reason": reason, "idempotency_key": key}
+    return dict(_post(client, operator, body)["results"][0])
+
+
 def test_a_reversal_is_not_reversed(client: TestClient, operator: dict[str, str], acme: Caller) -> None:
     original = _post(client, operator, _event(acme))["results"][0]
-    tenant = str(acme.tenant.id)
-    first = _post(
-        client,
-        operator,
-        {"tenant_id": tenant, "reverses": original["id"], "reason": "wrong task", "idempotency_key": "r-1"},
-    )["results"][0]
-    again = _post(
-        client,
-        operator,
-        {"tenant_id": tenant, "reverses": first["id"], "reason": "undo the undo", "idempotency_key": "r-2"},
-    )["results"][0]
+    first = _reverse(client, operator, acme, original["id"], "r-1", "wrong task")
+    again = _reverse(client, operator, acme, first["id"], "r-2", "undo the undo")
     assert again["status"] == "rejected" and _pointers(again) == ["/events/0/reverses"]
     assert _totals(client, operator, acme) == {"task_completed": Decimal(0)}
 
@@ -613,17 +612,8 @@ def test_deleting_the_tenant_still_deletes_its_usage(db: Database, recorded: Org
 
 def test_an_event_is_reversed_once(client: TestClient, operator: dict[str, str], acme: Caller) -> None:
     original = _post(client, operator, _event(acme, quantity="3"))["results"][0]
-    tenant = str(acme.tenant.id)
-    first = _post(
-        client,
-        operator,
-        {"tenant_id": tenant, "reverses": original["id"], "reason": "wrong task", "idempotency_key": "r-1"},
-    )["results"][0]
-    again = _post(
-        client,
-        operator,
-        {"tenant_id": tenant, "reverses": original["id"], "reason": "wrong task", "idempotency_key": "r-2"},
-    )["results"][0]
+    first = _reverse(client, operator, acme, original["id"], "r-1", "wrong task")
+    again = _reverse(client, operator, acme, original["id"], "r-2", "wrong task")
     assert first["status"] == "accepted"
     assert again["status"] == "rejected" and _pointers(again) == ["/events/0/reverses"]
     assert _totals(client, operator, acme) == {"task_completed": Decimal(0)}

@@ -81,14 +81,18 @@ def test_fanning_out_webhooks_leaves_metering_its_events(db: Database) -> None:
         bind(session, AccessScope.everything())
         while relay.fan_out(session):
             pass
+    assert _completions_metered(db, task.id) == 1
+
+
+def _completions_metered(db: Database, task_id: uuid.UUID) -> int:
+    """Runs the metering recorder to the end of the outbox: the task's completions metered."""
     with db.session() as session:
         bind(session, AccessScope.everything())
         while recorder.record_batch(session):
             pass
-        completed = session.scalar(
-            select(func.count()).where(UsageEvent.task_id == task.id, UsageEvent.metric == "task_completed")
-        )
-    assert completed == 1
+        mine = UsageEvent.task_id == task_id
+        counted = select(func.count()).where(mine, UsageEvent.metric == "task_completed")
+        return int(session.scalar(counted) or 0)
 
 
 def test_each_consumer_reads_every_event_once(db: Database) -> None:
@@ -111,14 +115,7 @@ def test_a_failing_webhook_endpoint_does_not_hold_back_metering(
     deliveries = _deliveries(db, endpoint.id)
     assert deliveries and all(d.status is DeliveryStatus.PENDING for d in deliveries)
     assert all(d.last_status_code == 503 for d in deliveries if d.attempts)
-    with db.session() as session:
-        bind(session, AccessScope.everything())
-        while recorder.record_batch(session):
-            pass
-        completed = session.scalar(
-            select(func.count()).where(UsageEvent.task_id == task.id, UsageEvent.metric == "task_completed")
-        )
-    assert completed == 1
+    assert _completions_metered(db, task.id) == 1
 
 
 def test_the_events_of_one_transaction_are_read_in_the_order_they_were_written(db: Database) -> None:
