@@ -2,14 +2,16 @@
 
 A backlog of ``--backlog`` queued tasks over 20 queues of 5 client tenants, engaged on 5
 teams of several languages; ``--agents`` agents claim through the real pull path
-(``routing.claim.next_task``: the agent's scope with its grants, eligibility, tenant
+(``routing.claim.next_task``: the signed-in agent's scope with its grants, as the
+workspace resolves it from the session cookie, eligibility, tenant
 fairness, ``FOR UPDATE SKIP LOCKED``, the assignment, its history, outbox event and trace)
 and resolve each claim at once (start, resolve). The baseline is pgqueuer dequeuing and
 acknowledging the same number of jobs, one at a time, with as many concurrent workers,
 from a backlog of the same size in the same database. Both sides run ``--processes``
 processes. Printed: claims per second, p50 and p99 claim latency, double assignments
-(must be 0), the ratio; and the cost of ``GET /v1/tasks/{id}/routing`` (the explanation
-of a queued task, through the API's service).
+(must be 0), the ratio; the cost of ``GET /v1/tasks/{id}/routing`` (the explanation
+of a queued task, through the API's service); and of a push offer round (one sweep of a
+queue turned to push mode, per task offered).
 
 Needs PostgreSQL as in CI; (re)creates the database ``bpo_bench``, and pgqueuer
 (``pip install pgqueuer asyncpg``). Run: ``.venv/bin/python bench/claim.py [--backlog 1000000]``.
@@ -103,8 +105,25 @@ def build(backlog: int, agents: int) -> tuple[list[str], list[uuid.UUID]]:
     return emails, [queue.id for queue, _language in queues]
 
 
+def _agents_of_last_run() -> list[str]:
+    from sqlalchemy import select
+
+    from services.identity.models import User
+    from services.workforce.models import Agent
+    from tenants.scoping import AccessScope, bind
+
+    database = Database(APP_URL, pool_size=1)
+    with database.session() as session:
+        bind(session, AccessScope.everything())
+        emails = list(session.scalars(select(User.email).join(Agent, Agent.user_id == User.id)))
+    database.engine.dispose()
+    return emails
+
+
 def _our_worker(emails: list[str], claims: int, results: Any) -> None:
+    from services.core.settings import Settings
     from services.demo_work import agent_principal
+    from services.identity import service as identity
     from services.routing import claim
     from services.work import service
     from services.work.lifecycle import Action
@@ -117,22 +136,29 @@ def _our_worker(emails: list[str], claims: int, results: Any) -> None:
     lock = threading.Lock()
     quota = iter(range(claims))
 
+    settings = Settings()
+
     def agent(email: str) -> None:
-        with database.session() as session:
-            agents.set_presence(session, agent_principal(session, email), Presence.ONLINE, 3600)
+        with database.session() as session:  # signed in, online, as in the workspace
+            principal = agent_principal(session, email)
+            agents.set_presence(session, principal, Presence.ONLINE, 3600)
+            cookie = identity.open_web_session(session, settings, principal, "bench")
+
+        def signed_in(session: Any) -> Any:  # each request's principal, as the pages resolve it
+            return identity.principal_for_web_session(session, cookie, settings.token_cache_seconds)
+
         while True:
             with lock:
                 if next(quota, None) is None:
                     return
             began = time.perf_counter()
             with database.session() as session:
-                principal = agent_principal(session, email)
-                got = claim.next_task(session, principal)
+                got = claim.next_task(session, signed_in(session))
             elapsed = time.perf_counter() - began
             if got.task is None:
                 continue
             with database.session() as session:  # worked at once
-                principal = agent_principal(session, email)
+                principal = signed_in(session)
                 for action in (Action.START, Action.RESOLVE):
                     service.transition(session, principal, got.task.id, action)
             with lock:
@@ -176,7 +202,11 @@ async def _pgqueuer_fill(backlog: int) -> None:
 
     connection = await asyncpg.connect(PGQ_URL)
     queries = Queries(AsyncpgDriver(connection))
-    await queries.install()
+    if await connection.fetchval("SELECT to_regclass('pgqueuer')") is not None:  # --reuse
+        waiting = await connection.fetchval("SELECT count(*) FROM pgqueuer WHERE status = 'queued'")
+        backlog = max(0, backlog - waiting)
+    else:
+        await queries.install()
     for first in range(0, backlog, 10_000):
         count = min(10_000, backlog - first)
         await queries.enqueue(["claim"] * count, [b"x"] * count, [n % 4 for n in range(count)])
@@ -259,6 +289,29 @@ def routing_cost(repeat: int = 200) -> float:
     return cost
 
 
+def offer_cost() -> tuple[float, int]:
+    """Milliseconds of one push sweep over a queue turned to push mode (rolled back), and
+    the tasks it offered: each one's candidates read, scored, offered and traced."""
+    from sqlalchemy import select
+
+    from services.routing import offers
+    from services.work.models import Queue, QueueMode
+    from tenants.scoping import AccessScope, bind
+
+    database = Database(APP_URL, pool_size=1)
+    with database.session() as session:
+        bind(session, AccessScope.everything())
+        queue = session.scalars(select(Queue).order_by(Queue.id).limit(1)).one()
+        queue.mode = QueueMode.PUSH
+        session.flush()
+        began = time.perf_counter()
+        done = offers.sweep(session)
+        cost = (time.perf_counter() - began) * 1000
+        session.rollback()
+    database.engine.dispose()
+    return cost, done["offered"]
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
@@ -270,9 +323,13 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--claims", type=int, default=5_000)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--reuse", action="store_true", help="measure again on the last run's database")
     options = parser.parse_args()
-    fresh_database()
-    emails, _queues = build(options.backlog, options.agents)
+    if options.reuse:
+        emails = _agents_of_last_run()
+    else:
+        fresh_database()
+        emails, _queues = build(options.backlog, options.agents)
     asyncio.run(_pgqueuer_fill(options.backlog))
     print(f"pgqueuer backlog of {options.backlog:,} jobs")
     # Fresh tables have no statistics yet (autovacuum comes later): without them the claim's
@@ -293,6 +350,11 @@ def main() -> None:
     )
     print(f"ratio (ours / pgqueuer): {ours_rate / theirs_rate:.2f}  (target >= 1.0, p99 < 20 ms, 0 doubles)")
     print(f"GET /v1/tasks/{{id}}/routing of a queued task: {routing_cost():.0f} us (with its explanation)")
+    sweep_ms, offered = offer_cost()
+    print(
+        f"push offer round: {sweep_ms:.0f} ms for {offered} tasks offered in one sweep"
+        f" ({sweep_ms / max(offered, 1):.1f} ms a task)"
+    )
     print(f"median claim {statistics.median(ours_latency) * 1000:.1f} ms")
 
 

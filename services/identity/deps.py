@@ -29,7 +29,10 @@ async def _principal(
     if credentials is None and request.cookies.get(csrf.SESSION_COOKIE):
         await csrf.verify(request)
         found = await run_in_threadpool(
-            service.principal_for_web_session, session, request.cookies[csrf.SESSION_COOKIE]
+            service.principal_for_web_session,
+            session,
+            request.cookies[csrf.SESSION_COOKIE],
+            request.app.state.settings.token_cache_seconds,
         )
         if found is None:
             raise Unauthenticated("your session has ended: sign in again")

@@ -27,7 +27,7 @@ from services.identity import principals, throttle
 from services.identity.credentials import digest, new_token
 from services.identity.models import AccessToken, ApiClient, User, WebSession
 from services.identity.passwords import hash_password, needs_rehash, verify_password
-from services.identity.token_cache import TOKENS
+from services.identity.token_cache import SESSIONS, TOKENS
 from tenants import grants
 from tenants.models import Membership, Organization
 from tenants.principal import ROLES_BY_KIND, OrgKind, Permission, Principal, Role
@@ -133,26 +133,37 @@ def open_web_session(
     return token
 
 
-def principal_for_web_session(session: Session, token: str) -> Principal | None:
+def principal_for_web_session(session: Session, token: str, cache_seconds: int = 0) -> Principal | None:
+    """The signed-in person's principal, remembered for ``cache_seconds`` (``token_cache``);
+    a provider's grants are read again for every request."""
+    token_digest, now = digest(token), utcnow()
+    remembered = SESSIONS.get(token_digest, now)
+    if remembered is not None:
+        return grants.acting(session, remembered)
+    epoch = SESSIONS.epoch()
     bind(session, AccessScope.authentication())
     row = session.execute(
         select(WebSession, User)
         .join(User, User.id == WebSession.user_id)
-        .where(WebSession.token_hash == digest(token), WebSession.expires_at > utcnow())
+        .where(WebSession.token_hash == token_digest, WebSession.expires_at > now)
     ).first()
     if row is None or not row.User.is_active:
         bind(session, AccessScope.nothing())
         return None
-    return grants.acting(session, principals.for_user(session, row.User))
+    principal = principals.for_user(session, row.User)
+    SESSIONS.put(token_digest, principal, now, row.WebSession.expires_at, cache_seconds, epoch)
+    return grants.acting(session, principal)
 
 
 def close_web_session(session: Session, token: str) -> None:
+    SESSIONS.forget_token(session, digest(token))
     found = session.scalar(select(WebSession).where(WebSession.token_hash == digest(token)))
     if found is not None:
         session.delete(found)
 
 
 def set_user_locale(session: Session, principal: Principal, locale: str) -> None:
+    SESSIONS.forget_subject(session, principal.subject_id)  # the remembered principal carries the locale
     user = fetch(session, User, principal.subject_id)
     if user is not None:
         user.locale = locale
@@ -231,7 +242,7 @@ def revoke_api_client(session: Session, api_client_id: uuid.UUID) -> ApiClient:
         .where(AccessToken.api_client_id == client.id, AccessToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    TOKENS.forget_client(session, client.id)
+    TOKENS.forget_subject(session, client.id)
     return client
 
 

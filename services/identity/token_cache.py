@@ -1,12 +1,15 @@
-"""A process's short memory of the bearer tokens it has resolved.
+"""A process's short memory of the bearer tokens and web sessions it has resolved.
 
 Resolving a token costs the request's heaviest statement, in an authentication scope of
-its own (two settings round trips). A token is presented again and again by the same
-client, so each process remembers a resolved token's principal for a few seconds, as
-RFC 7662 section 4 allows a resource server to cache an introspection answer:
+its own (two settings round trips); a web session, three statements (the session and its
+user, the organisation, the roles). A token or session cookie is presented again and
+again (an agent's workspace polls every few seconds), so each process remembers a
+resolved principal for a few seconds, as RFC 7662 section 4 allows a resource server to
+cache an introspection answer:
 
-- never past the token's own expiry;
-- forgotten at once in the process that revokes the token or its client, and again when
+- never past the token's or session's own expiry;
+- forgotten at once in the process that revokes the token or its client, signs the
+  session out or changes its user's locale, and again when
   that transaction commits; a resolution that began before a revocation of this process
   is not remembered (``epoch``), so a request that read the token just before cannot put
   it back; other processes stop accepting it within ``token_cache_seconds``;
@@ -72,13 +75,14 @@ class TokenCache:
             while len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)
 
-    def forget_client(self, session: Session, api_client_id: uuid.UUID) -> None:
-        """Drop the client's tokens now and once more when ``session`` commits."""
+    def forget_subject(self, session: Session, subject_id: uuid.UUID) -> None:
+        """Drop the API client's tokens (or the user's sessions) now and once more when
+        ``session`` commits."""
 
         def forget(*_: Any) -> None:
             with self._lock:
                 self._epoch += 1
-                for key in [k for k, (p, _) in self._entries.items() if p.subject_id == api_client_id]:
+                for key in [k for k, (p, _) in self._entries.items() if p.subject_id == subject_id]:
                     del self._entries[key]
 
         forget()
@@ -99,3 +103,4 @@ class TokenCache:
 
 
 TOKENS = TokenCache()
+SESSIONS = TokenCache()  # web sessions, keyed by the session token's digest

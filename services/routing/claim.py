@@ -4,9 +4,11 @@ to two agents.
 The queues the agent may work now are found first, in Python, from a handful of rows
 (the team's engagements, their queues, the agent's load): residency, skills, calendar,
 presence and capacity are the same for every task of a queue. Then one statement takes the
-first queued task of those queues, in the agent's languages, in ``rank_at`` order (the
-index ``ix_tasks_queued_rank`` serves it), ``FOR UPDATE SKIP LOCKED`` on PostgreSQL: a
-task another agent is taking is passed over, never waited for, never taken twice. On
+first queued task of those queues, in the agent's languages, in the order of tenant
+fairness, then ``rank_at``. It reads the first entries of each queue in the index
+``ix_tasks_queued_rank`` (ranked per queue), whatever the backlog, and locks with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL: a task another agent is taking is passed over,
+never waited for, never taken twice. On
 SQLite every write transaction is serialised (``BEGIN IMMEDIATE``). The assignment's
 unique index (one open assignment a task) backs it whatever the code does.
 """
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import Uuid, and_, case, false, func, or_, select, true, union_all
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import Session
 
 from services.core.errors import Conflict
@@ -57,7 +61,7 @@ def next_task(session: Session, principal: Principal) -> Claim:
     engagements = [engagement for engagement, _queue in served]
     queues = {queue.id: queue for _engagement, queue in served}
     failures: Counter[str] = Counter()
-    by_tenant: dict[uuid.UUID, list[Any]] = defaultdict(list)
+    reached: dict[Reach, list[uuid.UUID]] = {}  # the queues whose tasks the agent takes alike
     shares: dict[uuid.UUID, int] = {}
     policies: dict[uuid.UUID, policy.Policy] = {}
     for engagement in engagements:
@@ -76,60 +80,107 @@ def next_task(session: Session, principal: Principal) -> Claim:
             failures[failed] += 1
             continue
         assert first_step is not None
-        by_tenant[queue.tenant_id].append(
-            and_(
-                Task.queue_id == queue.id,
-                _language_clause(requirements, profile),
-                *_relaxed_enough(queue_policy, first_step, now),
-            )
-        )
+        reach = _reach(requirements, profile, queue_policy, first_step)
+        if reach is None:
+            failures["language"] += 1
+            continue
+        reached.setdefault(reach, []).append(queue.id)
         shares[queue.tenant_id] = max(shares.get(queue.tenant_id, 0), engagement.share or 1)
-    if not by_tenant:
+    if not reached:
         if failures and set(failures) == {"capacity"}:
             raise AgentUnavailable("you hold as many tasks as you may", extra={"reason": "capacity"})
         reason = failures.most_common(1)[0][0] if failures else "nothing_eligible"
         return Claim(None, reason)
-    for tenant_id in fairness.tenant_order(session, team.id, shares, now):
-        task = session.scalars(
-            select(Task)
-            .where(Task.status == TaskStatus.QUEUED, or_(*by_tenant[tenant_id]))
-            .order_by(Task.rank_at, Task.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        ).first()
-        if task is not None:
-            queue_policy = policies[task.queue_id]
-            in_force = policy.in_force(queue_policy, task.created_at, task.overflow_since, now)
-            step = queue_policy.steps[in_force].name
-            if len(by_tenant) > 1:
-                step += f"; tenant share {shares[tenant_id]}"
-            took_ms = (time.perf_counter() - started) * 1000
-            assignments.assign(
-                session, task, agent, team, AssignedBy.PULL, principal, step=step, took_ms=took_ms
-            )
-            return Claim(task, None)
-    return Claim(None, "nothing_queued")
+    turns = fairness.tenant_order(session, team.id, shares, now)
+    task = _take(session, reached, turns, now)
+    if task is None:
+        return Claim(None, "nothing_queued")
+    queue_policy = policies[task.queue_id]
+    in_force = policy.in_force(queue_policy, task.created_at, task.overflow_since, now)
+    step = queue_policy.steps[in_force].name
+    if len(shares) > 1:
+        step += f"; tenant share {shares[task.tenant_id]}"
+    took_ms = (time.perf_counter() - started) * 1000
+    assignments.assign(session, task, agent, team, AssignedBy.PULL, principal, step=step, took_ms=took_ms)
+    return Claim(task, None)
 
 
-def _relaxed_enough(queue_policy: policy.Policy, first_step: int, now: Any) -> list[Any]:
-    """Tasks whose step in force lets in a candidate admitted from ``first_step`` on."""
-    if first_step == 0:
-        return []
-    wait, at_risk = policy.earliest_trigger(queue_policy, first_step)
-    triggers: list[Any] = []
-    if wait is not None:
-        triggers.append(Task.created_at <= now - wait)
-    if at_risk:
-        triggers.append(Task.overflow_since.is_not(None))
-    return [or_(*triggers)]
+@dataclass(frozen=True)
+class Reach:
+    """Which tasks of a queue the agent may take: in the languages they speak at its level
+    (and of unknown language), once waited long enough for the step that lets them in."""
+
+    languages: tuple[str, ...]
+    uncertain: bool  # tasks whose language is unknown, or a guess
+    waited: timedelta | None  # the step's wait, if it has one
+    at_risk: bool  # the step lets them in once the task is at risk
+
+    def clause(self, now: datetime) -> Any:
+        taken: Any = Task.language.in_(self.languages) if self.languages else false()
+        if self.uncertain:
+            taken = or_(taken, Task.language.is_(None), Task.language_confidence < eligibility.CONFIDENT)
+        triggers: list[Any] = []
+        if self.waited is not None:
+            triggers.append(Task.created_at <= now - self.waited)
+        if self.at_risk:
+            triggers.append(Task.overflow_since.is_not(None))
+        return and_(taken, or_(*triggers)) if triggers else taken
 
 
-def _language_clause(requirements: eligibility.Requirements, profile: eligibility.Profile) -> Any:
-    """Tasks in a language the agent speaks at the queue's level; a task whose language is
-    unknown, or a guess, goes to whoever speaks one of the queue's."""
+def _reach(
+    requirements: eligibility.Requirements,
+    profile: eligibility.Profile,
+    queue_policy: policy.Policy,
+    first_step: int,
+) -> Reach | None:
     own = [code for code, level in profile.languages if at_least(level, requirements.min_language_level)]
-    clause: Any = Task.language.in_(own) if own else false()
-    if not requirements.languages or set(own) & set(requirements.languages):
-        uncertain = or_(Task.language.is_(None), Task.language_confidence < eligibility.CONFIDENT)
-        clause = or_(clause, uncertain)
-    return clause
+    uncertain = not requirements.languages or bool(set(own) & set(requirements.languages))
+    if not own and not uncertain:
+        return None
+    waited, at_risk = policy.earliest_trigger(queue_policy, first_step) if first_step else (None, False)
+    return Reach(tuple(sorted(own)), uncertain, waited, at_risk)
+
+
+# How deep each queue is probed on PostgreSQL: the claim locks the first of those heads that
+# no other transaction holds. Deeper heads are read only when all are taken at once (more
+# agents claiming from the same queues than the depth); the last probe reads whole queues,
+# so that "nothing queued" is always true.
+PROBES = (16, 256, None)
+
+
+def _take(
+    session: Session, reached: dict[Reach, list[uuid.UUID]], turns: list[uuid.UUID], now: datetime
+) -> Task | None:
+    """Lock and return the first task the agent may take, in the order of ``turns``
+    (tenants, by fairness), then ``rank_at``.
+
+    On PostgreSQL: the first entries of each queue (``ix_tasks_queued_rank``, one LATERAL
+    probe a queue, whatever the backlog), and of those the first that no other transaction
+    holds (``SKIP LOCKED``). SQLite, whose write transactions are serialised, reads them in
+    one plain statement."""
+    turn = case({tenant: position for position, tenant in enumerate(turns)}, value=Task.tenant_id)
+    first = (
+        select(Task).where(Task.status == TaskStatus.QUEUED).order_by(turn, Task.rank_at, Task.id).limit(1)
+    )
+    if session.get_bind().dialect.name != "postgresql":
+        taken = [
+            and_(Task.queue_id.in_(queue_ids), reach.clause(now)) for reach, queue_ids in reached.items()
+        ]
+        return session.scalars(first.where(or_(*taken))).first()
+    for depth in PROBES:
+        heads = []
+        for reach, queue_ids in reached.items():
+            queue = func.unnest(array(queue_ids, type_=Uuid)).table_valued("id").render_derived("queue")
+            head = (
+                select(Task.id)
+                .where(Task.queue_id == queue.c.id, Task.status == TaskStatus.QUEUED, reach.clause(now))
+                .order_by(Task.rank_at, Task.id)
+                .limit(depth)
+                .lateral("head")
+            )
+            heads.append(select(head.c.id).select_from(queue).join(head, true()))
+        locked = first.where(Task.id.in_(union_all(*heads))).with_for_update(skip_locked=True)
+        task = session.scalars(locked).first()
+        if task is not None:
+            return task
+    return None

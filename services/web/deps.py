@@ -17,7 +17,8 @@ LOCALE_COOKIE = "bpo_locale"
 
 def _viewer(request: Request, session: DbSession) -> Principal | None:
     token = request.cookies.get(SESSION_COOKIE)
-    principal = service.principal_for_web_session(session, token) if token else None
+    remember = request.app.state.settings.token_cache_seconds
+    principal = service.principal_for_web_session(session, token, remember) if token else None
     request.state.principal = principal
     user_choice = (principal.locale if principal else None) or request.cookies.get(LOCALE_COOKIE)
     request.state.locale = i18n.negotiate(

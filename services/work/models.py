@@ -111,9 +111,10 @@ class Task(IdMixin, TenantOwned, TimestampMixin, Base):
         UniqueConstraint("tenant_id", "external_ref"),
         Index("ix_tasks_tenant_id_queue_id_status", "tenant_id", "queue_id", "status"),
         # The worker's language detection finds its work here, never by scanning tasks.
-        # Agents' next task: the queued tasks in the order routing takes them.
+        # Agents' next task: each queue's queued tasks in the order routing takes them.
         Index(
             "ix_tasks_queued_rank",
+            "queue_id",
             "rank_at",
             "id",
             postgresql_where=text("status = 'queued'"),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Connection, event
 
 from services.core.database import Database
 from tenants.principal import OrgKind, Role
@@ -159,3 +161,27 @@ def test_a_non_ascii_csrf_token_is_refused_not_a_crash(client: TestClient) -> No
     _csrf(client)
     answer = client.post("/login", data={"email": "a@b.c", "password": "x", "csrf_token": "é" * 40})
     assert answer.status_code == 403
+
+
+def test_a_remembered_session_costs_no_identity_statement(
+    client: TestClient, db: Database, connection: Connection
+) -> None:
+    """The workspace polls: a process remembers the signed-in principal a few seconds
+    (``token_cache``); signing out and the locale switch above forget it at once."""
+    email = make_user(db, make_org(db), [Role.CLIENT_ADMIN], locale="en")
+    _login(client, email)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        assert client.get("/home").status_code == 200
+        first = [s for s in statements if "web_sessions" in s or "memberships" in s]
+        statements.clear()
+        assert client.get("/home").status_code == 200
+        again = [s for s in statements if "web_sessions" in s or "memberships" in s]
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    assert len(first) == 2 and again == []
