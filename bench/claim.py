@@ -9,9 +9,12 @@ and resolve each claim at once (start, resolve). The baseline is pgqueuer dequeu
 acknowledging the same number of jobs, one at a time, with as many concurrent workers,
 from a backlog of the same size in the same database. Both sides run ``--processes``
 processes. Printed: claims per second, p50 and p99 claim latency, double assignments
-(must be 0), the ratio; the cost of ``GET /v1/tasks/{id}/routing`` (the explanation
-of a queued task, through the API's service); and of a push offer round (one sweep of a
-queue turned to push mode, per task offered).
+(must be 0), the ratio; the same agents again at a working pace (each task worked about
+``--work-seconds`` before it is resolved: the load real agents put on the claim, where
+its latency is the claim's own, not a queue of 25 threads for one core); the cost of
+``GET /v1/tasks/{id}/routing`` (the explanation of a queued task, through the API's
+service); and of a push offer round (one sweep of a queue turned to push mode, per task
+offered).
 
 Needs PostgreSQL as in CI; (re)creates the database ``bpo_bench``, and pgqueuer
 (``pip install pgqueuer asyncpg``). Run: ``.venv/bin/python bench/claim.py [--backlog 1000000]``.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import random
 import statistics
 import subprocess
 import sys
@@ -120,7 +124,7 @@ def _agents_of_last_run() -> list[str]:
     return emails
 
 
-def _our_worker(emails: list[str], claims: int, results: Any) -> None:
+def _our_worker(emails: list[str], claims: int, work_seconds: float, results: Any) -> None:
     from services.core.settings import Settings
     from services.demo_work import agent_principal
     from services.identity import service as identity
@@ -147,6 +151,7 @@ def _our_worker(emails: list[str], claims: int, results: Any) -> None:
         def signed_in(session: Any) -> Any:  # each request's principal, as the pages resolve it
             return identity.principal_for_web_session(session, cookie, settings.token_cache_seconds)
 
+        time.sleep(random.uniform(0, work_seconds))  # agents start their day at different moments
         while True:
             with lock:
                 if next(quota, None) is None:
@@ -157,6 +162,8 @@ def _our_worker(emails: list[str], claims: int, results: Any) -> None:
             elapsed = time.perf_counter() - began
             if got.task is None:
                 continue
+            if work_seconds:  # the agent works the task a while, as agents do
+                time.sleep(random.uniform(0.5, 1.5) * work_seconds)
             with database.session() as session:  # worked at once
                 principal = signed_in(session)
                 for action in (Action.START, Action.RESOLVE):
@@ -174,11 +181,13 @@ def _our_worker(emails: list[str], claims: int, results: Any) -> None:
     database.engine.dispose()
 
 
-def run_ours(emails: list[str], claims: int, processes: int) -> tuple[float, list[float], int]:
+def run_ours(
+    emails: list[str], claims: int, processes: int, work_seconds: float = 0.0
+) -> tuple[float, list[float], int]:
     results: Any = multiprocessing.Queue()
     chunks = [emails[n::processes] for n in range(processes)]
     workers = [
-        multiprocessing.Process(target=_our_worker, args=(chunk, claims // processes, results))
+        multiprocessing.Process(target=_our_worker, args=(chunk, claims // processes, work_seconds, results))
         for chunk in chunks
     ]
     began = time.perf_counter()
@@ -323,6 +332,8 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--claims", type=int, default=5_000)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--paced-claims", type=int, default=1_000)
+    parser.add_argument("--work-seconds", type=float, default=2.0, help="each task's mean work time, paced")
     parser.add_argument("--reuse", action="store_true", help="measure again on the last run's database")
     options = parser.parse_args()
     if options.reuse:
@@ -349,6 +360,14 @@ def main() -> None:
         f"  p99 {percentile(theirs_latency, 0.99):6.1f} ms  doubles {theirs_doubles}"
     )
     print(f"ratio (ours / pgqueuer): {ours_rate / theirs_rate:.2f}  (target >= 1.0, p99 < 20 ms, 0 doubles)")
+    paced_rate, paced_latency, paced_doubles = run_ours(
+        emails, options.paced_claims, options.processes, options.work_seconds
+    )
+    print(
+        f"ours, each task worked ~{options.work_seconds:g} s: {paced_rate:6.1f} claims/s"
+        f"  p50 {percentile(paced_latency, 0.5):6.1f} ms  p99 {percentile(paced_latency, 0.99):6.1f} ms"
+        f"  doubles {paced_doubles}"
+    )
     print(f"GET /v1/tasks/{{id}}/routing of a queued task: {routing_cost():.0f} us (with its explanation)")
     sweep_ms, offered = offer_cost()
     print(

@@ -293,6 +293,7 @@ def _backlog(session: Session, organizations: dict[str, Organization], made: dic
             "category": "damage",
             "description": text,
             "_p": priorities[n % 6],
+            "_case": f"EXP-2026-{n // 2:03d}",  # two tasks a claim file: sticky to its agent
         }
         plan.append(("Siniestros ES", f"SIN-{2000 + n}", title, "es", payload))
     for n in range(8):
@@ -309,7 +310,7 @@ def _backlog(session: Session, organizations: dict[str, Organization], made: dic
             if session.scalar(select(Task.id).where(Task.external_ref == ref)) is not None:
                 continue
         client = organizations[QUEUES[queue_name]["client"]]
-        priority = payload.pop("_p")
+        priority, case_ref = payload.pop("_p"), payload.pop("_case", None)
         service.create_task(
             session,
             client_principal(client),
@@ -317,6 +318,7 @@ def _backlog(session: Session, organizations: dict[str, Organization], made: dic
                 {
                     "queue_id": str(queue.id),
                     "external_ref": ref,
+                    "case_ref": case_ref,
                     "title": title,
                     "payload": payload,
                     "priority": priority,

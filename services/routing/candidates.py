@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from services.core.errors import NotFound
 from services.routing.eligibility import Profile, Requirements
-from services.work.models import Queue, Task, TaskStatus
+from services.work.models import HELD_STATUSES, Queue, Task
 from services.work.proficiency import LanguageLevel
 from services.workforce.models import Agent, Engagement, Team
+from tenants.principal import Principal
 
-# The states in which a task counts against its agent's capacity.
-HELD = (
-    TaskStatus.ASSIGNED,
-    TaskStatus.IN_PROGRESS,
-    TaskStatus.WAITING_ON_CLIENT,
-    TaskStatus.WAITING_ON_THIRD_PARTY,
-)
+HELD = HELD_STATUSES
+# Rendered with its values, not parameters, so that every plan matches it to ix_tasks_held.
+_HELD_NOW = Task.status.in_(bindparam("held", [s.value for s in HELD], expanding=True, literal_execute=True))
 
 
 def requirements_of(queue: Queue) -> Requirements:
@@ -69,24 +68,46 @@ def active_engagements(
     return session.scalars(query).all()
 
 
-def served_queues(session: Session, team_id: uuid.UUID) -> list[tuple[Engagement, Queue]]:
-    """The team's active engagements with their queues, in one query."""
-    rows = session.execute(
-        select(Engagement, Queue)
-        .join(Queue, Queue.id == Engagement.queue_id)
-        .where(Engagement.team_id == team_id, Engagement.revoked_at.is_(None))
-        .order_by(Engagement.id)
+@dataclass(frozen=True)
+class Workplace:
+    """What a claim reads of the agent: their record, their team, the team's active
+    engagements with their queues (a queue the agent may no longer read is None), and the
+    open tasks the agent holds of each of those queues' kinds."""
+
+    agent: Agent
+    team: Team
+    served: list[tuple[Engagement, Queue | None]]
+    held: dict[str, int]
+
+
+def workplace(session: Session, principal: Principal) -> Workplace:
+    """One query: each claim asks for all of it."""
+    if principal.subject_kind != "user":
+        raise NotFound("you are not an agent of any team")
+    held = (
+        select(func.count())
+        .where(Task.assignee_id == Agent.id, _HELD_NOW, Task.kind_name == Queue.task_kind)
+        .correlate(Agent, Queue)
+        .scalar_subquery()
     )
-    return [(row[0], row[1]) for row in rows]
+    rows = session.execute(
+        select(Agent, Team, Engagement, Queue, held)
+        .join(Team, Team.id == Agent.team_id)
+        .outerjoin(Engagement, and_(Engagement.team_id == Team.id, Engagement.revoked_at.is_(None)))
+        .outerjoin(Queue, Queue.id == Engagement.queue_id)
+        .where(Agent.user_id == principal.subject_id)
+        .order_by(Engagement.id)
+    ).all()
+    if not rows:
+        raise NotFound("you are not an agent of any team")
+    served = [(row[2], row[3]) for row in rows if row[2] is not None]
+    held_by_kind = {row[3].task_kind: row[4] for row in rows if row[3] is not None}
+    return Workplace(rows[0][0], rows[0][1], served, held_by_kind)
 
 
 def held_tasks(session: Session, agent_id: uuid.UUID) -> list[Task]:
     """The tasks an agent holds, in the order they were taken from the queue."""
-    query = (
-        select(Task)
-        .where(Task.assignee_id == agent_id, Task.status.in_(HELD))
-        .order_by(Task.rank_at, Task.id)
-    )
+    query = select(Task).where(Task.assignee_id == agent_id, _HELD_NOW).order_by(Task.rank_at, Task.id)
     return list(session.scalars(query))
 
 
@@ -97,7 +118,7 @@ def held_by_kind(session: Session, agent_ids: Iterable[uuid.UUID]) -> dict[tuple
         return {}
     rows = session.execute(
         select(Task.assignee_id, Task.kind_name, func.count())
-        .where(Task.assignee_id.in_(ids), Task.status.in_(HELD))
+        .where(Task.assignee_id.in_(ids), _HELD_NOW)
         .group_by(Task.assignee_id, Task.kind_name)
     )
     return {(row[0], row[1]): row[2] for row in rows if row[0] is not None}

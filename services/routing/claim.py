@@ -32,7 +32,7 @@ from services.routing import assignments, candidates, eligibility, fairness, pol
 from services.routing.models import AssignedBy
 from services.work.models import QueueMode, Task, TaskStatus
 from services.work.proficiency import at_least
-from services.workforce.agents import presence_of, require_agent_and_team
+from services.workforce.agents import presence_of
 from services.workforce.models import Presence
 from tenants.principal import Principal
 
@@ -51,26 +51,22 @@ class Claim:
 
 def next_task(session: Session, principal: Principal) -> Claim:
     started = time.perf_counter()
-    agent, team = require_agent_and_team(session, principal)
+    place = candidates.workplace(session, principal)
+    agent, team = place.agent, place.team
     now = utcnow()
     if presence_of(agent, now) is not Presence.ONLINE:
         raise AgentUnavailable("you are offline: go online to take work", extra={"reason": "presence"})
     profile = candidates.agent_profile(team, agent)
-    held = candidates.held_by_kind(session, [agent.id])
-    served = candidates.served_queues(session, team.id)
-    engagements = [engagement for engagement, _queue in served]
-    queues = {queue.id: queue for _engagement, queue in served}
     failures: Counter[str] = Counter()
     reached: dict[Reach, list[uuid.UUID]] = {}  # the queues whose tasks the agent takes alike
     shares: dict[uuid.UUID, int] = {}
     policies: dict[uuid.UUID, policy.Policy] = {}
-    for engagement in engagements:
-        queue = queues.get(engagement.queue_id)
+    for engagement, queue in place.served:
         if queue is None or queue.mode is QueueMode.PUSH:  # revoked meanwhile; or offered, not pulled
             continue
         requirements = candidates.requirements_of(queue)
         capacity = eligibility.capacity_for(agent.capacity, queue.task_kind)
-        failed = eligibility.agent_failure(True, held.get((agent.id, queue.task_kind), 0), capacity)
+        failed = eligibility.agent_failure(True, place.held.get(queue.task_kind, 0), capacity)
         failed = failed or eligibility.team_failure(requirements, profile, (), now)
         queue_policy = policies[queue.id] = policy.policy_of(queue.routing_policy)
         first_step = policy.admitted_from(queue_policy, engagement.rank, profile, requirements)
@@ -145,7 +141,7 @@ def _reach(
 # no other transaction holds. Deeper heads are read only when all are taken at once (more
 # agents claiming from the same queues than the depth); the last probe reads whole queues,
 # so that "nothing queued" is always true.
-PROBES = (16, 256, None)
+PROBES = (4, 64, None)
 
 
 def _take(

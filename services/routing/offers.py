@@ -9,7 +9,8 @@ again), an offer rescinded when its agent is no longer online. Cancelling the ta
 rescinds its offer in the same transaction (``OfferObserver``). The candidate is the first
 eligible agent (every hard constraint, online, under capacity) that the step in force lets
 in (``policy``), with the best score (``scoring``: rank, idle time, load, cost, who worked
-the task before, by the queue's weights); one who let the task go is not asked again.
+the task or its case before, by the queue's weights); one who let the task go is not
+asked again.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from services.work.service import apply
 from services.workforce.agents import presence_of, require_agent
 from services.workforce.models import Agent, EngagementRank, Presence, Team
 from tenants.principal import Permission, Principal
-from tenants.scoping import fetch
+from tenants.scoping import fetch, narrowed_to
 
 SWEEP_BATCH = 200  # tasks offered per queue and sweep
 
@@ -106,7 +107,7 @@ def offer_next(
     """Offer ``task`` to its best candidate who has not let it go yet; None if nobody may.
     The step in force says whom it may go to; the queue's weights say who is best."""
     asked = set(session.scalars(select(Offer.agent_id).where(Offer.task_id == task.id)))
-    worked = set(session.scalars(select(TaskAssignment.agent_id).where(TaskAssignment.task_id == task.id)))
+    worked = worked_before(session, task)
     requirements = candidates.requirements_of(queue)
     rules = policy.policy_of(queue.routing_policy)
     step = policy.in_force(rules, task.created_at, task.overflow_since, now)
@@ -164,6 +165,27 @@ def offer_next(
     )
     session.flush()
     return offer
+
+
+# A case's recent assignments are enough to know who worked it: a long case's early history
+# is not read for every offer.
+CASE_HISTORY = 50
+
+
+def worked_before(session: Session, task: Task) -> set[uuid.UUID]:
+    """The agents who held this task, or another task of its case (``case_ref``)."""
+    held_it = select(TaskAssignment.agent_id).where(TaskAssignment.task_id == task.id)
+    if task.case_ref is None:
+        return set(session.scalars(held_it))
+    case = (
+        select(TaskAssignment.agent_id)
+        .join(Task, Task.id == TaskAssignment.task_id)
+        .where(Task.case_ref == task.case_ref)
+        .order_by(TaskAssignment.assigned_at.desc())
+        .limit(CASE_HISTORY)
+    )
+    with narrowed_to(session, task.tenant_id):  # a case reference is the client's own
+        return set(session.scalars(held_it)) | set(session.scalars(case))
 
 
 def _end(session: Session, offer: Offer, status: OfferStatus, reason: str, now: datetime) -> None:

@@ -9,7 +9,8 @@ its weight, so a weight says plainly how much its criterion counts:
 - ``cost``: the team's hourly cost against the costliest candidate of the same currency
   (cheaper first; costs in different currencies are not compared: a candidate alone in
   its currency counts 0.5);
-- ``sticky``: the agent already worked this task (reassigned, released, reopened).
+- ``sticky``: the agent already worked this task (reassigned, released, reopened), or
+  another task of the same case (``case_ref``: the claim or dossier several tasks share).
 
 Pull needs no score of agents (the agent is the one asking); the order of tasks there is
 the static key ``rank_at`` (priority with ageing, at-risk tasks ahead) and tenant shares.

@@ -5,7 +5,7 @@ and message; a bad row never costs a good one unless the client asked for all
 or nothing. Rows are numbered from 1, not counting a CSV header.
 
 CSV: a header row, UTF-8 with or without BOM. The columns ``title``,
-``external_ref``, ``priority`` and ``language`` are the task's; every other
+``external_ref``, ``case_ref``, ``priority`` and ``language`` are the task's; every other
 column is a payload field, its text converted to the type the kind's schema
 declares (integer, number, boolean; JSON for arrays and objects).
 NDJSON: one JSON object per line, shaped like the body of ``POST /v1/tasks``
@@ -52,7 +52,7 @@ from services.work.schemas import TaskCreate
 from services.work.service import task_values
 from tenants.scoping import narrowed_to
 
-TASK_COLUMNS = ("title", "external_ref", "priority", "language")
+TASK_COLUMNS = ("title", "external_ref", "case_ref", "priority", "language")
 BATCH_ROWS = 5000  # rows per transaction and per statement: fewer round trips and commits, bounded memory
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 

@@ -9,7 +9,8 @@ from services.work.models import Task
 
 # (document key, task column), in the document's order.
 FIELDS = (
-    ("id", "id"), ("queue_id", "queue_id"), ("external_ref", "external_ref"), ("title", "title"),
+    ("id", "id"), ("queue_id", "queue_id"), ("external_ref", "external_ref"), ("case_ref", "case_ref"),
+    ("title", "title"),
     ("payload", "payload"), ("task_kind", "kind_name"), ("task_kind_version", "kind_version"),
     ("priority", "priority"), ("status", "status"), ("language", "language"),
     ("language_confidence", "language_confidence"), ("revision", "revision"),

@@ -99,6 +99,16 @@ class Queue(IdMixin, TenantOwned, TimestampMixin, Base):
     routing_policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+# The states in which a task counts against its agent's capacity, and their index's predicate.
+HELD_STATUSES = (
+    TaskStatus.ASSIGNED,
+    TaskStatus.IN_PROGRESS,
+    TaskStatus.WAITING_ON_CLIENT,
+    TaskStatus.WAITING_ON_THIRD_PARTY,
+)
+HELD_PREDICATE = f"status IN ({', '.join(repr(status.value) for status in HELD_STATUSES)})"
+
+
 class Task(IdMixin, TenantOwned, TimestampMixin, Base):
     __tablename__ = "tasks"
     __table_args__ = (
@@ -110,6 +120,13 @@ class Task(IdMixin, TenantOwned, TimestampMixin, Base):
         UniqueConstraint("tenant_id", "id"),  # also the tenant's index (tenant_id leads it)
         UniqueConstraint("tenant_id", "external_ref"),
         Index("ix_tasks_tenant_id_queue_id_status", "tenant_id", "queue_id", "status"),
+        Index(
+            "ix_tasks_case_ref",
+            "tenant_id",
+            "case_ref",
+            postgresql_where=text("case_ref IS NOT NULL"),
+            sqlite_where=text("case_ref IS NOT NULL"),
+        ),
         # The worker's language detection finds its work here, never by scanning tasks.
         # Agents' next task: each queue's queued tasks in the order routing takes them.
         Index(
@@ -120,11 +137,13 @@ class Task(IdMixin, TenantOwned, TimestampMixin, Base):
             postgresql_where=text("status = 'queued'"),
             sqlite_where=text("status = 'queued'"),
         ),
+        # The tasks each agent holds (capacity), never those they finished.
         Index(
-            "ix_tasks_assignee_id",
+            "ix_tasks_held",
             "assignee_id",
-            postgresql_where=text("assignee_id IS NOT NULL"),
-            sqlite_where=text("assignee_id IS NOT NULL"),
+            "kind_name",
+            postgresql_where=text(HELD_PREDICATE),
+            sqlite_where=text(HELD_PREDICATE),
         ),
         Index(
             "ix_tasks_language_pending",
@@ -140,6 +159,9 @@ class Task(IdMixin, TenantOwned, TimestampMixin, Base):
     tenant_id: Mapped[uuid.UUID] = mapped_column()
     queue_id: Mapped[uuid.UUID]
     external_ref: Mapped[str | None] = mapped_column(String(200))
+    # The client's case (claim, dossier, customer ticket) several tasks may belong to:
+    # routing prefers the agent who worked the case before (``routing.scoring``).
+    case_ref: Mapped[str | None] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(String(500))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     kind_name: Mapped[str] = mapped_column(String(64))

@@ -163,6 +163,7 @@ def list_tasks(
     priority: Priority | None = None,
     language: str | None = None,
     external_ref: str | None = None,
+    case_ref: str | None = None,
     created_after: Annotated[datetime | None, Query(description="Inclusive, ISO 8601 with offset")] = None,
     created_before: Annotated[datetime | None, Query(description="Exclusive")] = None,
 ) -> Page[TaskOut]:
@@ -172,6 +173,7 @@ def list_tasks(
         priority=priority,
         language=language,
         external_ref=external_ref,
+        case_ref=case_ref,
         created_after=created_after,
         created_before=created_before,
     )

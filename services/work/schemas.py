@@ -176,6 +176,13 @@ class TaskCreate(BaseModel):
 
     queue_id: uuid.UUID
     external_ref: str | None = Field(default=None, min_length=1, max_length=200)
+    case_ref: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The case, claim or dossier the task belongs to, shared by its tasks: "
+        "routing prefers the agent who worked the case before",
+    )
     title: str = Field(min_length=1, max_length=500)
     payload: dict[str, Any] = Field(default_factory=dict)
     priority: Priority | None = None
@@ -196,6 +203,7 @@ class TaskOut(BaseModel):
     id: uuid.UUID
     queue_id: uuid.UUID
     external_ref: str | None
+    case_ref: str | None = None
     title: str
     payload: dict[str, Any]
     task_kind: str

@@ -56,6 +56,7 @@ class TaskFilters:
     priority: Priority | None = None
     language: str | None = None
     external_ref: str | None = None
+    case_ref: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
 
@@ -150,6 +151,7 @@ def task_values(
         "tenant_id": queue.tenant_id,
         "queue_id": queue.id,
         "external_ref": data.external_ref,
+        "case_ref": data.case_ref,
         "title": data.title,
         "payload": data.payload,
         "kind_name": kind.name,
@@ -226,6 +228,7 @@ def list_tasks(
         (Task.priority, filters.priority),
         (Task.language, filters.language),
         (Task.external_ref, filters.external_ref),
+        (Task.case_ref, filters.case_ref),
     ):
         if value is not None:
             query = query.where(column == value)

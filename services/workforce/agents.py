@@ -145,16 +145,6 @@ def set_presence(session: Session, principal: Principal, presence: Presence, ttl
     return agent
 
 
-def require_agent_and_team(session: Session, principal: Principal) -> tuple[Agent, Team]:
-    """The caller's agent record and its team, in one query (each claim asks for both)."""
-    mine = select(Agent, Team).join(Team, Team.id == Agent.team_id)
-    mine = mine.where(Agent.user_id == principal.subject_id)
-    row = session.execute(mine).one_or_none() if principal.subject_kind == "user" else None
-    if row is None:
-        raise NotFound("you are not an agent of any team")
-    return row[0], row[1]
-
-
 def team_of(session: Session, agent: Agent) -> Team:
     team = fetch(session, Team, agent.team_id)
     assert team is not None  # the agent's own team, of the same tenant (foreign key)

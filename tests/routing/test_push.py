@@ -120,3 +120,29 @@ def test_an_offer_whose_engagement_was_revoked_is_no_longer_the_agents(
     assert world.person.get("/v1/offers").json()["items"] == []
     assert world.person.post(f"/v1/offers/{offer['id']}/accept").status_code == 404
     assert world.person.post(f"/v1/offers/{offer['id']}/reject").status_code == 404
+
+
+def test_a_task_of_a_case_goes_to_the_agent_who_worked_the_case(
+    app: FastAPI, client: TestClient, db: Database, world: World
+) -> None:
+    """Stickiness (weight 2) outweighs the idle time (weight 1) that would otherwise give
+    the next task to the agent who has had none; a task of another case goes by idle time."""
+    second = _second_agent(app, db, world)
+    first_of_case = world.submit(client, case_ref="SIN-2026-0042")
+    _sweep(db)
+    [offer] = second.get("/v1/offers").json()["items"]
+    assert second.post(f"/v1/offers/{offer['id']}/accept").status_code == 200
+    for action in ("start", "resolve"):
+        url = f"/v1/tasks/{first_of_case['id']}/transitions"
+        assert second.post(url, json={"action": action}).status_code == 200
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})  # idle, never assigned
+    same_case = world.submit(client, case_ref="SIN-2026-0042", title="Pièces complémentaires")
+    other_case = world.submit(client, case_ref="SIN-2026-0077", title="Nouveau sinistre")
+    listed = client.get("/v1/tasks", headers=world.as_client, params={"case_ref": "SIN-2026-0042"}).json()
+    assert [t["id"] for t in listed["items"]] == [first_of_case["id"], same_case["id"]]
+    _sweep(db)
+    assert [o["task"]["id"] for o in second.get("/v1/offers").json()["items"]] == [same_case["id"]]
+    assert [o["task"]["id"] for o in world.person.get("/v1/offers").json()["items"]] == [other_case["id"]]
+    trace = client.get(f"/v1/tasks/{same_case['id']}/routing", headers=world.as_operator).json()
+    low, high = sorted(line["score"] for line in trace["decisions"][0]["candidates"])
+    assert high - low > 0.9  # sticky 2, less the idle time the other agent has over them (at most 1)

@@ -152,6 +152,21 @@ def test_values_every_row_shares_arrive_as_sent(client: TestClient, acme: Caller
         )
 
 
+def test_a_case_reference_column_is_the_tasks_not_the_payloads(
+    client: TestClient, acme: Caller, queue_id: str
+) -> None:
+    body = "title,description,case_ref\nFirst letter,x,DOS-7\nSecond letter,y,DOS-7\nAlone,z,\n"
+    result = _bulk(client, acme, queue_id, body.encode()).json()
+    assert result["accepted"] == 3, result["rows"]
+    tasks = {t["title"]: t for t in _tasks(client, acme)}
+    assert [tasks[t]["case_ref"] for t in ("First letter", "Second letter", "Alone")] == [
+        "DOS-7",
+        "DOS-7",
+        None,
+    ]
+    assert "case_ref" not in tasks["First letter"]["payload"]
+
+
 def test_ndjson_with_a_bom_and_crlf_line_ends_is_read(
     client: TestClient, acme: Caller, queue_id: str
 ) -> None:
