@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from services.core.database import Database
 from services.identity import principals
 from services.identity.models import User
-from services.routing import claim
+from services.routing import claim, offers
 from services.work import queues, service
 from services.work.lifecycle import Action
 from services.work.models import Queue, Task
@@ -116,6 +116,9 @@ QUEUES: dict[str, dict[str, Any]] = {
         "languages": ["pl"],
         "residency": {"allow": ["EU"]},
         "teams": (("Kraków DE/PL/EN", EngagementRank.PRIMARY, 1),),
+        # Orders are pushed: Kraków's agent is offered each one, two minutes to accept.
+        "mode": "push",
+        "routing": {"offer_timeout_seconds": 120},
     },
 }
 SUPPORT_FR = [
@@ -257,6 +260,7 @@ def _queue(session: Session, client: Organization, name: str, spec: dict[str, An
                 "residency": spec["residency"],
                 "skills": spec.get("skills", []),
                 "routing": spec.get("routing", {}),
+                "mode": spec.get("mode", "pull"),
             }
         ),
     )
@@ -342,7 +346,8 @@ class Played:
 def simulate(
     database: Database, rounds: int, progress: Callable[[], None] | None = None, seed: int = 7
 ) -> Played:
-    """Each round, every demo agent goes online, takes their next task and works it: most
+    """Each round, every demo agent goes online, accepts a task offered to them (push
+    queues) or takes their next task (pull), and works it: most
     are resolved at once, some go to the client with a question, answered the next round."""
     chance = random.Random(seed)  # noqa: S311 (a demo, not a secret)
     played = Played()
@@ -367,13 +372,22 @@ def simulate(
         waiting = []
         for email in emails:
             with database.session() as session:
+                agents.set_presence(session, agent_principal(session, email), Presence.ONLINE, 900)
+        with database.session() as session:  # the push queues' offers, as beat makes them
+            bind(session, AccessScope.everything())
+            offers.sweep(session)
+        for email in emails:
+            with database.session() as session:
                 principal = agent_principal(session, email)
-                agents.set_presence(session, principal, Presence.ONLINE, 900)
-                taken = claim.next_task(session, principal)
-                if taken.task is None:
-                    played.idle += 1
-                    continue
-                task = taken.task
+                offered = offers.my_offers(session, principal)
+                if offered:
+                    task = offers.accept(session, principal, offered[0][0].id)
+                else:
+                    taken = claim.next_task(session, principal)
+                    if taken.task is None:
+                        played.idle += 1
+                        continue
+                    task = taken.task
                 played.taken += 1
                 service.transition(session, principal, task.id, Action.START)
                 if chance.random() < 0.2:

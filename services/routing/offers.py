@@ -16,10 +16,11 @@ asked again.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.core.errors import Conflict, NotFound
@@ -78,8 +79,9 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
     return done
 
 
-# Per engaged team of a queue: its rank, the team, its agents and their open tasks by kind.
-Workforce = list[tuple[EngagementRank, Team, list[Agent], dict[tuple[uuid.UUID, str], int]]]
+# Per engaged team of a queue: its rank, the team, its agents and their open tasks by kind
+# (held, or offered and not answered yet: an offer takes a place under the capacity).
+Workforce = list[tuple[EngagementRank, Team, list[Agent], Counter[tuple[uuid.UUID, str]]]]
 
 
 def _workforce(session: Session, queue: Queue) -> Workforce:
@@ -90,15 +92,23 @@ def _workforce(session: Session, queue: Queue) -> Workforce:
         if team is None:
             continue
         team_agents = list(session.scalars(select(Agent).where(Agent.team_id == team.id)))
-        found.append(
-            (
-                engagement.rank,
-                team,
-                team_agents,
-                candidates.held_by_kind(session, [a.id for a in team_agents]),
-            )
-        )
+        ids = [a.id for a in team_agents]
+        taken = Counter(candidates.held_by_kind(session, ids))
+        taken.update(_offered_by_kind(session, ids))
+        found.append((engagement.rank, team, team_agents, taken))
     return found
+
+
+def _offered_by_kind(session: Session, agent_ids: list[uuid.UUID]) -> dict[tuple[uuid.UUID, str], int]:
+    if not agent_ids:
+        return {}
+    rows = session.execute(
+        select(Offer.agent_id, Task.kind_name, func.count())
+        .join(Task, Task.id == Offer.task_id)
+        .where(Offer.agent_id.in_(agent_ids), Offer.status == OfferStatus.PENDING)
+        .group_by(Offer.agent_id, Task.kind_name)
+    )
+    return {(row[0], row[1]): row[2] for row in rows}
 
 
 def offer_next(
@@ -113,8 +123,10 @@ def offer_next(
     step = policy.in_force(rules, task.created_at, task.overflow_since, now)
     languages = eligibility.task_languages(requirements, task.language, task.language_confidence)
     eligible: list[tuple[Agent, Team, scoring.Facts, dict[str, Any]]] = []
+    taken_by_team: dict[uuid.UUID, Counter[tuple[uuid.UUID, str]]] = {}
     seen: list[dict[str, Any]] = []
     for rank, team, team_agents, held in workforce:
+        taken_by_team[team.id] = held
         for agent in team_agents:
             profile = candidates.agent_profile(team, agent)
             open_tasks = held.get((agent.id, task.kind_name), 0)
@@ -144,6 +156,7 @@ def offer_next(
     ):
         line["score"] = score
     agent, team, _facts, _line = max(eligible, key=lambda entry: (entry[3]["score"], _order(entry[0])))
+    taken_by_team[team.id][(agent.id, task.kind_name)] += 1  # the next task of this sweep sees it
     apply(session, assignments.ROUTING, task, Action.OFFER)
     offer = Offer(
         tenant_id=task.tenant_id,

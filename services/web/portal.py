@@ -237,6 +237,7 @@ def _submit_task(request: Request, session: DbSession, viewer: Any, form: dict[s
                 queue_id=queue.id,
                 title=form.get("title", ""),
                 external_ref=form.get("external_ref") or None,
+                case_ref=form.get("case_ref") or None,
                 priority=Priority(form["priority"]) if form.get("priority") else None,
                 language=form.get("language") or None,
                 payload=payload,

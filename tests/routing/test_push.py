@@ -146,3 +146,22 @@ def test_a_task_of_a_case_goes_to_the_agent_who_worked_the_case(
     trace = client.get(f"/v1/tasks/{same_case['id']}/routing", headers=world.as_operator).json()
     low, high = sorted(line["score"] for line in trace["decisions"][0]["candidates"])
     assert high - low > 0.9  # sticky 2, less the idle time the other agent has over them (at most 1)
+
+
+def test_an_agent_is_offered_no_more_tasks_at_once_than_their_capacity(
+    client: TestClient, db: Database, world: World
+) -> None:
+    """A pending offer takes a place under the capacity (1 here): the second task waits
+    for the first to be worked, instead of both going to the one agent at once."""
+    first, second = world.submit(client), world.submit(client, title="Deuxième prélèvement")
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    assert _sweep(db)["offered"] == 1
+    [offer] = world.person.get("/v1/offers").json()["items"]
+    assert offer["task"]["id"] == first["id"]
+    assert world.person.post(f"/v1/offers/{offer['id']}/accept").status_code == 200
+    assert _sweep(db)["offered"] == 0  # holding one task, at capacity
+    for action in ("start", "resolve"):
+        url = f"/v1/tasks/{first['id']}/transitions"
+        assert world.person.post(url, json={"action": action}).status_code == 200
+    assert _sweep(db)["offered"] == 1
+    assert [o["task"]["id"] for o in world.person.get("/v1/offers").json()["items"]] == [second["id"]]

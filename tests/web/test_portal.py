@@ -109,11 +109,11 @@ def test_the_submission_form_follows_the_kind_schema(person: tuple[Portal, Any],
         "/portal/tasks",
         {"queue_id": str(queue.id), "title": "Pare-brise", "payload.claim_type": "insurance",
          "payload.description": "Fissure sur autoroute", "payload.claimed_amount_minor": "45000",
-         "payload.currency": "EUR", "external_ref": "SIN-1"},
+         "payload.currency": "EUR", "external_ref": "SIN-1", "case_ref": "EXP-77"},
     )  # fmt: skip
     assert good.status_code == 303, good.text
     detail = portal.get(good.headers["location"]).text
-    assert "Pare-brise" in detail and "45000" in detail and "SIN-1" in detail
+    assert "Pare-brise" in detail and "45000" in detail and "SIN-1" in detail and "EXP-77" in detail
     listed = portal.get("/portal/tasks", queue_id=str(queue.id)).text
     assert "Pare-brise" in listed
 
