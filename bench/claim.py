@@ -298,13 +298,14 @@ def routing_cost(repeat: int = 200) -> float:
     return cost
 
 
-def offer_cost() -> tuple[float, int]:
-    """Milliseconds of one push sweep over a queue turned to push mode (rolled back), and
-    the tasks it offered: each one's candidates read, scored, offered and traced."""
+def offer_cost() -> tuple[float, int, int]:
+    """Milliseconds of one push sweep over a queue turned to push mode (rolled back), the
+    waiting tasks it weighed (each one's candidates read and scored) and those it offered
+    (traced): the agents' capacity bounds those."""
     from sqlalchemy import select
 
     from services.routing import offers
-    from services.work.models import Queue, QueueMode
+    from services.work.models import Queue, QueueMode, Task, TaskStatus
     from tenants.scoping import AccessScope, bind
 
     database = Database(APP_URL, pool_size=1)
@@ -313,12 +314,17 @@ def offer_cost() -> tuple[float, int]:
         queue = session.scalars(select(Queue).order_by(Queue.id).limit(1)).one()
         queue.mode = QueueMode.PUSH
         session.flush()
+        waiting = session.scalars(
+            select(Task.id)
+            .where(Task.queue_id == queue.id, Task.status == TaskStatus.QUEUED)
+            .limit(offers.SWEEP_BATCH)
+        ).all()
         began = time.perf_counter()
         done = offers.sweep(session)
         cost = (time.perf_counter() - began) * 1000
         session.rollback()
     database.engine.dispose()
-    return cost, done["offered"]
+    return cost, len(waiting), done["offered"]
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -369,10 +375,10 @@ def main() -> None:
         f"  doubles {paced_doubles}"
     )
     print(f"GET /v1/tasks/{{id}}/routing of a queued task: {routing_cost():.0f} us (with its explanation)")
-    sweep_ms, offered = offer_cost()
+    sweep_ms, weighed, offered = offer_cost()
     print(
-        f"push offer round: {sweep_ms:.0f} ms for {offered} tasks offered in one sweep"
-        f" ({sweep_ms / max(offered, 1):.1f} ms a task)"
+        f"push offer round: {sweep_ms:.0f} ms for a sweep weighing {weighed} waiting tasks"
+        f" ({sweep_ms / max(weighed, 1):.1f} ms a task), {offered} offered (the agents' capacity)"
     )
     print(f"median claim {statistics.median(ours_latency) * 1000:.1f} ms")
 

@@ -42,8 +42,8 @@ class Settings(BaseSettings):
     token_cache_seconds: int = Field(
         default=10,
         ge=0,
-        description="How long a process may answer a resolved bearer token from memory (0: never). "
-        "Another process accepts a revoked token for at most this long.",
+        description="How long a process may answer a resolved bearer token or web session from memory "
+        "(0: never). Another process accepts a revoked token or a signed-out session for at most this long.",
     )
     session_ttl_seconds: int = 12 * 3600
     login_max_failures: int = 5

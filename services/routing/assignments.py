@@ -20,7 +20,7 @@ from services.core.errors import Conflict, FieldError, Forbidden, NotFound
 from services.core.time import utcnow
 from services.routing import candidates, eligibility
 from services.routing.models import AssignedBy, AssignmentEnd, RoutingDecision, TaskAssignment
-from services.work import history, ranking
+from services.work import history
 from services.work.history import Actor
 from services.work.lifecycle import Action
 from services.work.models import Queue, Task, TaskStatus
@@ -199,9 +199,6 @@ class AssignmentObserver:
 
 
 def _route_reopened(session: Session, task: Task) -> None:
-    if task.overflow_since is not None:  # the closed cycle's risk: the sweep judges the new clocks
-        task.overflow_since = None
-        task.rank_at = ranking.rank_at(task.created_at, task.priority)
     last = session.scalars(
         select(TaskAssignment).where(TaskAssignment.task_id == task.id).order_by(TaskAssignment.id.desc())
     ).first()

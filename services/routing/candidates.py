@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from services.core.errors import NotFound
 from services.routing.eligibility import Profile, Requirements
+from services.routing.models import Offer, OfferStatus
 from services.work.models import HELD_STATUSES, Queue, Task
 from services.work.proficiency import LanguageLevel
 from services.workforce.models import Agent, Engagement, Team
@@ -18,7 +20,9 @@ from tenants.principal import Principal
 
 HELD = HELD_STATUSES
 # Rendered with its values, not parameters, so that every plan matches it to ix_tasks_held.
-_HELD_NOW = Task.status.in_(bindparam("held", [s.value for s in HELD], expanding=True, literal_execute=True))
+_HELD_NOW = Task.status.in_(
+    bindparam("held_statuses", [s.value for s in HELD], expanding=True, literal_execute=True)
+)
 
 
 def requirements_of(queue: Queue) -> Requirements:
@@ -72,7 +76,8 @@ def active_engagements(
 class Workplace:
     """What a claim reads of the agent: their record, their team, the team's active
     engagements with their queues (a queue the agent may no longer read is None), and the
-    open tasks the agent holds of each of those queues' kinds."""
+    places the agent has taken under the capacity for each of those queues' kinds (tasks
+    held, and offers not answered yet)."""
 
     agent: Agent
     team: Team
@@ -90,8 +95,18 @@ def workplace(session: Session, principal: Principal) -> Workplace:
         .correlate(Agent, Queue)
         .scalar_subquery()
     )
+    offered = (
+        select(func.count())
+        .select_from(Offer)
+        .join(Task, Task.id == Offer.task_id)
+        .where(
+            Offer.agent_id == Agent.id, Offer.status == OfferStatus.PENDING, Task.kind_name == Queue.task_kind
+        )
+        .correlate(Agent, Queue)
+        .scalar_subquery()
+    )
     rows = session.execute(
-        select(Agent, Team, Engagement, Queue, held)
+        select(Agent, Team, Engagement, Queue, held + offered)
         .join(Team, Team.id == Agent.team_id)
         .outerjoin(Engagement, and_(Engagement.team_id == Team.id, Engagement.revoked_at.is_(None)))
         .outerjoin(Queue, Queue.id == Engagement.queue_id)
@@ -109,6 +124,21 @@ def held_tasks(session: Session, agent_id: uuid.UUID) -> list[Task]:
     """The tasks an agent holds, in the order they were taken from the queue."""
     query = select(Task).where(Task.assignee_id == agent_id, _HELD_NOW).order_by(Task.rank_at, Task.id)
     return list(session.scalars(query))
+
+
+def taken_by_kind(session: Session, agent_ids: list[uuid.UUID]) -> Counter[tuple[uuid.UUID, str]]:
+    """Places each agent has taken under their capacity, per task kind: the open tasks
+    they hold, and the offers they have not answered yet."""
+    taken = Counter(held_by_kind(session, agent_ids))
+    if agent_ids:
+        offered = session.execute(
+            select(Offer.agent_id, Task.kind_name, func.count())
+            .join(Task, Task.id == Offer.task_id)
+            .where(Offer.agent_id.in_(agent_ids), Offer.status == OfferStatus.PENDING)
+            .group_by(Offer.agent_id, Task.kind_name)
+        )
+        taken.update({(row[0], row[1]): row[2] for row in offered})
+    return taken
 
 
 def held_by_kind(session: Session, agent_ids: Iterable[uuid.UUID]) -> dict[tuple[uuid.UUID, str], int]:

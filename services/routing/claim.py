@@ -1,16 +1,16 @@
 """Pull: an agent's next task, picked and taken in one transaction that cannot hand a task
 to two agents.
 
-The queues the agent may work now are found first, in Python, from a handful of rows
-(the team's engagements, their queues, the agent's load): residency, skills, calendar,
-presence and capacity are the same for every task of a queue. Then one statement takes the
-first queued task of those queues, in the agent's languages, in the order of tenant
-fairness, then ``rank_at``. It reads the first entries of each queue in the index
-``ix_tasks_queued_rank`` (ranked per queue), whatever the backlog, and locks with
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL: a task another agent is taking is passed over,
-never waited for, never taken twice. On
-SQLite every write transaction is serialised (``BEGIN IMMEDIATE``). The assignment's
-unique index (one open assignment a task) backs it whatever the code does.
+The queues the agent may work now are found first, in Python, from the rows of one query
+(``candidates.workplace``: the agent, the team's engagements and queues, the agent's load):
+residency, skills, calendar, presence and capacity are the same for every task of a queue.
+Then one statement takes the first queued task of those queues, in the agent's languages,
+in the order of tenant fairness, then ``rank_at`` (``_take``: it reads the first entries of
+each queue, whatever the backlog, and probes deeper only when others hold them all). It
+locks with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL: a task another agent is taking is
+passed over, never waited for, never taken twice. On SQLite every write transaction is
+serialised (``BEGIN IMMEDIATE``). The assignment's unique index (one open assignment a
+task) backs it whatever the code does.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Uuid, and_, case, false, func, or_, select, true, union_all
+from sqlalchemy import Uuid, and_, bindparam, case, false, func, or_, select, true, union_all
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import Session
 
@@ -46,7 +46,7 @@ class AgentUnavailable(Conflict):
 @dataclass(frozen=True)
 class Claim:
     task: Task | None
-    reason: str | None  # why nothing was taken: calendar, nothing_eligible, nothing_queued
+    reason: str | None  # why nothing was taken: nothing_queued, nothing_eligible, or a constraint
 
 
 def next_task(session: Session, principal: Principal) -> Claim:
@@ -138,10 +138,14 @@ def _reach(
 
 
 # How deep each queue is probed on PostgreSQL: the claim locks the first of those heads that
-# no other transaction holds. Deeper heads are read only when all are taken at once (more
-# agents claiming from the same queues than the depth); the last probe reads whole queues,
-# so that "nothing queued" is always true.
-PROBES = (4, 64, None)
+# no other transaction holds. Deeper heads are read only when there were heads and all were
+# held at once (more agents claiming from the same queues than the depth, or the language
+# detection's batch of 500); the last probe reads whole queues, so that "nothing queued" is
+# always true.
+PROBES = (4, 64, 1024, None)
+# Rendered as a value, not a parameter, so that every plan (prepared ones too) can prove the
+# predicate of the partial index ix_tasks_queued_rank.
+_QUEUED = Task.status == bindparam("queued_status", TaskStatus.QUEUED.value, literal_execute=True)
 
 
 def _take(
@@ -152,31 +156,37 @@ def _take(
 
     On PostgreSQL: the first entries of each queue (``ix_tasks_queued_rank``, one LATERAL
     probe a queue, whatever the backlog), and of those the first that no other transaction
-    holds (``SKIP LOCKED``). SQLite, whose write transactions are serialised, reads them in
-    one plain statement."""
-    turn = case({tenant: position for position, tenant in enumerate(turns)}, value=Task.tenant_id)
-    first = (
-        select(Task).where(Task.status == TaskStatus.QUEUED).order_by(turn, Task.rank_at, Task.id).limit(1)
-    )
+    holds (``SKIP LOCKED``). The locking statement repeats the agent's reach: a row another
+    transaction changed since the probe read it (its language detected, say) is checked
+    again as it is now. SQLite, whose write transactions are serialised, reads them in one
+    plain statement."""
+    reachable = or_(*(and_(Task.queue_id.in_(ids), reach.clause(now)) for reach, ids in reached.items()))
+    first = select(Task).where(_QUEUED, reachable).limit(1)
+    if len(turns) > 1:
+        first = first.order_by(
+            case({tenant: turn for turn, tenant in enumerate(turns)}, value=Task.tenant_id)
+        )
+    first = first.order_by(Task.rank_at, Task.id)
     if session.get_bind().dialect.name != "postgresql":
-        taken = [
-            and_(Task.queue_id.in_(queue_ids), reach.clause(now)) for reach, queue_ids in reached.items()
-        ]
-        return session.scalars(first.where(or_(*taken))).first()
+        return session.scalars(first).first()
     for depth in PROBES:
-        heads = []
-        for reach, queue_ids in reached.items():
-            queue = func.unnest(array(queue_ids, type_=Uuid)).table_valued("id").render_derived("queue")
-            head = (
-                select(Task.id)
-                .where(Task.queue_id == queue.c.id, Task.status == TaskStatus.QUEUED, reach.clause(now))
-                .order_by(Task.rank_at, Task.id)
-                .limit(depth)
-                .lateral("head")
-            )
-            heads.append(select(head.c.id).select_from(queue).join(head, true()))
-        locked = first.where(Task.id.in_(union_all(*heads))).with_for_update(skip_locked=True)
-        task = session.scalars(locked).first()
-        if task is not None:
+        heads = union_all(*(_heads(reach, ids, depth, now) for reach, ids in reached.items()))
+        task = session.scalars(first.where(Task.id.in_(heads)).with_for_update(skip_locked=True)).first()
+        if task is not None or depth is None:
             return task
+        if session.scalar(select(heads.subquery().c.id).limit(1)) is None:
+            return None  # no heads at all, not heads held by others: nothing to take
     return None
+
+
+def _heads(reach: Reach, queue_ids: list[uuid.UUID], depth: int | None, now: datetime) -> Any:
+    """The first ``depth`` queued tasks of each queue the agent reaches alike."""
+    queue = func.unnest(array(queue_ids, type_=Uuid)).table_valued("id").render_derived("queue")
+    head = (
+        select(Task.id)
+        .where(Task.queue_id == queue.c.id, _QUEUED, reach.clause(now))
+        .order_by(Task.rank_at, Task.id)
+        .limit(depth)
+        .lateral("head")
+    )
+    return select(head.c.id).select_from(queue).join(head, true())

@@ -20,7 +20,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.core.errors import Conflict, NotFound
@@ -92,23 +92,9 @@ def _workforce(session: Session, queue: Queue) -> Workforce:
         if team is None:
             continue
         team_agents = list(session.scalars(select(Agent).where(Agent.team_id == team.id)))
-        ids = [a.id for a in team_agents]
-        taken = Counter(candidates.held_by_kind(session, ids))
-        taken.update(_offered_by_kind(session, ids))
+        taken = candidates.taken_by_kind(session, [a.id for a in team_agents])
         found.append((engagement.rank, team, team_agents, taken))
     return found
-
-
-def _offered_by_kind(session: Session, agent_ids: list[uuid.UUID]) -> dict[tuple[uuid.UUID, str], int]:
-    if not agent_ids:
-        return {}
-    rows = session.execute(
-        select(Offer.agent_id, Task.kind_name, func.count())
-        .join(Task, Task.id == Offer.task_id)
-        .where(Offer.agent_id.in_(agent_ids), Offer.status == OfferStatus.PENDING)
-        .group_by(Offer.agent_id, Task.kind_name)
-    )
-    return {(row[0], row[1]): row[2] for row in rows}
 
 
 def offer_next(

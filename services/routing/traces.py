@@ -138,7 +138,7 @@ def explain(session: Session, task: Task) -> dict[str, Any]:
                 entry["calendar_opens_at"] = iso(opens)
             found.append(entry)
             continue
-        held = candidates.held_by_kind(session, [agent.id for agent in agents])
+        held = candidates.taken_by_kind(session, [agent.id for agent in agents])
         agents_failed = []
         for agent in agents:
             agent_profile = candidates.agent_profile(team, agent)

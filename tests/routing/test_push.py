@@ -12,7 +12,7 @@ from services.core.database import Database
 from services.core.time import utcnow
 from services.routing import offers
 from tenants.scoping import AccessScope, bind
-from tests.factories import make_agent
+from tests.factories import make_agent, make_engagement, make_queue
 from tests.routing.world import Person, World, build
 
 
@@ -165,3 +165,31 @@ def test_an_agent_is_offered_no_more_tasks_at_once_than_their_capacity(
         assert world.person.post(url, json={"action": action}).status_code == 200
     assert _sweep(db)["offered"] == 1
     assert [o["task"]["id"] for o in world.person.get("/v1/offers").json()["items"]] == [second["id"]]
+
+
+def test_an_offer_waiting_for_an_answer_takes_the_place_a_pulled_task_would(
+    client: TestClient, db: Database, world: World
+) -> None:
+    """Capacity 1: an agent offered a task of a push queue takes nothing from a pull queue
+    of the same kind until they answer, so accepting never makes them hold two."""
+    pulled = make_queue(db, world.client.organization, languages=["fr"], residency={"allow": ["EU"]})
+    make_engagement(db, pulled, world.team)
+    world.submit(client)
+    waiting = client.post(
+        "/v1/tasks",
+        headers=world.as_client,
+        json={
+            "queue_id": str(pulled.id),
+            "title": "Relevé",
+            "payload": {"description": "x"},
+            "language": "fr",
+        },
+    )
+    assert waiting.status_code == 201, waiting.text
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    assert _sweep(db)["offered"] == 1
+    refused = world.person.post("/v1/agents/me/next-task")
+    assert refused.status_code == 409 and refused.json()["reason"] == "capacity"
+    [offer] = world.person.get("/v1/offers").json()["items"]
+    assert world.person.post(f"/v1/offers/{offer['id']}/reject").status_code == 200
+    assert world.person.post("/v1/agents/me/next-task").json()["id"] == waiting.json()["id"]
