@@ -96,3 +96,30 @@ def test_twenty_agents_never_take_a_task_twice_and_lose_none(committed: Database
             select(func.count()).where(Task.tenant_id == tenant, Task.status == TaskStatus.QUEUED)
         )
         assert left == 0
+
+
+def test_a_claim_probes_past_heads_other_transactions_hold(committed: Database) -> None:
+    """The language detection locks its batch of the oldest tasks; a claim meanwhile takes
+    the first task nobody holds (the deeper probe), not "nothing queued"."""
+    client = make_tenant(committed, OrgKind.CLIENT, country="FR")
+    provider = make_tenant(committed, OrgKind.PROVIDER, country="RO")
+    team = make_team(committed, provider.organization, country="RO")
+    queue = make_queue(committed, client.organization, languages=["fr"])
+    make_engagement(committed, queue, team)
+    tasks = [make_task(committed, queue, language="fr", external_ref=f"H-{n}") for n in range(80)]
+    email = make_agent(committed, provider.organization, team).email
+    with committed.session() as session:
+        agents.set_presence(session, agent_principal(session, email), Presence.ONLINE, 3600)
+    holder = Database(committed.url, pool_size=1, max_overflow=0)
+    try:
+        with holder.session() as held:
+            bind(held, AccessScope.everything())
+            ranked = select(Task.id).where(Task.queue_id == queue.id, Task.status == TaskStatus.QUEUED)
+            locked = held.scalars(ranked.order_by(Task.rank_at, Task.id).limit(70).with_for_update()).all()
+            with committed.session() as session:
+                got = claim.next_task(session, agent_principal(session, email))
+                assert got.task is not None and got.task.id not in set(locked)
+                assert got.task.id in {task.id for task in tasks}
+            held.rollback()
+    finally:
+        holder.engine.dispose()
