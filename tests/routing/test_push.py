@@ -175,21 +175,11 @@ def test_an_offer_waiting_for_an_answer_takes_the_place_a_pulled_task_would(
     pulled = make_queue(db, world.client.organization, languages=["fr"], residency={"allow": ["EU"]})
     make_engagement(db, pulled, world.team)
     world.submit(client)
-    waiting = client.post(
-        "/v1/tasks",
-        headers=world.as_client,
-        json={
-            "queue_id": str(pulled.id),
-            "title": "Relevé",
-            "payload": {"description": "x"},
-            "language": "fr",
-        },
-    )
-    assert waiting.status_code == 201, waiting.text
+    waiting = world.submit(client, queue=pulled, title="Relevé")
     world.person.put("/v1/agents/me/presence", json={"presence": "online"})
     assert _sweep(db)["offered"] == 1
     refused = world.person.post("/v1/agents/me/next-task")
     assert refused.status_code == 409 and refused.json()["reason"] == "capacity"
     [offer] = world.person.get("/v1/offers").json()["items"]
     assert world.person.post(f"/v1/offers/{offer['id']}/reject").status_code == 200
-    assert world.person.post("/v1/agents/me/next-task").json()["id"] == waiting.json()["id"]
+    assert world.person.post("/v1/agents/me/next-task").json()["id"] == waiting["id"]

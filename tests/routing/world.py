@@ -64,12 +64,13 @@ class World:
     agent: Any
     person: Person
 
-    def submit(self, http: TestClient, **fields: Any) -> dict[str, Any]:
+    def submit(self, http: TestClient, queue: Any = None, **fields: Any) -> dict[str, Any]:
+        """A task of the world's queue (or ``queue``), submitted by the client."""
         fields.setdefault("title", "Double prélèvement sur ma facture")
         fields.setdefault("payload", {"description": "J'ai été débité deux fois ce mois-ci."})
         fields.setdefault("language", "fr")
         answer = http.post(
-            "/v1/tasks", headers=self.as_client, json={"queue_id": str(self.queue.id), **fields}
+            "/v1/tasks", headers=self.as_client, json={"queue_id": str((queue or self.queue).id), **fields}
         )
         assert answer.status_code == 201, answer.text
         return dict(answer.json())
