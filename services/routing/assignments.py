@@ -23,7 +23,7 @@ from services.routing.models import AssignedBy, AssignmentEnd, RoutingDecision, 
 from services.work import history
 from services.work.history import Actor
 from services.work.lifecycle import Action
-from services.work.models import Queue, Task, TaskStatus
+from services.work.models import HELD_STATUSES, Queue, Task, TaskStatus
 from services.work.service import TRANSITION_GUARDS, apply, get_task
 from services.workforce.agents import presence_of, require_agent
 from services.workforce.models import Agent, Presence, Team
@@ -173,7 +173,7 @@ def assign_by_hand(session: Session, principal: Principal, task_id: uuid.UUID, a
             errors=[FieldError("/agent_id", f"fails the {failed} constraint")],
             extra={"failed": failed},
         )
-    if task.assignee_id is not None and task.status in candidates.HELD:
+    if task.assignee_id is not None and task.status in HELD_STATUSES:
         _held_here(session, principal, task)
         apply(session, ROUTING, task, Action.RELEASE)
         _close_open(session, task, AssignmentEnd.REASSIGNED)
@@ -208,7 +208,7 @@ def _route_reopened(session: Session, task: Task) -> None:
             previous = fetch(session, Agent, last.agent_id)
             team = fetch(session, Team, last.team_id)
         if previous is not None and team is not None and _still_engaged(session, task, team):
-            held = candidates.held_by_kind(session, [previous.id]).get((previous.id, task.kind_name), 0)
+            held = candidates.taken_by_kind(session, [previous.id])[(previous.id, task.kind_name)]
             capacity = eligibility.capacity_for(previous.capacity, task.kind_name)
             online = presence_of(previous, utcnow()) is Presence.ONLINE
             if eligibility.agent_failure(online, held, capacity) is None:

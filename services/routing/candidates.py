@@ -18,10 +18,9 @@ from services.work.proficiency import LanguageLevel
 from services.workforce.models import Agent, Engagement, Team
 from tenants.principal import Principal
 
-HELD = HELD_STATUSES
 # Rendered with its values, not parameters, so that every plan matches it to ix_tasks_held.
 _HELD_NOW = Task.status.in_(
-    bindparam("held_statuses", [s.value for s in HELD], expanding=True, literal_execute=True)
+    bindparam("held_statuses", [s.value for s in HELD_STATUSES], expanding=True, literal_execute=True)
 )
 
 
@@ -82,7 +81,7 @@ class Workplace:
     agent: Agent
     team: Team
     served: list[tuple[Engagement, Queue | None]]
-    held: dict[str, int]
+    taken: dict[str, int]
 
 
 def workplace(session: Session, principal: Principal) -> Workplace:
@@ -116,8 +115,8 @@ def workplace(session: Session, principal: Principal) -> Workplace:
     if not rows:
         raise NotFound("you are not an agent of any team")
     served = [(row[2], row[3]) for row in rows if row[2] is not None]
-    held_by_kind = {row[3].task_kind: row[4] for row in rows if row[3] is not None}
-    return Workplace(rows[0][0], rows[0][1], served, held_by_kind)
+    taken = {row[3].task_kind: row[4] for row in rows if row[3] is not None}
+    return Workplace(rows[0][0], rows[0][1], served, taken)
 
 
 def held_tasks(session: Session, agent_id: uuid.UUID) -> list[Task]:
@@ -129,7 +128,7 @@ def held_tasks(session: Session, agent_id: uuid.UUID) -> list[Task]:
 def taken_by_kind(session: Session, agent_ids: list[uuid.UUID]) -> Counter[tuple[uuid.UUID, str]]:
     """Places each agent has taken under their capacity, per task kind: the open tasks
     they hold, and the offers they have not answered yet."""
-    taken = Counter(held_by_kind(session, agent_ids))
+    taken = Counter(held_by_kind(session, agent_ids))  # the tasks alone: the team board's load
     if agent_ids:
         offered = session.execute(
             select(Offer.agent_id, Task.kind_name, func.count())

@@ -66,7 +66,7 @@ def next_task(session: Session, principal: Principal) -> Claim:
             continue
         requirements = candidates.requirements_of(queue)
         capacity = eligibility.capacity_for(agent.capacity, queue.task_kind)
-        failed = eligibility.agent_failure(True, place.held.get(queue.task_kind, 0), capacity)
+        failed = eligibility.agent_failure(True, place.taken.get(queue.task_kind, 0), capacity)
         failed = failed or eligibility.team_failure(requirements, profile, (), now)
         queue_policy = policies[queue.id] = policy.policy_of(queue.routing_policy)
         first_step = policy.admitted_from(queue_policy, engagement.rank, profile, requirements)

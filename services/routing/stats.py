@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.core.time import utcnow
-from services.routing import candidates
+from services.routing import candidates, eligibility
 from services.sla.models import ClockState, SlaClock
 from services.work.documents import iso
-from services.work.models import Task, TaskStatus
+from services.work.models import HELD_STATUSES, Task, TaskStatus
 from services.work.queues import get_queue
 from services.workforce.agents import presence_of
 from services.workforce.models import Agent, Presence
@@ -25,7 +25,7 @@ from tenants.principal import Permission, Principal
 from tenants.scoping import acting_for_tenant
 
 WAITING = (TaskStatus.QUEUED, TaskStatus.REOPENED, TaskStatus.ESCALATED, TaskStatus.OFFERED)
-OPEN = (*WAITING, *candidates.HELD)
+OPEN = (*WAITING, *HELD_STATUSES)
 
 
 def queue_stats(session: Session, principal: Principal, queue_id: uuid.UUID) -> dict[str, Any]:
@@ -41,12 +41,12 @@ def queue_stats(session: Session, principal: Principal, queue_id: uuid.UUID) -> 
         with acting_for_tenant(session, engagement.provider_id):
             team_agents = session.scalars(select(Agent).where(Agent.team_id == engagement.team_id)).all()
         online_now = [a for a in team_agents if presence_of(a, now) is Presence.ONLINE]
-        held = candidates.held_by_kind(session, [a.id for a in online_now])
+        taken = candidates.taken_by_kind(session, [a.id for a in online_now])
         online += len(online_now)
         available += sum(
             1
             for a in online_now
-            if held.get((a.id, queue.task_kind), 0) < a.capacity.get(queue.task_kind, a.capacity.get("*", 1))
+            if taken[(a.id, queue.task_kind)] < eligibility.capacity_for(a.capacity, queue.task_kind)
         )
     answer["agents"] = {"online": online, "available": available}
     return answer

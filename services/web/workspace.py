@@ -23,13 +23,13 @@ from services.core.route_class import UnitOfWorkRoute
 from services.core.time import utcnow
 from services.identity import csrf
 from services.routing import assignments, claim, offers
-from services.routing.candidates import HELD, held_tasks
+from services.routing.candidates import held_tasks
 from services.sla import slack
 from services.web.deps import Member
 from services.web.portal import page
 from services.work import attachments, lifecycle, queues, service
 from services.work.history import Actor
-from services.work.models import CommentVisibility
+from services.work.models import HELD_STATUSES, CommentVisibility
 from services.workforce import agents
 from services.workforce.models import Presence
 
@@ -159,7 +159,7 @@ def task_page(
     task = service.get_task(session, viewer, task_id)
     comments, _next = service.list_comments(session, viewer, task.id, PageRequest(limit=200, after=None))
     agent = agents.agent_of(session, viewer)
-    mine = agent is not None and task.assignee_id == agent.id and task.status in HELD
+    mine = agent is not None and task.assignee_id == agent.id and task.status in HELD_STATUSES
     actions = [a.value for a in lifecycle.allowed_actions(task.status, Actor.of(viewer).side)] if mine else []
     return page(
         request,

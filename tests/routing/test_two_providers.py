@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 
 from services.core.database import Database
 from services.routing.models import TaskAssignment
@@ -120,6 +120,21 @@ def test_the_other_provider_neither_works_nor_takes_over_a_held_task(
     assert client.get(url, headers=world.as_client).json()["status"] == "in_progress"
 
 
+def _as_provider(
+    connection: Connection, provider_id: uuid.UUID, client_id: uuid.UUID, queue_id: uuid.UUID
+) -> None:
+    """The row-security settings of a provider granted one queue of the client, set by hand:
+    the policies alone decide, no ORM criteria."""
+    connection.execute(
+        text(
+            "SELECT set_config('bpo.all_tenants', 'off', true),"
+            " set_config('bpo.tenant_ids', :p, true), set_config('bpo.grant_tenant_ids', :c, true),"
+            " set_config('bpo.grant_queue_ids', :q, true)"
+        ),
+        {"p": str(provider_id), "c": str(client_id), "q": str(queue_id)},
+    )
+
+
 def test_row_security_keeps_one_providers_rows_from_the_other(
     db: Database, client: TestClient, world: World, rival: Rival, is_postgres: bool
 ) -> None:
@@ -131,14 +146,7 @@ def test_row_security_keeps_one_providers_rows_from_the_other(
         with db.session() as session:
             bind(session, AccessScope.everything())  # no ORM criteria: the policies alone
             connection = session.connection()
-            connection.execute(
-                text(
-                    "SELECT set_config('bpo.all_tenants', 'off', true),"
-                    " set_config('bpo.tenant_ids', :p, true), set_config('bpo.grant_tenant_ids', :c, true),"
-                    " set_config('bpo.grant_queue_ids', :q, true)"
-                ),
-                {"p": str(provider.organization.id), "c": str(client_id), "q": str(world.queue.id)},
-            )
+            _as_provider(connection, provider.organization.id, client_id, world.queue.id)
             counts = [
                 connection.execute(text(sql), {"t": task_id}).scalar_one()
                 for sql in (
@@ -164,18 +172,12 @@ def test_row_security_lets_no_provider_write_a_row_in_the_others_name(
         " author_side, provider_id, created_at) VALUES (gen_random_uuid(), :c, :t, 'Tout est réglé',"
         " 'client', 'user', 'Ana', 'provider', :named, now())"
     )
-    grants = {"p": str(rival.provider.organization.id), "c": str(world.client.organization.id)}
     for named, allowed in ((world.provider.organization.id, False), (rival.provider.organization.id, True)):
         with db.session() as session:
             bind(session, AccessScope.everything())
             connection = session.connection()
-            connection.execute(
-                text(
-                    "SELECT set_config('bpo.all_tenants', 'off', true),"
-                    " set_config('bpo.tenant_ids', :p, true), set_config('bpo.grant_tenant_ids', :c, true),"
-                    " set_config('bpo.grant_queue_ids', :q, true)"
-                ),
-                {**grants, "q": str(world.queue.id)},
+            _as_provider(
+                connection, rival.provider.organization.id, world.client.organization.id, world.queue.id
             )
             values = {"c": world.client.organization.id, "t": task_id, "named": named}
             if allowed:
