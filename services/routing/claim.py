@@ -10,7 +10,8 @@ each queue, whatever the backlog, and probes deeper only when others hold them a
 locks with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL: a task another agent is taking is
 passed over, never waited for, never taken twice. On SQLite every write transaction is
 serialised (``BEGIN IMMEDIATE``). The assignment's unique index (one open assignment a
-task) backs it whatever the code does.
+task) backs it whatever the code does. Before that order, where the queue weighs
+stickiness, a queued task of a case the agent worked lately is theirs (``_take_sticky``).
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Uuid, and_, bindparam, case, false, func, or_, select, true, union_all
+from sqlalchemy import Uuid, and_, bindparam, case, false, func, or_, select, true, tuple_, union_all
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import Session
 
 from services.core.errors import Conflict
 from services.core.time import utcnow
 from services.routing import assignments, candidates, eligibility, fairness, policy
-from services.routing.models import AssignedBy
+from services.routing.models import AssignedBy, TaskAssignment
 from services.work.models import QueueMode, Task, TaskStatus
 from services.work.proficiency import at_least
 from services.workforce.agents import presence_of
@@ -61,6 +62,7 @@ def next_task(session: Session, principal: Principal) -> Claim:
     reached: dict[Reach, list[uuid.UUID]] = {}  # the queues whose tasks the agent takes alike
     shares: dict[uuid.UUID, int] = {}
     policies: dict[uuid.UUID, policy.Policy] = {}
+    sticky_queues: set[uuid.UUID] = set()  # where the agent's own cases come first
     for engagement, queue in place.served:
         if queue is None or queue.mode is QueueMode.PUSH:  # revoked meanwhile; or offered, not pulled
             continue
@@ -81,6 +83,8 @@ def next_task(session: Session, principal: Principal) -> Claim:
             failures["language"] += 1
             continue
         reached.setdefault(reach, []).append(queue.id)
+        if queue_policy.weights.sticky > 0:
+            sticky_queues.add(queue.id)
         shares[queue.tenant_id] = max(shares.get(queue.tenant_id, 0), engagement.share or 1)
     if not reached:
         if failures and set(failures) == {"capacity"}:
@@ -88,12 +92,16 @@ def next_task(session: Session, principal: Principal) -> Claim:
         reason = failures.most_common(1)[0][0] if failures else "nothing_eligible"
         return Claim(None, reason)
     turns = fairness.tenant_order(session, team.id, shares, now)
-    task = _take(session, reached, turns, now)
+    task = _take_sticky(session, agent.id, reached, sticky_queues, turns, now) if sticky_queues else None
+    sticky = task is not None
+    task = task or _take(session, reached, turns, now)
     if task is None:
         return Claim(None, "nothing_queued")
     queue_policy = policies[task.queue_id]
     in_force = policy.in_force(queue_policy, task.created_at, task.overflow_since, now)
     step = queue_policy.steps[in_force].name
+    if sticky:
+        step += "; sticky: case worked before"
     if len(shares) > 1:
         step += f"; tenant share {shares[task.tenant_id]}"
     took_ms = (time.perf_counter() - started) * 1000
@@ -148,6 +156,60 @@ PROBES = (4, 64, 1024, None)
 _QUEUED = Task.status == bindparam("queued_status", TaskStatus.QUEUED.value, literal_execute=True)
 
 
+def _in_order(reached: dict[Reach, list[uuid.UUID]], turns: list[uuid.UUID], now: datetime) -> Any:
+    """The queued tasks the agent reaches, in the order of ``turns`` (tenants, by
+    fairness), then ``rank_at``: the first is theirs."""
+    reachable = or_(*(and_(Task.queue_id.in_(ids), reach.clause(now)) for reach, ids in reached.items()))
+    first = select(Task).where(_QUEUED, reachable).limit(1)
+    if len(turns) > 1:
+        first = first.order_by(
+            case({tenant: turn for turn, tenant in enumerate(turns)}, value=Task.tenant_id)
+        )
+    return first.order_by(Task.rank_at, Task.id)
+
+
+# The cases of the agent's last RECENT assignments are theirs to go on with (an index on
+# the agent's assignments by time reads these and no more).
+RECENT = 50
+
+
+def _take_sticky(
+    session: Session,
+    agent_id: uuid.UUID,
+    reached: dict[Reach, list[uuid.UUID]],
+    sticky_queues: set[uuid.UUID],
+    turns: list[uuid.UUID],
+    now: datetime,
+) -> Task | None:
+    """The first queued task of a case the agent worked lately (``case_ref``), in the
+    queues whose weights count stickiness: the agent who knows the claim file goes on with
+    it, as a push offer would give it to them. The cases are read first (a few index
+    entries), so that the task is found by the index on (tenant, case) whatever the
+    statistics say; with none, the claim takes the queue's order."""
+    recent = (
+        select(TaskAssignment.task_id)
+        .where(TaskAssignment.agent_id == agent_id)
+        .order_by(TaskAssignment.assigned_at.desc())
+        .limit(RECENT)
+        .subquery()
+    )
+    cases = session.execute(
+        select(Task.tenant_id, Task.case_ref)
+        .join(recent, recent.c.task_id == Task.id)
+        .where(Task.case_ref.is_not(None))
+        .distinct()
+    ).all()
+    if not cases:
+        return None
+    narrowed = {reach: [id_ for id_ in ids if id_ in sticky_queues] for reach, ids in reached.items()}
+    sticky = _in_order({reach: ids for reach, ids in narrowed.items() if ids}, turns, now).where(
+        tuple_(Task.tenant_id, Task.case_ref).in_([tuple(case) for case in cases])
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        sticky = sticky.with_for_update(skip_locked=True)
+    return session.scalars(sticky).first()
+
+
 def _take(
     session: Session, reached: dict[Reach, list[uuid.UUID]], turns: list[uuid.UUID], now: datetime
 ) -> Task | None:
@@ -160,13 +222,7 @@ def _take(
     transaction changed since the probe read it (its language detected, say) is checked
     again as it is now. SQLite, whose write transactions are serialised, reads them in one
     plain statement."""
-    reachable = or_(*(and_(Task.queue_id.in_(ids), reach.clause(now)) for reach, ids in reached.items()))
-    first = select(Task).where(_QUEUED, reachable).limit(1)
-    if len(turns) > 1:
-        first = first.order_by(
-            case({tenant: turn for turn, tenant in enumerate(turns)}, value=Task.tenant_id)
-        )
-    first = first.order_by(Task.rank_at, Task.id)
+    first = _in_order(reached, turns, now)
     if session.get_bind().dialect.name != "postgresql":
         return session.scalars(first).first()
     for depth in PROBES:

@@ -49,7 +49,7 @@ class TaskAssignment(IdMixin, TenantOwned, Base):
             sqlite_where=text("ended_at IS NULL"),
         ),
         Index("ix_task_assignments_task_id_id", "task_id", "id"),
-        Index("ix_task_assignments_agent_id", "agent_id"),
+        Index("ix_task_assignments_agent_id_assigned_at", "agent_id", "assigned_at"),  # sticky pull
         Index("ix_task_assignments_team_id_assigned_at", "team_id", "assigned_at"),  # fairness
     )
 

@@ -243,6 +243,38 @@ def test_a_reopened_task_goes_back_to_its_agent_while_online(client: TestClient,
     assert [t["id"] for t in world.person.get("/v1/agents/me/tasks").json()["items"]] == [task["id"]]
 
 
+def _work_through(person: Person, task: dict[str, object]) -> None:
+    for action in ("start", "resolve"):
+        answer = person.post(f"/v1/tasks/{task['id']}/transitions", json={"action": action})
+        assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize("sticky", [2.0, 0.0])
+def test_the_agent_who_worked_a_case_pulls_its_next_task_first(
+    app: FastAPI, client: TestClient, db: Database, sticky: float
+) -> None:
+    """With the queue's sticky weight, the next task of a claim file goes to the agent who
+    worked the file, ahead of a task that ranks earlier; their colleague takes that one.
+    Weighed 0, stickiness gives way to the queue's order."""
+    world = build(app, client, db, routing={"weights": {"sticky": sticky}})
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    first_of_case = world.submit(client, case_ref="SIN-2026-0042")
+    assert world.person.post("/v1/agents/me/next-task").json()["id"] == first_of_case["id"]
+    _work_through(world.person, first_of_case)
+    urgent = world.submit(client, title="Prélèvement en double", priority="urgent")
+    same_case = world.submit(client, case_ref="SIN-2026-0042", title="Pièces complémentaires")
+    colleague = Person(app, make_agent(db, world.provider.organization, world.team).email)
+    colleague.put("/v1/agents/me/presence", json={"presence": "online"})
+    mine = world.person.post("/v1/agents/me/next-task").json()
+    theirs = colleague.post("/v1/agents/me/next-task").json()
+    if sticky:
+        assert (mine["id"], theirs["id"]) == (same_case["id"], urgent["id"])
+        trace = client.get(f"/v1/tasks/{same_case['id']}/routing", headers=world.as_operator).json()
+        assert trace["decisions"][0]["step"].endswith("sticky: case worked before")
+    else:
+        assert (mine["id"], theirs["id"]) == (urgent["id"], same_case["id"])
+
+
 def test_a_second_agent_of_an_unengaged_team_never_sees_the_task(
     app: FastAPI, client: TestClient, db: Database, world: World
 ) -> None:
