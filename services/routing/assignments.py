@@ -146,8 +146,10 @@ def release(session: Session, principal: Principal, task_id: uuid.UUID) -> Task:
 
 
 def assign_by_hand(session: Session, principal: Principal, task_id: uuid.UUID, agent_id: uuid.UUID) -> Task:
-    """A team lead (or the operator) gives a task to an agent who may take it: the hard
-    constraints still hold; presence and capacity are the lead's call. The trace says who."""
+    """A team lead (or the operator) gives a task to an agent who may take it now: every
+    hard constraint still holds (engagement, residency, language, skills, the team's
+    calendar unless the queue works out of hours, presence, capacity), so a lead cannot
+    hand work to an agent who has gone home. The trace says who."""
     task = get_task(session, principal, task_id, for_change=True)  # 404 before 403
     principal.require(Permission.TASKS_ASSIGN)
     if principal.org_kind is OrgKind.CLIENT:
@@ -162,19 +164,28 @@ def assign_by_hand(session: Session, principal: Principal, task_id: uuid.UUID, a
     requirements = candidates.requirements_of(queue)
     languages = eligibility.task_languages(requirements, task.language, task.language_confidence)
     profile = candidates.agent_profile(team, agent)
+    held = task.assignee_id is not None and task.status in HELD_STATUSES
+    if held:
+        _held_here(session, principal, task)  # another provider's: not to be taken over
+    now = utcnow()
     failed = None if engaged else "engagement"
     if failed is None:
-        failed = eligibility.team_failure(requirements, profile, languages, utcnow())
-    if failed == "calendar":
-        failed = None  # a lead may hand out work out of hours
+        failed = eligibility.team_failure(requirements, profile, languages, now)
+    if failed is None:
+        taken = candidates.taken_by_kind(session, [agent.id])[(agent.id, task.kind_name)]
+        if held and task.assignee_id == agent.id:
+            taken -= 1  # given again to the agent who holds it: no further place taken
+        online = presence_of(agent, now) is Presence.ONLINE
+        failed = eligibility.agent_failure(
+            online, taken, eligibility.capacity_for(agent.capacity, task.kind_name)
+        )
     if failed is not None:
         raise Conflict(
             f"the agent may not handle this task: {failed}",
             errors=[FieldError("/agent_id", f"fails the {failed} constraint")],
             extra={"failed": failed},
         )
-    if task.assignee_id is not None and task.status in HELD_STATUSES:
-        _held_here(session, principal, task)
+    if held:
         apply(session, ROUTING, task, Action.RELEASE)
         _close_open(session, task, AssignmentEnd.REASSIGNED)
     assign(session, task, agent, team, AssignedBy.MANUAL, principal, step="manual")

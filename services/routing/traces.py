@@ -59,6 +59,7 @@ def routing_of(session: Session, principal: Principal, task_id: Any) -> dict[str
     if principal.org_kind is OrgKind.CLIENT:
         for decision in decisions:
             decision.pop("winner_agent_id", None)
+            decision.pop("by", None)
             decision["candidates"] = _per_team(decision["candidates"])
     answer["decisions"] = decisions
     return answer
@@ -93,6 +94,8 @@ def _decision(row: RoutingDecision) -> dict[str, Any]:
         "candidates": [dict(candidate) for candidate in row.candidates],
         "took_ms": row.took_ms,
     }
+    if row.actor_name:
+        decision["by"] = row.actor_name  # who assigned by hand: the operator's to read
     if row.winner_team_id is not None:
         decision["winner"] = {"team_id": str(row.winner_team_id)}
         decision["winner_agent_id"] = str(row.winner_agent_id)

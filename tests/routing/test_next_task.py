@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -205,16 +207,29 @@ def test_engaging_a_team_the_residency_rule_excludes_is_422_naming_team_id(
 def test_a_team_lead_assigns_by_hand_and_the_trace_says_who(
     client: TestClient, db: Database, world: World
 ) -> None:
-    task = world.submit(client)
-    answer = client.post(
-        f"/v1/tasks/{task['id']}/assignment",
-        headers=world.as_provider,
-        json={"agent_id": str(world.agent.id)},
-    )
+    """The hard constraints hold for a hand assignment too: an offline agent, or one at
+    capacity, is refused with the constraint named; the trace names who assigned."""
+    task, second = world.submit(client), world.submit(client, title="Deuxième prélèvement")
+
+    def assign(task: dict[str, Any]) -> Any:
+        url = f"/v1/tasks/{task['id']}/assignment"
+        return client.post(url, headers=world.as_provider, json={"agent_id": str(world.agent.id)})
+
+    offline = assign(task)
+    assert offline.status_code == 409 and offline.json()["failed"] == "presence", offline.text
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    answer = assign(task)
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "assigned"
+    assert assign(task).status_code == 200  # given again to its holder: no further place taken
+    full = assign(second)
+    assert full.status_code == 409 and full.json()["failed"] == "capacity", full.text
+    assert full.json()["errors"][0]["pointer"] == "/agent_id"
     trace = client.get(f"/v1/tasks/{task['id']}/routing", headers=world.as_operator).json()
     assert trace["decisions"][-1]["kind"] == "manual"
+    assert trace["decisions"][-1]["by"]  # the lead's integration, by name
+    seen_by_client = client.get(f"/v1/tasks/{task['id']}/routing", headers=world.as_client).json()
+    assert "by" not in seen_by_client["decisions"][-1]
 
 
 def test_a_reopened_task_goes_to_the_queue_when_its_agent_is_offline(
