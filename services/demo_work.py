@@ -5,8 +5,9 @@ Bucharest (French, Romanian, English, Spanish; three shifts, every day), Kraków
 Polish, English; office hours with Polish holidays) and Manila (English, Spanish; the
 European night) serve the clients' queues: Lumière's French support tickets (Bucharest,
 share 2), Iberia's Spanish claims (Bucharest share 1, Manila as overflow), Brandt's German
-contract documents, whose data must stay in the EU (Kraków; Manila could not be engaged),
-and Mazowsze's Polish orders (Kraków).
+contract documents, whose data must stay in the EU (Kraków; Manila, which answers Brandt's
+English delivery questions, could not be engaged, and every routing decision on a German
+contract says so), and Mazowsze's Polish orders (Kraków).
 """
 
 from __future__ import annotations
@@ -110,6 +111,13 @@ QUEUES: dict[str, dict[str, Any]] = {
         "residency": {"allow": ["EU"]},  # the German contracts never leave the EU
         "teams": (("Kraków DE/PL/EN", EngagementRank.PRIMARY, 1),),
     },
+    "Customer Service EN": {
+        "client": "Brandt Logistik GmbH",
+        "task_kind": "support_ticket",
+        "languages": ["en"],
+        "residency": {"allow": []},  # delivery questions carry no contract data
+        "teams": (("Manila EN night shift", EngagementRank.PRIMARY, 1),),
+    },
     "Zamówienia PL": {
         "client": "Mazowsze Logistyka sp. z o.o.",
         "task_kind": "order_processing",
@@ -133,6 +141,10 @@ SUPPORT_FR = [
     ("Remboursement non reçu", "Le remboursement promis le mois dernier n'est toujours pas arrivé."),
 ]
 SUPPORT_EN = [("Login to the customer area fails", "I cannot log in to my customer area since yesterday.")]
+DELIVERIES_EN = [
+    ("Where is my pallet?", "Our delivery to Rotterdam was due on Monday and has not arrived."),
+    ("Wrong delivery address", "Please deliver order 55120 to our new warehouse in Antwerp."),
+]
 CLAIMS_ES = [
     ("Daños por agua en la cocina", "Una tubería rota del piso de arriba ha dañado el parquet de la cocina."),
     ("Robo de bicicleta", "Me robaron la bicicleta del garaje comunitario el sábado por la noche."),
@@ -304,6 +316,11 @@ def _backlog(session: Session, organizations: dict[str, Organization], made: dic
         title, text = CONTRACTS_DE[n % len(CONTRACTS_DE)]
         payload = {"action": "renew", "contract_type": "logistics", "summary": text, "_p": "normal"}
         plan.append(("Vertragsdokumente DE", f"VD-{3000 + n}", title, "de", payload))
+    for n in range(4):
+        title, text = DELIVERIES_EN[n % len(DELIVERIES_EN)]
+        plan.append(
+            ("Customer Service EN", f"CS-{3500 + n}", title, "en", {"description": text, "_p": "normal"})
+        )
     for n in range(6):
         title, text, action = ORDERS_PL[n % len(ORDERS_PL)]
         payload = {"action": action, "order_number": f"ZAM/2026/{4100 + n}", "notes": text, "_p": "normal"}

@@ -127,10 +127,13 @@ def offer_next(
                 failed = policy.not_let_in(rules, step, rank)
                 if first is not None:
                     line["not_before"] = rules.steps[first].name
-            if failed is None and agent.id in asked:
-                failed = "declined"
-            seen.append(line | {"eligible": failed is None} | ({"failed": failed} if failed else {}))
-            if failed is None:
+            declined = failed is None and agent.id in asked  # eligible, but has said no to it
+            if declined:
+                line["declined"] = True
+            seen.append(
+                line | {"eligible": failed is None and not declined} | ({"failed": failed} if failed else {})
+            )
+            if failed is None and not declined:
                 cost = (team.hourly_cost_amount, team.hourly_cost_currency)
                 sticky = agent.id in worked
                 facts = scoring.Facts(rank, agent.last_assigned_at, open_tasks, capacity, cost, sticky)

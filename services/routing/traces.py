@@ -5,9 +5,11 @@ The recorded decisions come first; for a task still waiting, the platform evalua
 engaged team and its agents against the hard constraints now, so "why is it not routed"
 has an answer ("the only team speaking Danish works in the Philippines, which the
 residency rule excludes"; "no engaged team's calendar is open until Monday 08:00
-Europe/Bucharest"). The operator sees everything; the client sees no provider-internal
-field (no cost, no agent, no team's calendar). Decisions are kept for
-``TRACE_RETENTION`` and at most ``TRACE_LIMIT`` a task (``purge_old_decisions``).
+Europe/Bucharest"). Every decision also names the teams serving the client's other queues
+that the queue's residency rule excludes (never engaged on it: ``_excluded_by_residency``).
+The operator sees everything; the client sees no provider-internal field (no cost, no
+agent, no score, no one's name). Decisions are kept for ``TRACE_RETENTION``
+(``purge_old_decisions``); an answer shows a task's latest ``TRACE_LIMIT``.
 """
 
 from __future__ import annotations
@@ -23,19 +25,20 @@ from services.core.errors import NotFound
 from services.core.time import utcnow
 from services.routing import candidates, eligibility, policy
 from services.routing.models import RoutingDecision
+from services.work import residency
 from services.work.documents import iso
 from services.work.models import Queue, Task, TaskStatus
 from services.work.service import get_task
 from services.workforce.agents import presence_of
 from services.workforce.models import Agent, EngagementRank, Presence, Team
 from tenants.principal import OrgKind, Principal
-from tenants.scoping import acting_for_tenant, fetch
+from tenants.scoping import acting_for_tenant, fetch, narrowed_to
 
 TRACE_RETENTION = timedelta(days=90)
 TRACE_LIMIT = 50  # the latest decisions of a task that an answer shows
 WAITING = (TaskStatus.QUEUED, TaskStatus.REOPENED, TaskStatus.ESCALATED, TaskStatus.OFFERED)
-# What a client is not shown of a candidate.
-_PROVIDER_INTERNAL = ("agent_id", "hourly_cost", "calendar_opens_at", "timezone", "score")
+# What a client is not shown of a candidate (when a closed team opens, it is).
+_PROVIDER_INTERNAL = ("agent_id", "hourly_cost", "score")
 
 
 def routing_of(session: Session, principal: Principal, task_id: Any) -> dict[str, Any]:
@@ -49,6 +52,9 @@ def routing_of(session: Session, principal: Principal, task_id: Any) -> dict[str
         .limit(TRACE_LIMIT)
     ).all()
     decisions = [_decision(row) for row in reversed(rows)]
+    queue = fetch(session, Queue, task.queue_id)
+    assert queue is not None
+    excluded = _excluded_by_residency(session, queue)
     answer: dict[str, Any] = {"task_id": str(task.id), "status": task.status.value, "step": "primary"}
     if rows:
         answer["step"] = rows[0].step
@@ -56,6 +62,8 @@ def routing_of(session: Session, principal: Principal, task_id: Any) -> dict[str
         explanation = explain(session, task)
         decisions.append(explanation)
         answer["step"] = explanation["step"]
+    for decision in decisions:
+        decision["candidates"] += [dict(line) for line in excluded]
     if principal.org_kind is OrgKind.CLIENT:
         for decision in decisions:
             decision.pop("winner_agent_id", None)
@@ -83,7 +91,16 @@ def _per_team(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
             eligible = any(line["eligible"] for line in lines)
             reason = None if eligible else _most_common([line.get("failed") for line in lines])
             teams[key] = {"team_id": key, "eligible": eligible} | ({"failed": reason} if reason else {})
-    return [{k: v for k, v in line.items() if k not in _PROVIDER_INTERNAL} for line in teams.values()]
+    return [
+        {k: v for k, v in line.items() if k not in _PROVIDER_INTERNAL and (k != "timezone" or _closed(line))}
+        for line in teams.values()
+    ]
+
+
+def _closed(line: dict[str, Any]) -> bool:
+    """A closed team's line says when it opens, in its timezone ("Monday 08:00
+    Europe/Bucharest"); otherwise the client has no use for the team's timezone."""
+    return "calendar_opens_at" in line
 
 
 def _decision(row: RoutingDecision) -> dict[str, Any]:
@@ -160,9 +177,30 @@ def explain(session: Session, task: Task) -> dict[str, Any]:
             entry["eligible"] = False
             entry["failed"] = _most_common(agents_failed) or "presence"
         found.append(entry)
-    if not found:
-        found.append({"eligible": False, "failed": "engagement"})
-    return {"at": iso(now), "kind": "explain", "step": rules.steps[step].name, "candidates": found}
+    answer = {"at": iso(now), "kind": "explain", "step": rules.steps[step].name, "candidates": found}
+    return answer if found else answer | {"failed": "engagement"}  # no team is engaged at all
+
+
+def _excluded_by_residency(session: Session, queue: Queue) -> list[dict[str, Any]]:
+    """The teams serving the client's other queues that this queue's residency rule
+    excludes, never engaged on it (its engagement is refused): every decision names them,
+    so that "the German contracts never go to Manila" is said where it is asked."""
+    engaged_here = {e.team_id for e in candidates.active_engagements(session, queue_id=queue.id)}
+    providers: dict[Any, set[Any]] = {}
+    with narrowed_to(session, queue.tenant_id):  # the client's engagements
+        for engagement in candidates.active_engagements(session):
+            if engagement.team_id not in engaged_here:
+                providers.setdefault(engagement.provider_id, set()).add(engagement.team_id)
+    allow, deny = queue.residency_allow, queue.residency_deny
+    excluded = []
+    for provider_id, team_ids in sorted(providers.items()):
+        with acting_for_tenant(session, provider_id):  # the provider's rows, shown as a line a team
+            teams = session.scalars(select(Team).where(Team.id.in_(team_ids)).order_by(Team.id)).all()
+        for team in teams:
+            if not residency.allows(allow, deny, team.country):
+                line = {"team_id": str(team.id), "country": team.country, "engaged": False}
+                excluded.append(line | {"eligible": False, "failed": "residency"})
+    return excluded
 
 
 def _not_yet(

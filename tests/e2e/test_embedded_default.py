@@ -108,3 +108,26 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split()[2]
     except OSError:
         return "Z"
+
+
+def test_every_decision_on_a_german_contract_says_manila_is_excluded(platform: LivePlatform) -> None:
+    """Brandt's contract documents must stay in the EU: Manila, which answers Brandt's
+    English delivery questions, is named in each decision as excluded by residency, to the
+    operator and to the client, and no German contract is ever Manila's."""
+    from tests.live import api_headers
+
+    operator = httpx.Client(base_url=platform.url, headers=api_headers(platform, "Backstage Operations"))
+    brandt = httpx.Client(base_url=platform.url, headers=api_headers(platform, "Brandt Logistik GmbH"))
+    teams = {t["name"]: t["id"] for t in operator.get("/v1/teams", params={"limit": 100}).json()["items"]}
+    queues = {q["name"]: q["id"] for q in brandt.get("/v1/queues").json()["items"]}
+    listed = brandt.get("/v1/tasks", params={"queue_id": queues["Vertragsdokumente DE"], "limit": 100})
+    contracts = listed.json()["items"]
+    assert contracts
+    manila = {"team_id": teams["Manila EN night shift"], "eligible": False, "failed": "residency"}
+    for task in contracts:
+        for side in (operator, brandt):
+            decisions = side.get(f"/v1/tasks/{task['id']}/routing").json()["decisions"]
+            assert decisions
+            for decision in decisions:
+                assert any(manila.items() <= line.items() for line in decision["candidates"]), decision
+                assert decision.get("winner", {}).get("team_id") != manila["team_id"]

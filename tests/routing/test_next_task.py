@@ -66,6 +66,38 @@ def test_a_closed_team_calendar_answers_204_calendar(client: TestClient, world: 
     assert patched.status_code == 200, patched.text
     answer = world.person.post("/v1/agents/me/next-task")
     assert answer.status_code == 204 and answer.headers["Routing-Reason"] == "calendar"
+    task = client.get("/v1/tasks", headers=world.as_client).json()["items"][0]
+    seen = client.get(f"/v1/tasks/{task['id']}/routing", headers=world.as_client).json()
+    [team] = seen["decisions"][-1]["candidates"]  # why not routed, as the client reads it
+    assert (team["failed"], team["calendar_opens_at"]) == ("calendar", "2030-01-07T08:00:00.000000Z")
+    assert team["timezone"] == "Europe/Bucharest" and "hourly_cost" not in team
+
+
+def test_every_decision_says_the_team_the_residency_rule_excludes(
+    client: TestClient, db: Database, world: World
+) -> None:
+    """Manila serves the client's open queue; the EU queue's rule excludes it: every
+    decision on the EU queue's task names it, to the operator and to the client."""
+    manila_provider = make_tenant(db, OrgKind.PROVIDER, country="PH")
+    manila = make_team(db, manila_provider.organization, name="Manila", country="PH")
+    make_engagement(db, make_queue(db, world.client.organization, residency={"allow": []}), manila)
+    task = world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    assert world.person.post("/v1/agents/me/next-task").json()["id"] == task["id"]
+    for side in (world.as_operator, world.as_client):
+        trace = client.get(f"/v1/tasks/{task['id']}/routing", headers=side).json()
+        assert trace["decisions"] and all(
+            {
+                "team_id": str(manila.id),
+                "country": "PH",
+                "engaged": False,
+                "eligible": False,
+                "failed": "residency",
+            }
+            in decision["candidates"]
+            for decision in trace["decisions"]
+        ), trace
+        assert trace["decisions"][0]["winner"]["team_id"] == str(world.team.id)
 
 
 def test_a_task_in_a_language_the_agent_does_not_speak_is_not_taken(client: TestClient, world: World) -> None:
