@@ -5,6 +5,7 @@ task's routing trace, as the operator reads it."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -20,7 +21,7 @@ from services.routing import traces
 from services.web.deps import Member
 from services.web.portal import page
 from services.work import queues
-from services.workforce import engagements, teams
+from services.workforce import agents, engagements, teams
 from services.workforce.models import EngagementRank
 from services.workforce.schemas import EngagementCreate
 from tenants import service as tenancy
@@ -98,4 +99,15 @@ def revoke(engagement_id: uuid.UUID, session: DbSession, viewer: Member) -> Resp
 @router.get("/tasks/{task_id}/routing")
 def routing_page(request: Request, task_id: uuid.UUID, session: DbSession, viewer: Member) -> Response:
     trace = traces.routing_of(session, viewer, task_id)
-    return page(request, session, viewer, "operator/routing.html", trace=trace)
+    all_teams, _next = teams.list_teams(session, viewer, ALL)
+    team_agents, _next = agents.list_agents(session, viewer, ALL)
+    return page(
+        request,
+        session,
+        viewer,
+        "operator/routing.html",
+        trace=trace,
+        team_names={str(team.id): team.name for team in all_teams},
+        agent_names={str(id_): name for id_, name in agents.display_names(session, team_agents).items()},
+        at=datetime.fromisoformat,
+    )

@@ -66,6 +66,16 @@ ROUTING_LABELS = {
     "skill": i18n._("A required skill is missing"),
     "engagement": i18n._("No team is engaged on the queue"),
 }
+# What kind of routing decision a trace shows (``RoutingDecision.kind``, and the
+# explanation computed for a waiting task).
+DECISION_LABELS = {
+    "pull": i18n._("Taken by the agent"),
+    "push": i18n._("Offer accepted"),
+    "offer": i18n._("Offered"),
+    "manual": i18n._("Assigned by hand"),
+    "reopened": i18n._("Back to its agent on reopening"),
+    "explain": i18n._("Why it is waiting, now"),
+}
 PRESENCE_LABELS = {"online": i18n._("Online"), "away": i18n._("Away"), "offline": i18n._("Offline")}
 MODE_LABELS = {"pull": i18n._("Agents pull"), "push": i18n._("Offered to agents")}
 ACTION_LABELS = {
@@ -228,6 +238,7 @@ def locale_helpers(locale: str, timezone: str | None) -> dict[str, Any]:
                 ("trigger_labels", TRIGGER_LABELS),
                 ("routing_labels", ROUTING_LABELS),
                 ("presence_labels", PRESENCE_LABELS),
+                ("decision_labels", DECISION_LABELS),
             )
         },
     }

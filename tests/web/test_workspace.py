@@ -109,6 +109,12 @@ def test_the_operator_engages_a_team_from_the_page_and_residency_is_said(
     task = world.submit(client)
     trace = admin.http.get(f"/operator/tasks/{task['id']}/routing")
     assert trace.status_code == 200 and 'data-testid="decision"' in trace.text
+    assert "Bucharest" in trace.text and str(world.team.id) not in trace.text  # teams by name
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    assert world.person.post("/v1/agents/me/next-task").status_code == 200
+    taken = admin.http.get(f"/operator/tasks/{task['id']}/routing")
+    assert "Taken by the agent" in taken.text and 'data-testid="winner"' in taken.text
+    assert str(world.agent.id) not in taken.text  # the agent by name
 
 
 def test_the_workspace_shows_an_offer_with_its_countdown_and_accepts_it(
