@@ -62,5 +62,6 @@ def live(request: Request, session: DbSession, viewer: Member) -> Response:
 def set_capacity(
     agent_id: uuid.UUID, session: DbSession, viewer: Member, capacity: Annotated[int, Form(ge=0, le=100)]
 ) -> Response:
-    agents.update_agent(session, viewer, agent_id, AgentUpdate(capacity={"*": capacity}))
+    kept = agents.get_agent(session, viewer, agent_id).capacity  # per-kind capacities stay as they are
+    agents.update_agent(session, viewer, agent_id, AgentUpdate(capacity={**kept, "*": capacity}))
     return RedirectResponse("/teams", status_code=303)

@@ -67,6 +67,11 @@ def test_a_team_lead_sees_the_board_and_sets_an_agents_capacity(
     world.submit(client)
     world.person.put("/v1/agents/me/presence", json={"presence": "online"})
     lead = Person(app, make_user(db, world.provider.organization, [Role.TEAM_LEAD]))
+    per_kind = {"capacity": {"*": 1, "claim": 4}}
+    assert (
+        client.patch(f"/v1/agents/{world.agent.id}", headers=world.as_provider, json=per_kind).status_code
+        == 200
+    )
     board = lead.http.get("/teams")
     assert board.status_code == 200, board.text
     assert board.text.count('data-testid="agent-row"') == 1 and "Bucharest" in board.text
@@ -77,7 +82,8 @@ def test_a_team_lead_sees_the_board_and_sets_an_agents_capacity(
     )
     assert saved.status_code == 303
     assert client.get(f"/v1/agents/{world.agent.id}", headers=world.as_provider).json()["capacity"] == {
-        "*": 3
+        "*": 3,
+        "claim": 4,  # the board sets the default; the per-kind capacities stay
     }
     assert world.person.http.get("/teams").status_code == 403  # an agent is no lead
 
