@@ -39,6 +39,7 @@ from services.web import portal as web_portal
 from services.web import routes as web_routes
 from services.web import sla as web_sla
 from services.web import team_board as web_team_board
+from services.web import team_editing as web_team_editing
 from services.web import webhooks as web_webhooks
 from services.web import workspace as web_workspace
 from services.web.templating import TEMPLATES_DIR
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(web_sla.router)
     app.include_router(web_workspace.router)
     app.include_router(web_team_board.router)
+    app.include_router(web_team_editing.router)
     app.include_router(web_engagements.router)
     app.include_router(web_billing.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,6 +1,7 @@
 """The team lead's board: each team's agents with presence and load, the depth of the
 queues it serves by language, the oldest waiting task, the tasks at SLA risk; and the
-agents' capacity, changed in place. Refreshed every 15 seconds while open."""
+agents' default capacity, changed in place (the rest is edited in ``team_editing``).
+Refreshed every 15 seconds while open."""
 
 from __future__ import annotations
 

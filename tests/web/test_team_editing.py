@@ -1,0 +1,110 @@
+"""The team lead edits a team's and an agent's languages, skills, calendar and capacity on
+a page; what the services refuse is said over the form, which keeps what was typed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from services.core.database import Database
+from tenants.principal import OrgKind, Role
+from tests.factories import OPEN_ALWAYS, make_tenant, make_user
+from tests.routing.world import Person, World, build
+
+
+@pytest.fixture
+def world(app: FastAPI, client: TestClient, db: Database) -> World:
+    return build(app, client, db)
+
+
+@pytest.fixture
+def lead(app: FastAPI, db: Database, world: World) -> Person:
+    return Person(app, make_user(db, world.provider.organization, [Role.TEAM_LEAD]))
+
+
+def _post(person: Person, url: str, **fields: str) -> object:
+    return person.http.post(
+        url, data={"csrf_token": person.headers["X-CSRF-Token"], **fields}, follow_redirects=False
+    )
+
+
+def test_a_lead_edits_the_teams_languages_skills_and_calendar(
+    client: TestClient, world: World, lead: Person
+) -> None:
+    board = lead.http.get("/teams")
+    assert f'href="/teams/{world.team.id}/edit"' in board.text
+    form = lead.http.get(f"/teams/{world.team.id}/edit")
+    assert form.status_code == 200 and "fr C1" in form.text
+    night = {
+        "timezone": "Europe/Bucharest",
+        "weekly": {"mon": [["22:00", "24:00"]], "tue": [["00:00", "06:00"]]},
+    }
+    saved = _post(
+        lead,
+        f"/teams/{world.team.id}/edit",
+        languages="fr C1, ro native\nen C2",
+        skills="claims 4, data entry 2",
+        calendar=json.dumps(night),
+    )
+    assert saved.status_code == 303, saved.text
+    team = client.get(f"/v1/teams/{world.team.id}", headers=world.as_provider).json()
+    assert team["languages"] == [
+        {"code": "fr", "level": "C1"},
+        {"code": "ro", "level": "native"},
+        {"code": "en", "level": "C2"},
+    ]
+    assert team["skills"] == [{"name": "claims", "level": 4}, {"name": "data entry", "level": 2}]
+    assert team["calendar"]["weekly"]["mon"] == [["22:00", "24:00"]]
+
+
+@pytest.mark.parametrize(
+    ("field", "typed", "said"),
+    [
+        ("languages", "xx-not-a-tag C1", "/languages/0/code"),
+        ("languages", "fr Z9", "/languages/0/level"),
+        ("skills", "claims 6", "/skills/0/level"),
+        ("skills", "claims", "are nevoie de un nume și o valoare"),  # in the lead's Romanian
+        ("calendar", json.dumps({"timezone": "UTC", "weekly": {}}), "/calendar"),
+        ("calendar", "{not json", "nu este JSON valid"),
+    ],
+)
+def test_bad_team_fields_are_said_over_the_form_and_kept(
+    client: TestClient, world: World, lead: Person, field: str, typed: str, said: str
+) -> None:
+    fields = {"languages": "fr C1", "skills": "", "calendar": json.dumps(OPEN_ALWAYS)} | {field: typed}
+    refused = _post(lead, f"/teams/{world.team.id}/edit", **fields)
+    assert refused.status_code == 422 and 'data-testid="problem"' in refused.text
+    assert said in refused.text
+    assert typed.replace('"', "&#34;") in refused.text or typed in refused.text  # what was typed stays
+    team = client.get(f"/v1/teams/{world.team.id}", headers=world.as_provider).json()
+    assert team["languages"] == [{"code": "en", "level": "C1"}, {"code": "fr", "level": "C1"}]  # unchanged
+
+
+def test_a_lead_gives_an_agent_own_languages_and_capacity_per_kind_and_back_to_the_teams(
+    client: TestClient, world: World, lead: Person
+) -> None:
+    url = f"/teams/agents/{world.agent.id}/edit"
+    assert lead.http.get(url).status_code == 200
+    saved = _post(lead, url, languages="de B2", skills="claims 5", calendar="", capacity="* 2, claim 1")
+    assert saved.status_code == 303, saved.text
+    agent = client.get(f"/v1/agents/{world.agent.id}", headers=world.as_provider).json()
+    assert agent["languages"] == [{"code": "de", "level": "B2"}] and agent["capacity"] == {"*": 2, "claim": 1}
+    assert _post(lead, url, languages="", skills="", calendar="", capacity="* 2").status_code == 303
+    agent = client.get(f"/v1/agents/{world.agent.id}", headers=world.as_provider).json()
+    assert agent.get("languages") is None and agent["capacity"] == {"*": 2}  # the team's languages again
+    refused = _post(lead, url, languages="", skills="", calendar="", capacity="* many")
+    assert refused.status_code == 422 and "nu este un număr întreg" in refused.text
+
+
+def test_another_providers_lead_gets_404_and_an_agent_is_no_lead(
+    app: FastAPI, db: Database, world: World
+) -> None:
+    rival = make_tenant(db, OrgKind.PROVIDER, country="PL")
+    stranger = Person(app, make_user(db, rival.organization, [Role.TEAM_LEAD]))
+    for url in (f"/teams/{world.team.id}/edit", f"/teams/agents/{world.agent.id}/edit"):
+        assert stranger.http.get(url).status_code == 404
+        assert _post(stranger, url, languages="fr C1").status_code == 404
+    assert world.person.http.get(f"/teams/{world.team.id}/edit").status_code == 403
