@@ -95,8 +95,11 @@ def next_task(session: Session, principal: Principal) -> Claim:
     task = _take_sticky(session, agent.id, reached, sticky_queues, turns, now) if sticky_queues else None
     sticky = task is not None
     task = task or _take(session, reached, turns, now)
-    if task is None:
-        return Claim(None, "nothing_queued")
+    if task is None:  # nothing in the agent's reach; is anything waiting beyond it (language, step)?
+        waiting = select(Task.id).where(
+            _QUEUED, Task.queue_id.in_([q for ids in reached.values() for q in ids])
+        )
+        return Claim(None, "nothing_eligible" if session.scalar(waiting.limit(1)) else "nothing_queued")
     queue_policy = policies[task.queue_id]
     in_force = policy.in_force(queue_policy, task.created_at, task.overflow_since, now)
     step = queue_policy.steps[in_force].name

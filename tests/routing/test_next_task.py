@@ -107,6 +107,7 @@ def test_a_task_in_a_language_the_agent_does_not_speak_is_not_taken(client: Test
     world.person.put("/v1/agents/me/presence", json={"presence": "online"})
     answer = world.person.post("/v1/agents/me/next-task")
     assert answer.status_code == 204, answer.text
+    assert answer.headers["Routing-Reason"] == "nothing_eligible"  # a task waits, not one of theirs
 
 
 def test_the_agent_works_the_task_to_resolution_and_the_client_answers_in_between(
@@ -320,6 +321,64 @@ def test_the_agent_who_worked_a_case_pulls_its_next_task_first(
         assert trace["decisions"][0]["step"].endswith("sticky: case worked before")
     else:
         assert (mine["id"], theirs["id"]) == (urgent["id"], same_case["id"])
+
+
+def test_releasing_a_task_puts_it_back_in_its_place_and_frees_the_agent(
+    client: TestClient, world: World
+) -> None:
+    """Capacity 1: holding the first task, the agent may take nothing more; released, the
+    task waits in its queue again (ahead of the later one), and the next claim takes it."""
+    first, later = world.submit(client), world.submit(client, title="Deuxième prélèvement")
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    assert world.person.post("/v1/agents/me/next-task").json()["id"] == first["id"]
+    assert world.person.post("/v1/agents/me/next-task").json()["reason"] == "capacity"
+    released = world.person.post(f"/v1/tasks/{first['id']}/release")
+    assert released.status_code == 200 and released.json()["status"] == "queued", released.text
+    assert world.person.get("/v1/agents/me/tasks").json()["items"] == []
+    assert world.person.post("/v1/agents/me/next-task").json()["id"] == first["id"]
+    assert client.get(f"/v1/tasks/{later['id']}", headers=world.as_client).json()["status"] == "queued"
+
+
+def test_capacity_is_per_task_kind(app: FastAPI, client: TestClient, db: Database, world: World) -> None:
+    """An agent at capacity for support tickets (1) still takes claims (2 at once)."""
+    claims = make_queue(db, world.client.organization, task_kind="claim", languages=["fr"],
+                        residency={"allow": ["EU"]})  # fmt: skip
+    make_engagement(db, claims, world.team)
+    patched = client.patch(
+        f"/v1/agents/{world.agent.id}", headers=world.as_provider, json={"capacity": {"*": 1, "claim": 2}}
+    )
+    assert patched.status_code == 200, patched.text
+    ticket = world.submit(client)
+    claim_payload = {"claim_type": "insurance", "category": "damage", "description": "Dégât des eaux"}
+    first_claim = world.submit(client, queue=claims, title="Dégât des eaux", payload=claim_payload)
+    second_claim = world.submit(client, queue=claims, title="Vol de vélo", payload=claim_payload)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    taken = [world.person.post("/v1/agents/me/next-task") for _ in range(4)]
+    assert [t.status_code for t in taken] == [200, 200, 200, 409], [t.text for t in taken]
+    assert {t.json()["id"] for t in taken[:3]} == {ticket["id"], first_claim["id"], second_claim["id"]}
+    assert taken[3].json()["reason"] == "capacity"
+
+
+def test_an_agents_own_languages_route_them_not_the_teams(
+    app: FastAPI, client: TestClient, db: Database, world: World
+) -> None:
+    """The team speaks French; an agent who declares German only is not given a French
+    ticket: the answer says nothing they may take waits (not that nothing waits), and the
+    trace says why: language."""
+    patched = client.patch(
+        f"/v1/agents/{world.agent.id}",
+        headers=world.as_provider,
+        json={"languages": [{"code": "de", "level": "C1"}]},
+    )
+    assert patched.status_code == 200, patched.text
+    world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    answer = world.person.post("/v1/agents/me/next-task")
+    assert answer.status_code == 204 and answer.headers["Routing-Reason"] == "nothing_eligible"
+    task = client.get("/v1/tasks", headers=world.as_client).json()["items"][0]
+    trace = client.get(f"/v1/tasks/{task['id']}/routing", headers=world.as_operator).json()
+    [line] = [c for c in trace["decisions"][-1]["candidates"] if c.get("agent_id") == str(world.agent.id)]
+    assert line["failed"] == "language"
 
 
 def test_a_second_agent_of_an_unengaged_team_never_sees_the_task(

@@ -97,6 +97,21 @@ def test_cancelling_the_task_rescinds_its_offer(client: TestClient, db: Database
     assert answer.status_code == 409 and answer.json()["offer_status"] == "rescinded"
 
 
+def test_the_client_escalating_the_task_rescinds_its_offer(
+    client: TestClient, db: Database, world: World
+) -> None:
+    task = world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    _sweep(db)
+    [offer] = world.person.get("/v1/offers").json()["items"]
+    url = f"/v1/tasks/{task['id']}/transitions"
+    escalated = client.post(url, headers=world.as_client, json={"action": "escalate"})
+    assert escalated.status_code == 200, escalated.text
+    answer = world.person.post(f"/v1/offers/{offer['id']}/accept")
+    assert answer.status_code == 409 and answer.json()["offer_status"] == "rescinded"
+    assert world.person.get("/v1/offers").json()["items"] == []
+
+
 def test_an_agent_going_offline_loses_the_offer(client: TestClient, db: Database, world: World) -> None:
     task = world.submit(client)
     world.person.put("/v1/agents/me/presence", json={"presence": "online"})

@@ -76,6 +76,29 @@ def test_bad_team_fields_are_422_with_their_pointer(
     assert client.get("/v1/teams", headers=headers).json()["items"] == []  # nothing half made
 
 
+@pytest.mark.parametrize(
+    ("changes", "pointer"),
+    [
+        ({"languages": [{"code": "xx-123-notatag", "level": "C1"}]}, "/languages/0/code"),
+        ({"languages": [{"code": "de", "level": "D1"}]}, "/languages/0/level"),
+        ({"skills": [{"name": "claims", "level": 9}]}, "/skills/0/level"),
+        ({"calendar": {"timezone": "UTC", "weekly": {}}}, "/calendar"),
+        ({"capacity": {"*": -1}}, "/capacity"),
+    ],
+)
+def test_bad_agent_fields_are_422_with_their_pointer(
+    app: FastAPI, client: TestClient, db: Database, changes: dict[str, Any], pointer: str
+) -> None:
+    world: World = build(app, client, db)
+    url = f"/v1/agents/{world.agent.id}"
+    before = client.get(url, headers=world.as_provider).json()
+    answer = client.patch(url, headers=world.as_provider, json=changes)
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert any(error["pointer"].startswith(pointer) for error in answer.json()["errors"]), answer.json()
+    assert client.get(url, headers=world.as_provider).json() == before  # nothing half changed
+
+
 def test_a_provider_cannot_create_a_team_for_another_provider(
     client: TestClient, db: Database, provider: tuple[Tenant, dict[str, str]]
 ) -> None:
