@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -337,6 +338,31 @@ def test_releasing_a_task_puts_it_back_in_its_place_and_frees_the_agent(
     assert world.person.get("/v1/agents/me/tasks").json()["items"] == []
     assert world.person.post("/v1/agents/me/next-task").json()["id"] == first["id"]
     assert client.get(f"/v1/tasks/{later['id']}", headers=world.as_client).json()["status"] == "queued"
+
+
+def test_the_database_refuses_a_second_open_assignment_of_a_task(
+    client: TestClient, db: Database, world: World
+) -> None:
+    """Whatever the code does, the unique index holds: one open assignment a task."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
+
+    from services.routing.models import TaskAssignment
+    from tenants.scoping import AccessScope, bind
+
+    task = world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    assert world.person.post("/v1/agents/me/next-task").status_code == 200
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        held = session.scalars(
+            select(TaskAssignment).where(TaskAssignment.task_id == uuid.UUID(task["id"]))
+        ).one()
+        fields = ("tenant_id", "task_id", "agent_id", "team_id", "provider_id", "assigned_by", "assigned_at")
+        session.add(TaskAssignment(**{name: getattr(held, name) for name in fields}))
+        with pytest.raises(IntegrityError, match="task_assignments"):
+            session.flush()
+        session.rollback()
 
 
 def test_capacity_is_per_task_kind(app: FastAPI, client: TestClient, db: Database, world: World) -> None:

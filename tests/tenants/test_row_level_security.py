@@ -145,18 +145,24 @@ def test_a_providers_grants_read_its_queues_tasks_and_nothing_else_of_the_client
     from tenants.principal import OrgKind
     from tenants.scoping import AccessScope, bind
     from tests.factories import (
+        make_contract,
         make_engagement,
+        make_issuing_entity,
         make_policy,
         make_queue,
         make_task,
         make_team,
         make_webhook_endpoint,
+        record_usage,
     )
 
     client = make_tenant(db)
     provider = make_tenant(db, OrgKind.PROVIDER, country="RO")
     make_policy(db, client.organization)
     make_webhook_endpoint(db, client.organization, url="https://hooks.lumiere.example/in")
+    make_issuing_entity(db)
+    make_contract(db, client.organization, client_vat_number="FR40303265045")
+    record_usage(db, client.organization, "task_completed", 1, utcnow())
     served, other = make_queue(db, client.organization), make_queue(db, client.organization)
     make_engagement(db, served, make_team(db, provider.organization))
     granted = make_task(db, served, external_ref="served")
@@ -165,6 +171,14 @@ def test_a_providers_grants_read_its_queues_tasks_and_nothing_else_of_the_client
         bind(session, AccessScope.everything())
         sweep.sweep(session, now=utcnow() + timedelta(days=30))
     client_id, provider_id = client.organization.id, provider.organization.id
+    _set(connection, str(client_id))  # the client reads its rows: the loop below checks real ones
+    owned = {
+        table
+        for table, key in _tenant_tables(connection).items()
+        if client_id in set(connection.execute(text(f"SELECT {key} FROM {table}")).scalars())  # noqa: S608
+    }
+    assert {"contracts", "contract_versions", "sla_policies", "webhook_endpoints", "usage_events",
+            "sla_clocks", "outbox_events"} <= owned, owned  # fmt: skip
     _set_grants(connection, str(provider_id), str(client_id), str(served.id))
     tasks = set(connection.execute(text("SELECT id FROM tasks")).scalars())
     assert granted.id in tasks and hidden.id not in tasks
