@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 from tenants.principal import OrgKind, Principal
 from tenants.scoping import AccessScope, bind
 
-Grants = frozenset[tuple[uuid.UUID, uuid.UUID]]
+# The (client tenant, queue) pairs engaged on, and the (client tenant, queue, team) of the
+# engagements revoked, whose team keeps the tasks it holds there (``AccessScope.held_queues``).
+Grants = tuple[frozenset[tuple[uuid.UUID, uuid.UUID]], frozenset[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]]
 Resolver = Callable[[Session, Principal], Grants]
 _resolvers: list[Resolver] = []
 
@@ -33,8 +35,13 @@ def acting(session: Session, principal: Principal) -> Principal:
     if principal.org_kind is OrgKind.PROVIDER and _resolvers:
         bind(session, AccessScope.authentication())  # engagements are read like identity tables
         granted: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        held: set[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = set()
         for resolve in _resolvers:
-            granted |= resolve(session, principal)
-        principal = dataclasses.replace(principal, granted_queues=frozenset(granted))
+            engaged, revoked = resolve(session, principal)
+            granted |= engaged
+            held |= revoked
+        principal = dataclasses.replace(
+            principal, granted_queues=frozenset(granted), held_queues=frozenset(held)
+        )
     bind(session, principal.access)
     return principal

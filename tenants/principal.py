@@ -103,12 +103,14 @@ class Principal:
     # A provider's (client tenant, queue) pairs, from its engagements (``tenants.grants``):
     # resolved for every request, never remembered with the principal.
     granted_queues: frozenset[tuple[uuid.UUID, uuid.UUID]] = frozenset()
+    # (client tenant, queue, team) of its revoked engagements: what the team held there.
+    held_queues: frozenset[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = frozenset()
 
     @property
     def access(self) -> AccessScope:
         if self.tenant_ids is None:
             return AccessScope.everything()
-        return AccessScope(self.tenant_ids, granted_queues=self.granted_queues)
+        return AccessScope(self.tenant_ids, granted_queues=self.granted_queues, held_queues=self.held_queues)
 
     def has(self, permission: Permission) -> bool:
         return permission in self.permissions

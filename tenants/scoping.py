@@ -60,17 +60,29 @@ class AccessScope:
     authenticating: bool = False
     # (client tenant, queue) pairs a provider is engaged on: their tasks are visible.
     granted_queues: frozenset[tuple[uuid.UUID, uuid.UUID]] = frozenset()
+    # (client tenant, queue, team) of engagements revoked: the tasks the team holds (or
+    # held) there stay its provider's to read and finish, the others go at once.
+    held_queues: frozenset[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = frozenset()
+
+    @property
+    def has_grants(self) -> bool:
+        return bool(self.granted_queues or self.held_queues)
 
     @property
     def grant_tenant_ids(self) -> list[uuid.UUID]:
-        return sorted({tenant for tenant, _queue in self.granted_queues})
+        return sorted({pair[0] for pair in self.granted_queues} | {held[0] for held in self.held_queues})
 
     @property
     def grant_queue_ids(self) -> list[uuid.UUID]:
         return sorted({queue for _tenant, queue in self.granted_queues})
 
-    def with_grants(self, granted: frozenset[tuple[uuid.UUID, uuid.UUID]]) -> AccessScope:
-        return AccessScope(self.tenant_ids, self.authenticating, frozenset(granted))
+    @property
+    def held_queue_ids(self) -> list[uuid.UUID]:
+        return sorted({held[1] for held in self.held_queues})
+
+    @property
+    def held_team_ids(self) -> list[uuid.UUID]:
+        return sorted({held[2] for held in self.held_queues})
 
     @classmethod
     def tenants(cls, ids: frozenset[uuid.UUID] | set[uuid.UUID] | list[uuid.UUID]) -> AccessScope:
@@ -117,6 +129,10 @@ class TenantOwned:
     # Among the providers engaged on one queue, a reached row naming a provider in this column
     # is that provider's alone (an assignment, an offer, an internal note); NULL: every grant's.
     grant_private_to: ClassVar[str | None] = None
+    # The column naming the team that holds a row of a "queue:" reach: in a queue whose
+    # engagement was revoked (``AccessScope.held_queues``), the team's own rows stay
+    # reached. None: a revoked engagement's queue is still read (its name, for those rows).
+    held_by: ClassVar[str | None] = None
 
     @classmethod
     def shared_among_grants(cls) -> Any:
@@ -157,11 +173,19 @@ def _granted_rows(cls: type[TenantOwned]) -> Any:
         return None
     in_granted_tenant = cls.tenant_id.in_(_GRANT_TENANTS)
     if reach.startswith("queue:"):
-        reached = and_(in_granted_tenant, getattr(cls, reach.removeprefix("queue:")).in_(_GRANT_QUEUES))
+        queue = getattr(cls, reach.removeprefix("queue:"))
+        held: Any = queue.in_(_HELD_QUEUES)
+        if cls.held_by is not None:
+            held = and_(held, getattr(cls, cls.held_by).in_(_HELD_TEAMS))
+        reached = and_(in_granted_tenant, or_(queue.in_(_GRANT_QUEUES), held))
     elif reach == "task":
         tasks = _TENANT_TABLE_BY_NAME["tasks"]
         granted_tasks = select(tasks.c.id).where(
-            tasks.c.tenant_id.in_(_GRANT_TENANTS), tasks.c.queue_id.in_(_GRANT_QUEUES)
+            tasks.c.tenant_id.in_(_GRANT_TENANTS),
+            or_(
+                tasks.c.queue_id.in_(_GRANT_QUEUES),
+                and_(tasks.c.queue_id.in_(_HELD_QUEUES), tasks.c.assigned_team_id.in_(_HELD_TEAMS)),
+            ),
         )
         reached = and_(in_granted_tenant, cls.task_id.in_(granted_tasks))  # type: ignore[attr-defined]
     else:
@@ -187,7 +211,13 @@ def may_write(scope: AccessScope, cls: type[Any], values: Any) -> bool:
     if reach.startswith("queue:"):
         column = reach.removeprefix("queue:")
         queue = values[column] if isinstance(values, dict) else getattr(values, column)
-        return (tenant_id, queue) in scope.granted_queues
+        if (tenant_id, queue) in scope.granted_queues:
+            return True
+        held_by = getattr(cls, "held_by", None)
+        team = (
+            (values[held_by] if isinstance(values, dict) else getattr(values, held_by)) if held_by else None
+        )
+        return any(held[:2] == (tenant_id, queue) and team == held[2] for held in scope.held_queues)
     private_to = getattr(cls, "grant_private_to", None)
     if private_to is not None:  # a provider writes its own rows, or rows naming none
         owner = values.get(private_to) if isinstance(values, dict) else getattr(values, private_to)
@@ -271,7 +301,7 @@ class ScopedRead:
         if scope.tenant_ids is None or (scope.authenticating and self._readable_while_authenticating):
             return connection.execute(self._every_tenant, parameters or {})
         in_scope, in_granted_scope = self._statements()
-        statement = in_granted_scope if scope.granted_queues else in_scope
+        statement = in_granted_scope if scope.has_grants else in_scope
         return connection.execute(statement, {**(parameters or {}), **_scope_parameters(scope)})
 
 
@@ -352,6 +382,8 @@ def _touched_tenant_tables(state: ORMExecuteState) -> set[str]:
 SCOPE_PARAMETER = "bpo_scope_tenant_ids"
 GRANT_TENANTS_PARAMETER = "bpo_grant_tenant_ids"
 GRANT_QUEUES_PARAMETER = "bpo_grant_queue_ids"
+HELD_QUEUES_PARAMETER = "bpo_held_queue_ids"
+HELD_TEAMS_PARAMETER = "bpo_held_team_ids"
 # Built once: the tenants are a parameter of the execution, not a value captured by the
 # lambda, so the option and the compiled statement's cache key are the same for every scope.
 # Each class answers its own clause (``TenantOwned.scope_clause``): SQLAlchemy calls the
@@ -359,15 +391,19 @@ GRANT_QUEUES_PARAMETER = "bpo_grant_queue_ids"
 _SCOPE_TENANTS: Any = bindparam(SCOPE_PARAMETER, expanding=True)
 _GRANT_TENANTS: Any = bindparam(GRANT_TENANTS_PARAMETER, expanding=True)
 _GRANT_QUEUES: Any = bindparam(GRANT_QUEUES_PARAMETER, expanding=True)
+_HELD_QUEUES: Any = bindparam(HELD_QUEUES_PARAMETER, expanding=True)
+_HELD_TEAMS: Any = bindparam(HELD_TEAMS_PARAMETER, expanding=True)
 _IN_SCOPE = loader_criteria(TenantOwned, lambda cls: cls.scope_clause(), include_aliases=True)
 _IN_GRANTED_SCOPE = loader_criteria(TenantOwned, lambda cls: cls.granted_scope_clause(), include_aliases=True)
 
 
 def _scope_parameters(scope: AccessScope) -> dict[str, Any]:
     parameters: dict[str, Any] = {SCOPE_PARAMETER: sorted(scope.tenant_ids or ())}
-    if scope.granted_queues:
+    if scope.has_grants:
         parameters[GRANT_TENANTS_PARAMETER] = scope.grant_tenant_ids
         parameters[GRANT_QUEUES_PARAMETER] = scope.grant_queue_ids
+        parameters[HELD_QUEUES_PARAMETER] = scope.held_queue_ids
+        parameters[HELD_TEAMS_PARAMETER] = scope.held_team_ids
     return parameters
 
 
@@ -382,7 +418,7 @@ def _criteria(scope: AccessScope, state: ORMExecuteState, touched: set[str]) -> 
             if not cls.readable_while_authenticating and cls.__tablename__ in touched  # type: ignore[attr-defined]
         ]
     if state.is_select:
-        return [_IN_GRANTED_SCOPE if scope.granted_queues else _IN_SCOPE]
+        return [_IN_GRANTED_SCOPE if scope.has_grants else _IN_SCOPE]
     # A bulk UPDATE or DELETE also evaluates its criteria in Python, on the objects the
     # session holds (synchronize_session): they need the tenants as values, not a parameter.
     ids = tuple(scope.tenant_ids or ())
@@ -403,7 +439,7 @@ def _scope_orm_statement(state: ORMExecuteState) -> None:
     if scope is not None and not scope.authenticating and state.is_orm_statement and state.is_select:
         # The common case needs no walk of the statement: the criteria apply to whatever
         # tenant entities it holds, and to none if it holds none.
-        state.statement = state.statement.options(_IN_GRANTED_SCOPE if scope.granted_queues else _IN_SCOPE)
+        state.statement = state.statement.options(_IN_GRANTED_SCOPE if scope.has_grants else _IN_SCOPE)
         _pass_scope(state, scope)
         return
     touched = _touched_tenant_tables(state)
@@ -474,7 +510,9 @@ _SET_SCOPE = (
     " set_config('bpo.all_tenants', %(all_tenants)s, true),"
     " set_config('bpo.authenticating', %(authenticating)s, true),"
     " set_config('bpo.grant_tenant_ids', %(grant_tenant_ids)s, true),"
-    " set_config('bpo.grant_queue_ids', %(grant_queue_ids)s, true) OFFSET 0) AS settings"
+    " set_config('bpo.grant_queue_ids', %(grant_queue_ids)s, true),"
+    " set_config('bpo.held_queue_ids', %(held_queue_ids)s, true),"
+    " set_config('bpo.held_team_ids', %(held_team_ids)s, true) OFFSET 0) AS settings"
 )
 CONFIG_EPOCH_KEY = "bpo.config_epoch"  # (tenant, epoch) as the transaction began
 
@@ -501,6 +539,8 @@ def _apply_database_settings(session: Session, connection: Connection, scope: Ac
                 "authenticating": "on" if scope.authenticating else "off",
                 "grant_tenant_ids": ",".join(str(t) for t in scope.grant_tenant_ids),
                 "grant_queue_ids": ",".join(str(q) for q in scope.grant_queue_ids),
+                "held_queue_ids": ",".join(str(q) for q in scope.held_queue_ids),
+                "held_team_ids": ",".join(str(t) for t in scope.held_team_ids),
                 "epoch_tenant": only,
             },
         )

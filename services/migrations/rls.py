@@ -43,6 +43,21 @@ LANGUAGE sql STABLE AS $$
 $$;
 """
 
+# Revision 0018: the queues of a provider's revoked engagements, and their teams, which keep
+# the tasks they hold there.
+HELD_FUNCTIONS = """
+CREATE OR REPLACE FUNCTION bpo_held_queue_ids() RETURNS uuid[]
+LANGUAGE sql STABLE AS $$
+  SELECT string_to_array(nullif(current_setting('bpo.held_queue_ids', true), ''), ',')::uuid[]
+$$;
+CREATE OR REPLACE FUNCTION bpo_held_team_ids() RETURNS uuid[]
+LANGUAGE sql STABLE AS $$
+  SELECT string_to_array(nullif(current_setting('bpo.held_team_ids', true), ''), ',')::uuid[]
+$$;
+"""
+_HELD_QUEUE = "= ANY ((SELECT bpo_held_queue_ids())::uuid[])"
+_HELD_TEAM = "= ANY ((SELECT bpo_held_team_ids())::uuid[])"
+
 
 def is_postgres() -> bool:
     return op.get_bind().dialect.name == "postgresql"
@@ -109,20 +124,40 @@ def _create_policies(table: str, visible: str, identity: bool, authenticating: s
     op.execute(f"CREATE POLICY tenant_delete ON {table} FOR DELETE USING ({visible})")
 
 
-def granted(table: str, reach: str, private: tuple[str, str] | None = None, *, writing: bool = False) -> str:
+def granted(
+    table: str,
+    reach: str,
+    private: tuple[str, str] | None = None,
+    *,
+    writing: bool = False,
+    held: tuple[str | None] | None = None,
+) -> str:
     """The rows of ``table`` a provider's grants reach (see ``TenantOwned.granted_by``);
     ``private``: (the column naming the provider a reached row is private to, the SQL of
     the rows every grant reads anyway), as ``TenantOwned.grant_private_to`` says. Written
-    (``writing``), a row names the writing provider or none: never another provider."""
+    (``writing``), a row names the writing provider or none: never another provider.
+    ``held`` (from revision 0018): the queues of revoked engagements are reached too, for
+    the rows their team holds (``(TenantOwned.held_by,)``: the column naming the team; None,
+    every row of those queues)."""
     in_granted_tenant = "tenant_id = ANY ((SELECT bpo_grant_tenant_ids())::uuid[])"
     if reach.startswith("queue:"):
         column = reach.removeprefix("queue:")
-        reached = f"({in_granted_tenant} AND {column} = ANY ((SELECT bpo_grant_queue_ids())::uuid[]))"
+        queues = f"{column} = ANY ((SELECT bpo_grant_queue_ids())::uuid[])"
+        if held is not None:
+            team = f" AND {held[0]} {_HELD_TEAM}" if held[0] else ""
+            queues = f"({queues} OR ({column} {_HELD_QUEUE}{team}))"
+        reached = f"({in_granted_tenant} AND {queues})"
     elif reach == "task":  # table names are our migrations' own, never input
+        queues = "granted_task.queue_id = ANY ((SELECT bpo_grant_queue_ids())::uuid[])"
+        if held is not None:
+            queues = (
+                f"({queues} OR (granted_task.queue_id {_HELD_QUEUE}"
+                f" AND granted_task.assigned_team_id {_HELD_TEAM}))"
+            )
         reached = (
             f"({in_granted_tenant} AND EXISTS (SELECT 1 FROM tasks AS granted_task"  # noqa: S608
             f" WHERE granted_task.tenant_id = {table}.tenant_id AND granted_task.id = {table}.task_id"
-            " AND granted_task.queue_id = ANY ((SELECT bpo_grant_queue_ids())::uuid[])))"
+            f" AND {queues}))"
         )
     elif reach == "write":
         return f"({in_granted_tenant})"
@@ -142,6 +177,7 @@ def protect_granted(
     writes: tuple[str, ...] = ("insert", "update"),
     private: tuple[str, str] | None = None,
     shared_with: str | None = None,
+    held: tuple[str | None] | None = None,
 ) -> None:
     """Policies of a table that a provider's grants reach: the rows reached are read, and
     written with ``writes`` ("write": inserted only, never read); deleted never. With
@@ -150,13 +186,13 @@ def protect_granted(
     for name in ("tenant_read", "tenant_insert", "tenant_update", "tenant_delete"):
         op.execute(f"DROP POLICY IF EXISTS {name} ON {table}")
     visible = visible_once("tenant_id")
-    writable = f"{visible} OR {granted(table, reach, private, writing=True)}"
+    writable = f"{visible} OR {granted(table, reach, private, writing=True, held=held)}"
     if reach == "write":
         readable = visible
     elif shared_with is not None:
         readable = f"{visible} OR {visible_once(shared_with)}"
     else:
-        readable = f"{visible} OR {granted(table, reach, private)}"
+        readable = f"{visible} OR {granted(table, reach, private, held=held)}"
     insertable = writable if "insert" in writes else visible
     updatable = writable if "update" in writes else visible
     op.execute(f"CREATE POLICY tenant_read ON {table} FOR SELECT USING ({readable})")

@@ -7,12 +7,12 @@ two seconds, never in a request: a task offered, an offer expired (the task back
 queue, the agent not offered it again), an offer rescinded when its agent is no longer
 online. What frees a place (a task arriving, an agent going online, a task finished,
 released or rejected) is offered by the next sweep, within two seconds: sending a job from
-each of those requests would save at most that, for a broker round trip in each. Cancelling
-or escalating the task rescinds its offer in the same transaction (``OfferObserver``). The candidate is the first
-eligible agent (every hard constraint, online, under capacity) that the step in force lets
-in (``policy``), with the best score (``scoring``: rank, idle time, load, cost, who worked
-the task or its case before, by the queue's weights); one who let the task go is not
-asked again.
+each of those requests would save at most that, for a broker round trip in each.
+Cancelling or escalating the task rescinds its offer in the same transaction
+(``OfferObserver``). The candidate is the first eligible agent (every hard constraint,
+online, under capacity) that the step in force lets in (``policy``), with the best score
+(``scoring``: rank, idle time, load, cost, who worked the task or its case before, by the
+queue's weights); one who let the task go is not asked again.
 """
 
 from __future__ import annotations

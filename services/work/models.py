@@ -154,6 +154,7 @@ class Task(IdMixin, TenantOwned, TimestampMixin, Base):
     )
 
     granted_by = "queue:queue_id"  # a provider engaged on the queue works its tasks
+    held_by = "assigned_team_id"  # and keeps those its team holds once the engagement is revoked
 
     # The tenant through the queue: see the foreign key above (its organisation is the queue's).
     tenant_id: Mapped[uuid.UUID] = mapped_column()

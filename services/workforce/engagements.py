@@ -97,13 +97,22 @@ def list_engagements(
 
 @grants.register
 def engaged_queues(session: Session, principal: Principal) -> grants.Grants:
-    """The (client tenant, queue) pairs of the provider's active engagements; an agent's
-    are those of their own team. Runs while identity tables are readable."""
-    query = select(Engagement.tenant_id, Engagement.queue_id).where(
-        Engagement.provider_id == principal.org_id, Engagement.revoked_at.is_(None)
-    )
+    """The (client tenant, queue) pairs of the provider's active engagements, and the
+    (client tenant, queue, team) of its revoked ones, where the team keeps reading and
+    finishing the tasks it holds; an agent's are those of their own team. Runs while
+    identity tables are readable."""
+    query = select(
+        Engagement.tenant_id, Engagement.queue_id, Engagement.team_id, Engagement.revoked_at
+    ).where(Engagement.provider_id == principal.org_id)
     leads = principal.roles & {Role.PROVIDER_ADMIN, Role.TEAM_LEAD}
     if principal.subject_kind == "user" and not leads:
         teams = select(Agent.team_id).where(Agent.user_id == principal.subject_id).scalar_subquery()
         query = query.where(Engagement.team_id == teams)
-    return frozenset((row.tenant_id, row.queue_id) for row in session.execute(query))
+    rows = session.execute(query).all()
+    engaged = frozenset((row.tenant_id, row.queue_id) for row in rows if row.revoked_at is None)
+    revoked = frozenset(
+        (row.tenant_id, row.queue_id, row.team_id)
+        for row in rows
+        if row.revoked_at is not None and (row.tenant_id, row.queue_id) not in engaged
+    )
+    return engaged, revoked

@@ -147,6 +147,41 @@ def test_a_provider_reads_the_tasks_of_its_queue_and_loses_them_when_the_engagem
     assert client.get(f"/v1/tasks/{task['id']}", headers=world.as_provider).status_code == 404
 
 
+def test_a_revoked_engagement_leaves_the_team_the_task_it_holds_and_takes_the_rest(
+    client: TestClient, world: World
+) -> None:
+    """The agent finishes what they hold (its conversation and history still theirs); the
+    queue's other tasks, and new work, are gone for the provider at once."""
+    held = world.submit(client)
+    waiting = world.submit(client, title="Deuxième prélèvement")
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    assert world.person.post("/v1/agents/me/next-task").json()["id"] == held["id"]
+    url = f"/v1/tasks/{held['id']}"
+    assert world.person.post(f"{url}/transitions", json={"action": "start"}).status_code == 200
+    engagement = client.get(
+        "/v1/engagements", headers=world.as_operator, params={"queue_id": str(world.queue.id)}
+    )
+    revoked = client.delete(
+        f"/v1/engagements/{engagement.json()['items'][0]['id']}", headers=world.as_operator
+    )
+    assert revoked.status_code == 200
+    for read in (world.person.get, lambda path: client.get(path, headers=world.as_provider)):
+        assert read(f"/v1/tasks/{waiting['id']}").status_code == 404
+        assert [t["id"] for t in read("/v1/tasks").json()["items"]] == [held["id"]]
+    assert world.person.get(url).status_code == 200
+    assert world.person.get("/v1/agents/me/tasks").json()["items"][0]["id"] == held["id"]
+    note = world.person.post(f"{url}/comments", json={"body": "Remboursement lancé.", "visibility": "client"})
+    assert note.status_code == 201, note.text
+    assert (
+        world.person.get(f"{url}/events").status_code == 200
+        and world.person.get(f"{url}/comments").json()["items"]
+    )
+    resolved = world.person.post(f"{url}/transitions", json={"action": "resolve"})
+    assert resolved.status_code == 200 and resolved.json()["status"] == "resolved", resolved.text
+    assert world.person.post("/v1/agents/me/next-task").status_code == 204  # nothing of that queue any more
+    assert client.get(url, headers=world.as_client).json()["status"] == "resolved"
+
+
 def test_a_revoked_provider_gets_no_replay_of_its_earlier_answer(client: TestClient, world: World) -> None:
     task = world.submit(client)
     url, key = f"/v1/tasks/{task['id']}/comments", {"Idempotency-Key": "note-1"}

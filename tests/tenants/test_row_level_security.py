@@ -200,6 +200,43 @@ def test_a_providers_grants_read_its_queues_tasks_and_nothing_else_of_the_client
     assert connection.execute(text("SELECT count(*) FROM outbox_events")).scalar_one() == 0
 
 
+def test_a_revoked_engagements_team_reads_and_works_only_the_tasks_it_holds(
+    connection: Connection, db: Database
+) -> None:
+    """The database says what the scoping hook says: in a queue whose engagement was
+    revoked, the team's held task (and its history) stays readable and writable; the
+    queue's other task is neither."""
+    from tenants.principal import OrgKind
+    from tests.factories import make_engagement, make_queue, make_task, make_team
+
+    client = make_tenant(db)
+    provider = make_tenant(db, OrgKind.PROVIDER, country="RO")
+    queue = make_queue(db, client.organization)
+    team = make_team(db, provider.organization)
+    make_engagement(db, queue, team)
+    held, other = make_task(db, queue, external_ref="held"), make_task(db, queue, external_ref="other")
+    connection.execute(
+        text("UPDATE tasks SET assigned_team_id = :team, status = 'in_progress' WHERE id = :id"),
+        {"team": team.id, "id": held.id},
+    )
+    _set_grants(connection, str(provider.organization.id), str(client.organization.id), "")
+    connection.execute(
+        text("SELECT set_config('bpo.held_queue_ids', :q, true), set_config('bpo.held_team_ids', :t, true)"),
+        {"q": str(queue.id), "t": str(team.id)},
+    )
+    assert set(connection.execute(text("SELECT id FROM tasks")).scalars()) == {held.id}
+    assert set(connection.execute(text("SELECT DISTINCT task_id FROM task_events")).scalars()) == {held.id}
+    assert connection.execute(text("SELECT count(*) FROM queues")).scalar_one() == 1  # its name, for the task
+    for task, changed in ((held, 1), (other, 0)):
+        update = connection.execute(text("UPDATE tasks SET title = 'x' WHERE id = :id"), {"id": task.id})
+        assert update.rowcount == changed
+    connection.execute(
+        text("SELECT set_config('bpo.held_team_ids', :t, true)"),
+        {"t": str(make_team(db, provider.organization).id)},
+    )
+    assert list(connection.execute(text("SELECT id FROM tasks")).scalars()) == []  # another team's: not held
+
+
 def test_a_grant_writes_no_task_of_a_queue_it_does_not_serve(connection: Connection, db: Database) -> None:
     from tenants.principal import OrgKind
     from tests.factories import make_engagement, make_queue, make_task, make_team
