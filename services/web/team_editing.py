@@ -90,28 +90,40 @@ def _problem(request: Request, exc: Exception) -> str:
     return str(exc)
 
 
-def _edit_page(request: Request, session: DbSession, viewer: Member, **context: Any) -> Response:
-    response = page(request, session, viewer, "teams/edit.html", **context)
-    if context.get("problem"):
+def _edit_page(
+    request: Request,
+    session: DbSession,
+    viewer: Member,
+    action: str,
+    heading: str,
+    typed: dict[str, str],
+    problem: Exception | None = None,
+) -> Response:
+    """The form, with what is stored or what was typed; 422 with the fault over it."""
+    said = _problem(request, problem) if problem is not None else None
+    context = {"capacity": None, **typed}
+    response = page(
+        request, session, viewer, "teams/edit.html", action=action, heading=heading, problem=said, **context
+    )
+    if said:
         response.status_code = 422
     return response
+
+
+def _spec(calendar: dict[str, Any] | None) -> str:
+    return orjson.dumps(calendar, option=orjson.OPT_INDENT_2).decode() if calendar else ""
 
 
 @router.get("/{team_id}/edit")
 def team_form(request: Request, team_id: uuid.UUID, session: DbSession, viewer: Member) -> Response:
     team = teams.get_team(session, viewer, team_id)
     teams.require_manager(viewer)
-    return _edit_page(
-        request,
-        session,
-        viewer,
-        action=f"/teams/{team.id}/edit",
-        heading=team.name,
-        languages=written(team.languages, "code", "level"),
-        skills=written(team.skills, "name", "level"),
-        calendar=orjson.dumps(team.calendar, option=orjson.OPT_INDENT_2).decode(),
-        capacity=None,
-    )
+    stored = {
+        "languages": written(team.languages, "code", "level"),
+        "skills": written(team.skills, "name", "level"),
+        "calendar": _spec(team.calendar),
+    }
+    return _edit_page(request, session, viewer, f"/teams/{team.id}/edit", team.name, stored)
 
 
 @router.post("/{team_id}/edit")
@@ -136,18 +148,8 @@ def edit_team(
         teams.update_team(session, viewer, team.id, data)
     except (DomainError, ValidationError, ValueError) as exc:
         session.rollback()
-        return _edit_page(
-            request,
-            session,
-            viewer,
-            action=f"/teams/{team_id}/edit",
-            heading=team.name,
-            languages=languages,
-            skills=skills,
-            calendar=calendar,
-            capacity=None,
-            problem=_problem(request, exc),
-        )
+        typed = {"languages": languages, "skills": skills, "calendar": calendar}
+        return _edit_page(request, session, viewer, f"/teams/{team_id}/edit", team.name, typed, exc)
     return RedirectResponse("/teams", status_code=303)
 
 
@@ -155,18 +157,15 @@ def edit_team(
 def agent_form(request: Request, agent_id: uuid.UUID, session: DbSession, viewer: Member) -> Response:
     agent = agents.get_agent(session, viewer, agent_id)
     teams.require_manager(viewer)
-    return _edit_page(
-        request,
-        session,
-        viewer,
-        action=f"/teams/agents/{agent.id}/edit",
-        heading=agents.display_names(session, [agent])[agent.id],
-        agent=True,
-        languages=written(agent.languages, "code", "level"),
-        skills=written(agent.skills, "name", "level"),
-        calendar=orjson.dumps(agent.calendar, option=orjson.OPT_INDENT_2).decode() if agent.calendar else "",
-        capacity=", ".join(f"{kind} {count}" for kind, count in agent.capacity.items()),
-    )
+    stored = {
+        "agent": "yes",
+        "languages": written(agent.languages, "code", "level"),
+        "skills": written(agent.skills, "name", "level"),
+        "calendar": _spec(agent.calendar),
+        "capacity": ", ".join(f"{kind} {count}" for kind, count in agent.capacity.items()),
+    }
+    name = agents.display_names(session, [agent])[agent.id]
+    return _edit_page(request, session, viewer, f"/teams/agents/{agent.id}/edit", name, stored)
 
 
 @router.post("/agents/{agent_id}/edit")
@@ -183,12 +182,10 @@ def edit_agent(
     """Empty languages, skills or calendar: the agent has the team's."""
     agent = agents.get_agent(session, viewer, agent_id)
     try:
-        own_languages = entries(languages)
-        own_skills = entries(skills)
         data = AgentUpdate.model_validate(
             {
-                "languages": [{"code": c, "level": lvl} for c, lvl in own_languages] or None,
-                "skills": [{"name": n, "level": _number(v, n)} for n, v in own_skills] or None,
+                "languages": [{"code": c, "level": lvl} for c, lvl in entries(languages)] or None,
+                "skills": [{"name": n, "level": _number(v, n)} for n, v in entries(skills)] or None,
                 "calendar": _calendar(calendar),
                 "capacity": {kind: _number(count, kind) for kind, count in entries(capacity)} or None,
             }
@@ -196,17 +193,13 @@ def edit_agent(
         agents.update_agent(session, viewer, agent.id, data)
     except (DomainError, ValidationError, ValueError) as exc:
         session.rollback()
-        return _edit_page(
-            request,
-            session,
-            viewer,
-            action=f"/teams/agents/{agent_id}/edit",
-            heading=agents.display_names(session, [agent])[agent.id],
-            agent=True,
-            languages=languages,
-            skills=skills,
-            calendar=calendar,
-            capacity=capacity,
-            problem=_problem(request, exc),
-        )
+        typed = {
+            "agent": "yes",
+            "languages": languages,
+            "skills": skills,
+            "calendar": calendar,
+            "capacity": capacity,
+        }
+        name = agents.display_names(session, [agent])[agent.id]
+        return _edit_page(request, session, viewer, f"/teams/agents/{agent_id}/edit", name, typed, exc)
     return RedirectResponse("/teams", status_code=303)
