@@ -138,6 +138,14 @@ def release(session: Session, principal: Principal, task_id: uuid.UUID) -> Task:
         raise Conflict("the task is not yours to release", extra={"current_status": task.status.value})
     if task.status is TaskStatus.IN_PROGRESS:
         raise Conflict("a task in progress is resolved, escalated or paused, not released")
+    team = fetch(session, Team, agent.team_id)
+    if team is None or not _still_engaged(session, task, team):
+        # The engagement was revoked: the team keeps what it holds until it is done, and a
+        # task it gave back would be out of its sight (and its write) at once.
+        raise Conflict(
+            "your team no longer serves this queue: work the task to its end, or escalate it",
+            extra={"current_status": task.status.value},
+        )
     apply(session, Actor.of(principal), task, Action.RELEASE)
     _close_open(session, task, AssignmentEnd.RELEASED)
     task.assignee_id = task.assigned_team_id = None

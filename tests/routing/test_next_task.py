@@ -182,6 +182,21 @@ def test_a_revoked_engagement_leaves_the_team_the_task_it_holds_and_takes_the_re
     assert client.get(url, headers=world.as_client).json()["status"] == "resolved"
 
 
+def test_a_task_held_after_revocation_is_worked_to_its_end_not_released(
+    client: TestClient, world: World
+) -> None:
+    task = world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    assert world.person.post("/v1/agents/me/next-task").json()["id"] == task["id"]
+    engagement = client.get(
+        "/v1/engagements", headers=world.as_operator, params={"queue_id": str(world.queue.id)}
+    )
+    client.delete(f"/v1/engagements/{engagement.json()['items'][0]['id']}", headers=world.as_operator)
+    refused = world.person.post(f"/v1/tasks/{task['id']}/release")
+    assert refused.status_code == 409 and "no longer serves" in refused.json()["detail"], refused.text
+    assert world.person.get(f"/v1/tasks/{task['id']}").json()["status"] == "assigned"  # still theirs
+
+
 def test_a_revoked_provider_gets_no_replay_of_its_earlier_answer(client: TestClient, world: World) -> None:
     task = world.submit(client)
     url, key = f"/v1/tasks/{task['id']}/comments", {"Idempotency-Key": "note-1"}
