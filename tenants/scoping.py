@@ -184,7 +184,7 @@ def _granted_rows(cls: type[TenantOwned]) -> Any:
             tasks.c.tenant_id.in_(_GRANT_TENANTS),
             or_(
                 tasks.c.queue_id.in_(_GRANT_QUEUES),
-                and_(tasks.c.queue_id.in_(_HELD_QUEUES), tasks.c.assigned_team_id.in_(_HELD_TEAMS)),
+                and_(tasks.c.queue_id.in_(_HELD_QUEUES), tasks.c[_held_by_of("tasks")].in_(_HELD_TEAMS)),
             ),
         )
         reached = and_(in_granted_tenant, cls.task_id.in_(granted_tasks))  # type: ignore[attr-defined]
@@ -196,6 +196,13 @@ def _granted_rows(cls: type[TenantOwned]) -> Any:
         return None  # every row a grant could read names the provider: ``scope_clause`` reads it
     owner = getattr(cls, cls.grant_private_to)
     return and_(reached, or_(owner.is_(None), owner.in_(_SCOPE_TENANTS), cls.shared_among_grants()))
+
+
+def _held_by_of(table: str) -> str:
+    """The holding-team column a table declares (``TenantOwned.held_by``)."""
+    held_by = next(c.held_by for c in _TENANT_CLASSES if c.__tablename__ == table)  # type: ignore[attr-defined]
+    assert held_by is not None, table
+    return held_by
 
 
 def may_write(scope: AccessScope, cls: type[Any], values: Any) -> bool:

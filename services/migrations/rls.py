@@ -130,26 +130,27 @@ def granted(
     private: tuple[str, str] | None = None,
     *,
     writing: bool = False,
-    held: tuple[str | None] | None = None,
+    held: bool = False,
+    held_by: str | None = None,
 ) -> str:
     """The rows of ``table`` a provider's grants reach (see ``TenantOwned.granted_by``);
     ``private``: (the column naming the provider a reached row is private to, the SQL of
     the rows every grant reads anyway), as ``TenantOwned.grant_private_to`` says. Written
     (``writing``), a row names the writing provider or none: never another provider.
     ``held`` (from revision 0018): the queues of revoked engagements are reached too, for
-    the rows their team holds (``(TenantOwned.held_by,)``: the column naming the team; None,
-    every row of those queues)."""
+    the rows their team holds (``held_by``, as ``TenantOwned.held_by``: the column naming
+    the team; None, every row of those queues; a task's rows follow the task)."""
     in_granted_tenant = "tenant_id = ANY ((SELECT bpo_grant_tenant_ids())::uuid[])"
     if reach.startswith("queue:"):
         column = reach.removeprefix("queue:")
         queues = f"{column} = ANY ((SELECT bpo_grant_queue_ids())::uuid[])"
-        if held is not None:
-            team = f" AND {held[0]} {_HELD_TEAM}" if held[0] else ""
+        if held:
+            team = f" AND {held_by} {_HELD_TEAM}" if held_by else ""
             queues = f"({queues} OR ({column} {_HELD_QUEUE}{team}))"
         reached = f"({in_granted_tenant} AND {queues})"
     elif reach == "task":  # table names are our migrations' own, never input
         queues = "granted_task.queue_id = ANY ((SELECT bpo_grant_queue_ids())::uuid[])"
-        if held is not None:
+        if held:
             queues = (
                 f"({queues} OR (granted_task.queue_id {_HELD_QUEUE}"
                 f" AND granted_task.assigned_team_id {_HELD_TEAM}))"
@@ -177,7 +178,8 @@ def protect_granted(
     writes: tuple[str, ...] = ("insert", "update"),
     private: tuple[str, str] | None = None,
     shared_with: str | None = None,
-    held: tuple[str | None] | None = None,
+    held: bool = False,
+    held_by: str | None = None,
 ) -> None:
     """Policies of a table that a provider's grants reach: the rows reached are read, and
     written with ``writes`` ("write": inserted only, never read); deleted never. With
@@ -186,13 +188,13 @@ def protect_granted(
     for name in ("tenant_read", "tenant_insert", "tenant_update", "tenant_delete"):
         op.execute(f"DROP POLICY IF EXISTS {name} ON {table}")
     visible = visible_once("tenant_id")
-    writable = f"{visible} OR {granted(table, reach, private, writing=True, held=held)}"
+    writable = f"{visible} OR {granted(table, reach, private, writing=True, held=held, held_by=held_by)}"
     if reach == "write":
         readable = visible
     elif shared_with is not None:
         readable = f"{visible} OR {visible_once(shared_with)}"
     else:
-        readable = f"{visible} OR {granted(table, reach, private, held=held)}"
+        readable = f"{visible} OR {granted(table, reach, private, held=held, held_by=held_by)}"
     insertable = writable if "insert" in writes else visible
     updatable = writable if "update" in writes else visible
     op.execute(f"CREATE POLICY tenant_read ON {table} FOR SELECT USING ({readable})")

@@ -59,7 +59,7 @@ def routing_of(session: Session, principal: Principal, task_id: Any) -> dict[str
     if rows:
         answer["step"] = rows[0].step
     if task.status in WAITING:
-        explanation = explain(session, task)
+        explanation = explain(session, task, queue)
         decisions.append(explanation)
         answer["step"] = explanation["step"]
     for decision in decisions:
@@ -119,11 +119,9 @@ def _decision(row: RoutingDecision) -> dict[str, Any]:
     return decision
 
 
-def explain(session: Session, task: Task) -> dict[str, Any]:
+def explain(session: Session, task: Task, queue: Queue) -> dict[str, Any]:
     """Every engaged team, and each of its agents, against the hard constraints now."""
     now = utcnow()
-    queue = fetch(session, Queue, task.queue_id)
-    assert queue is not None
     requirements = candidates.requirements_of(queue)
     rules = policy.policy_of(queue.routing_policy)
     step = policy.in_force(rules, task.created_at, task.overflow_since, now)

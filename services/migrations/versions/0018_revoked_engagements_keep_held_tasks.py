@@ -23,23 +23,23 @@ down_revision = "0017"
 branch_labels = None
 depends_on = None
 
-# (table, reach, writes, private, shared with, held) as the models say today (0008, 0011).
+# (table, reach, writes, private, shared with, held by) as the models say today (0008, 0011).
 GRANTED = (
-    ("queues", "queue:id", (), None, None, (None,)),
-    ("tasks", "queue:queue_id", ("update",), None, None, ("assigned_team_id",)),
-    ("task_events", "task", ("insert",), ("provider_id", "NOT internal"), None, (None,)),
-    ("task_comments", "task", ("insert",), ("provider_id", "visibility = 'client'"), None, (None,)),
-    ("attachments", "task", ("insert",), None, None, (None,)),
-    ("task_assignments", "task", ("insert", "update"), ("provider_id", "false"), "provider_id", (None,)),
-    ("offers", "task", ("update",), ("provider_id", "false"), None, (None,)),
+    ("queues", "queue:id", (), None, None, None),
+    ("tasks", "queue:queue_id", ("update",), None, None, "assigned_team_id"),
+    ("task_events", "task", ("insert",), ("provider_id", "NOT internal"), None, None),
+    ("task_comments", "task", ("insert",), ("provider_id", "visibility = 'client'"), None, None),
+    ("attachments", "task", ("insert",), None, None, None),
+    ("task_assignments", "task", ("insert", "update"), ("provider_id", "false"), "provider_id", None),
+    ("offers", "task", ("update",), ("provider_id", "false"), None, None),
 )
 
 
 def upgrade() -> None:
     if rls.is_postgres():
         op.execute(rls.HELD_FUNCTIONS)
-        for table, reach, writes, private, shared_with, held in GRANTED:
-            rls.protect_granted(table, reach, writes, private, shared_with, held)
+        for table, reach, writes, private, shared_with, held_by in GRANTED:
+            rls.protect_granted(table, reach, writes, private, shared_with, held=True, held_by=held_by)
 
 
 def downgrade() -> None:
