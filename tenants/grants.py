@@ -11,15 +11,24 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable
+from typing import NamedTuple
 
 from sqlalchemy.orm import Session
 
 from tenants.principal import OrgKind, Principal
 from tenants.scoping import AccessScope, bind
 
-# The (client tenant, queue) pairs engaged on, and the (client tenant, queue, team) of the
-# engagements revoked, whose team keeps the tasks it holds there (``AccessScope.held_queues``).
-Grants = tuple[frozenset[tuple[uuid.UUID, uuid.UUID]], frozenset[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]]
+
+class Grants(NamedTuple):
+    # The (client tenant, queue) pairs engaged on.
+    engaged: frozenset[tuple[uuid.UUID, uuid.UUID]]
+    # The (client tenant, queue, team) of the engagements revoked, whose team keeps the
+    # tasks it holds there (``AccessScope.held_queues``).
+    revoked: frozenset[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]
+    # The agent's id, if the principal is an agent (not a lead): see ``AccessScope.agent_id``.
+    agent_id: uuid.UUID | None = None
+
+
 Resolver = Callable[[Session, Principal], Grants]
 _resolvers: list[Resolver] = []
 
@@ -36,12 +45,14 @@ def acting(session: Session, principal: Principal) -> Principal:
         bind(session, AccessScope.authentication())  # engagements are read like identity tables
         granted: set[tuple[uuid.UUID, uuid.UUID]] = set()
         held: set[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = set()
+        agent_id: uuid.UUID | None = None
         for resolve in _resolvers:
-            engaged, revoked = resolve(session, principal)
-            granted |= engaged
-            held |= revoked
+            found = resolve(session, principal)
+            granted |= found.engaged
+            held |= found.revoked
+            agent_id = agent_id or found.agent_id
         principal = dataclasses.replace(
-            principal, granted_queues=frozenset(granted), held_queues=frozenset(held)
+            principal, granted_queues=frozenset(granted), held_queues=frozenset(held), agent_id=agent_id
         )
     bind(session, principal.access)
     return principal

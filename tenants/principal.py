@@ -105,12 +105,20 @@ class Principal:
     granted_queues: frozenset[tuple[uuid.UUID, uuid.UUID]] = frozenset()
     # (client tenant, queue, team) of its revoked engagements: what the team held there.
     held_queues: frozenset[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = frozenset()
+    # An agent's own id (a provider user who is not a lead), with the grants: of a queue's
+    # tasks, they reach those waiting, offered to them or held by them.
+    agent_id: uuid.UUID | None = None
 
     @property
     def access(self) -> AccessScope:
         if self.tenant_ids is None:
             return AccessScope.everything()
-        return AccessScope(self.tenant_ids, granted_queues=self.granted_queues, held_queues=self.held_queues)
+        return AccessScope(
+            self.tenant_ids,
+            granted_queues=self.granted_queues,
+            held_queues=self.held_queues,
+            agent_id=self.agent_id,
+        )
 
     def has(self, permission: Permission) -> bool:
         return permission in self.permissions

@@ -4,7 +4,9 @@ A session carries an ``AccessScope`` in ``session.info``: the tenants whose rows
 sees, and, for a provider, the client queues it is engaged on (``granted_queues``):
 the tasks of those queues and what hangs off them, and nothing else of those clients.
 Each tenant-owned table says which of its rows a grant reaches (``granted_by``), and
-which rows another organisation named on them sees (``shared_with``). A ``do_orm_execute``
+which rows another organisation named on them sees (``shared_with``). An agent's grants
+(``agent_id``: a provider user who is not a lead) reach fewer rows: the class says which
+(``agent_rows``: a queue's tasks waiting, offered to the agent or held by them). A ``do_orm_execute``
 hook adds ``with_loader_criteria`` for every tenant-owned entity of every
 SELECT, UPDATE and DELETE; a ``before_flush`` hook refuses writes outside the
 scope; an ``after_begin`` hook sets the same scope as transaction-local settings
@@ -63,6 +65,9 @@ class AccessScope:
     # (client tenant, queue, team) of engagements revoked: the tasks the team holds (or
     # held) there stay its provider's to read and finish, the others go at once.
     held_queues: frozenset[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = frozenset()
+    # An agent's grants (not a lead's, nor an integration's): only the rows each class lets
+    # an agent reach (``TenantOwned.agent_rows``) among those the grants reach.
+    agent_id: uuid.UUID | None = None
 
     @property
     def has_grants(self) -> bool:
@@ -135,6 +140,15 @@ class TenantOwned:
     held_by: ClassVar[str | None] = None
 
     @classmethod
+    def agent_rows(cls, columns: Any, agent: Any) -> Any:
+        """Among the rows a grant reaches, those an agent's grant reaches (``columns``: the
+        class or its table's columns; ``agent``: the agent's id as a parameter). None: all
+        of them (a queue). A task's rows follow the task; those of a granted tenant this
+        names are read too: the agent's own offers, of a task given to a colleague since
+        (row security could not read that task to check its queue)."""
+        return None
+
+    @classmethod
     def shared_among_grants(cls) -> Any:
         """Reached rows every grant reads although they name a provider (``grant_private_to``):
         none, unless the class says (a comment the client sees is the whole conversation's)."""
@@ -149,9 +163,10 @@ class TenantOwned:
         return clause
 
     @classmethod
-    def granted_scope_clause(cls) -> Any:
-        """The rows a scope with grants sees: also those its grants reach."""
-        granted = _granted_rows(cls)
+    def granted_scope_clause(cls, *, agent: bool = False) -> Any:
+        """The rows a scope with grants sees: also those its grants reach (an agent's: see
+        ``agent_rows``)."""
+        granted = _granted_rows(cls, agent=agent)
         return cls.scope_clause() if granted is None else or_(cls.scope_clause(), granted)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -166,8 +181,9 @@ class TenantOwned:
     )
 
 
-def _granted_rows(cls: type[TenantOwned]) -> Any:
-    """The rows of ``cls`` that the grants in the parameters reach, or None."""
+def _granted_rows(cls: type[TenantOwned], *, agent: bool) -> Any:
+    """The rows of ``cls`` that the grants in the parameters reach (an agent's, with
+    ``agent``), or None."""
     reach = cls.granted_by
     if reach is None or reach == "write":
         return None
@@ -178,16 +194,25 @@ def _granted_rows(cls: type[TenantOwned]) -> Any:
         if cls.held_by is not None:
             held = and_(held, getattr(cls, cls.held_by).in_(_HELD_TEAMS))
         reached = and_(in_granted_tenant, or_(queue.in_(_GRANT_QUEUES), held))
+        agent_rows = cls.agent_rows(cls, _AGENT) if agent else None
+        if agent_rows is not None:
+            reached = and_(reached, agent_rows)
     elif reach == "task":
         tasks = _TENANT_TABLE_BY_NAME["tasks"]
+        task_class = _class_of("tasks")
         granted_tasks = select(tasks.c.id).where(
             tasks.c.tenant_id.in_(_GRANT_TENANTS),
             or_(
                 tasks.c.queue_id.in_(_GRANT_QUEUES),
-                and_(tasks.c.queue_id.in_(_HELD_QUEUES), tasks.c[_held_by_of("tasks")].in_(_HELD_TEAMS)),
+                and_(tasks.c.queue_id.in_(_HELD_QUEUES), tasks.c[str(task_class.held_by)].in_(_HELD_TEAMS)),
             ),
         )
-        reached = and_(in_granted_tenant, cls.task_id.in_(granted_tasks))  # type: ignore[attr-defined]
+        task_id: Any = cls.task_id  # type: ignore[attr-defined]
+        reached = and_(in_granted_tenant, task_id.in_(granted_tasks))
+        if agent:  # the agent's tasks' rows, and those that name the agent (their offers)
+            own = cls.agent_rows(cls, _AGENT)
+            agents_tasks = task_id.in_(granted_tasks.where(task_class.agent_rows(tasks.c, _AGENT)))
+            reached = and_(in_granted_tenant, agents_tasks if own is None else or_(agents_tasks, own))
     else:
         raise ValueError(f"{cls.__name__}.granted_by: {reach!r}")
     if cls.grant_private_to is None:
@@ -198,11 +223,8 @@ def _granted_rows(cls: type[TenantOwned]) -> Any:
     return and_(reached, or_(owner.is_(None), owner.in_(_SCOPE_TENANTS), cls.shared_among_grants()))
 
 
-def _held_by_of(table: str) -> str:
-    """The holding-team column a table declares (``TenantOwned.held_by``)."""
-    held_by = next(c.held_by for c in _TENANT_CLASSES if c.__tablename__ == table)  # type: ignore[attr-defined]
-    assert held_by is not None, table
-    return held_by
+def _class_of(table: str) -> type[TenantOwned]:
+    return next(c for c in _TENANT_CLASSES if c.__tablename__ == table)  # type: ignore[attr-defined]
 
 
 def may_write(scope: AccessScope, cls: type[Any], values: Any) -> bool:
@@ -286,15 +308,16 @@ class ScopedRead:
         self._readable_while_authenticating = owner.readable_while_authenticating
         self._owner = owner
         self._every_tenant = statement
-        self._scoped: tuple[Select[Any], Select[Any]] | None = None
+        self._scoped: tuple[Select[Any], Select[Any], Select[Any]] | None = None
 
-    def _statements(self) -> tuple[Select[Any], Select[Any]]:
+    def _statements(self) -> tuple[Select[Any], Select[Any], Select[Any]]:
         """Built at the first read, not at import: a key column's type (the tenant's, which
         the scope's parameter takes) is known only once its target table is resolved."""
         if self._scoped is None:
             self._scoped = (
                 self._every_tenant.where(self._owner.scope_clause()),
                 self._every_tenant.where(self._owner.granted_scope_clause()),
+                self._every_tenant.where(self._owner.granted_scope_clause(agent=True)),
             )
         return self._scoped
 
@@ -307,8 +330,10 @@ class ScopedRead:
         connection = session.connection()
         if scope.tenant_ids is None or (scope.authenticating and self._readable_while_authenticating):
             return connection.execute(self._every_tenant, parameters or {})
-        in_scope, in_granted_scope = self._statements()
-        statement = in_granted_scope if scope.has_grants else in_scope
+        in_scope, in_granted_scope, in_agent_scope = self._statements()
+        statement = in_scope
+        if scope.has_grants:
+            statement = in_granted_scope if scope.agent_id is None else in_agent_scope
         return connection.execute(statement, {**(parameters or {}), **_scope_parameters(scope)})
 
 
@@ -391,6 +416,7 @@ GRANT_TENANTS_PARAMETER = "bpo_grant_tenant_ids"
 GRANT_QUEUES_PARAMETER = "bpo_grant_queue_ids"
 HELD_QUEUES_PARAMETER = "bpo_held_queue_ids"
 HELD_TEAMS_PARAMETER = "bpo_held_team_ids"
+AGENT_PARAMETER = "bpo_agent_ids"  # the agent's id, as a list of one
 # Built once: the tenants are a parameter of the execution, not a value captured by the
 # lambda, so the option and the compiled statement's cache key are the same for every scope.
 # Each class answers its own clause (``TenantOwned.scope_clause``): SQLAlchemy calls the
@@ -400,8 +426,18 @@ _GRANT_TENANTS: Any = bindparam(GRANT_TENANTS_PARAMETER, expanding=True)
 _GRANT_QUEUES: Any = bindparam(GRANT_QUEUES_PARAMETER, expanding=True)
 _HELD_QUEUES: Any = bindparam(HELD_QUEUES_PARAMETER, expanding=True)
 _HELD_TEAMS: Any = bindparam(HELD_TEAMS_PARAMETER, expanding=True)
+_AGENT: Any = bindparam(AGENT_PARAMETER, expanding=True)
 _IN_SCOPE = loader_criteria(TenantOwned, lambda cls: cls.scope_clause(), include_aliases=True)
 _IN_GRANTED_SCOPE = loader_criteria(TenantOwned, lambda cls: cls.granted_scope_clause(), include_aliases=True)
+_IN_AGENT_SCOPE = loader_criteria(
+    TenantOwned, lambda cls: cls.granted_scope_clause(agent=True), include_aliases=True
+)
+
+
+def _select_criteria(scope: AccessScope) -> Any:
+    if not scope.has_grants:
+        return _IN_SCOPE
+    return _IN_GRANTED_SCOPE if scope.agent_id is None else _IN_AGENT_SCOPE
 
 
 def _scope_parameters(scope: AccessScope) -> dict[str, Any]:
@@ -411,6 +447,8 @@ def _scope_parameters(scope: AccessScope) -> dict[str, Any]:
         parameters[GRANT_QUEUES_PARAMETER] = scope.grant_queue_ids
         parameters[HELD_QUEUES_PARAMETER] = scope.held_queue_ids
         parameters[HELD_TEAMS_PARAMETER] = scope.held_team_ids
+        if scope.agent_id is not None:
+            parameters[AGENT_PARAMETER] = [scope.agent_id]
     return parameters
 
 
@@ -425,7 +463,7 @@ def _criteria(scope: AccessScope, state: ORMExecuteState, touched: set[str]) -> 
             if not cls.readable_while_authenticating and cls.__tablename__ in touched  # type: ignore[attr-defined]
         ]
     if state.is_select:
-        return [_IN_GRANTED_SCOPE if scope.has_grants else _IN_SCOPE]
+        return [_select_criteria(scope)]
     # A bulk UPDATE or DELETE also evaluates its criteria in Python, on the objects the
     # session holds (synchronize_session): they need the tenants as values, not a parameter.
     ids = tuple(scope.tenant_ids or ())
@@ -446,7 +484,7 @@ def _scope_orm_statement(state: ORMExecuteState) -> None:
     if scope is not None and not scope.authenticating and state.is_orm_statement and state.is_select:
         # The common case needs no walk of the statement: the criteria apply to whatever
         # tenant entities it holds, and to none if it holds none.
-        state.statement = state.statement.options(_IN_GRANTED_SCOPE if scope.has_grants else _IN_SCOPE)
+        state.statement = state.statement.options(_select_criteria(scope))
         _pass_scope(state, scope)
         return
     touched = _touched_tenant_tables(state)
@@ -519,7 +557,8 @@ _SET_SCOPE = (
     " set_config('bpo.grant_tenant_ids', %(grant_tenant_ids)s, true),"
     " set_config('bpo.grant_queue_ids', %(grant_queue_ids)s, true),"
     " set_config('bpo.held_queue_ids', %(held_queue_ids)s, true),"
-    " set_config('bpo.held_team_ids', %(held_team_ids)s, true) OFFSET 0) AS settings"
+    " set_config('bpo.held_team_ids', %(held_team_ids)s, true),"
+    " set_config('bpo.agent_id', %(agent_id)s, true) OFFSET 0) AS settings"
 )
 CONFIG_EPOCH_KEY = "bpo.config_epoch"  # (tenant, epoch) as the transaction began
 
@@ -548,6 +587,7 @@ def _apply_database_settings(session: Session, connection: Connection, scope: Ac
                 "grant_queue_ids": ",".join(str(q) for q in scope.grant_queue_ids),
                 "held_queue_ids": ",".join(str(q) for q in scope.held_queue_ids),
                 "held_team_ids": ",".join(str(t) for t in scope.held_team_ids),
+                "agent_id": "" if scope.agent_id is None else str(scope.agent_id),
                 "epoch_tenant": only,
             },
         )

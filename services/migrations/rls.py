@@ -56,6 +56,21 @@ LANGUAGE sql STABLE AS $$
 $$;
 """
 _HELD_QUEUE = "= ANY ((SELECT bpo_held_queue_ids())::uuid[])"
+
+# Revision 0019: an agent's settings carry the agent's id; of a granted queue's tasks, they
+# reach those waiting, offered to the agent, or the agent's (``Task.agent_rows``).
+AGENT_FUNCTIONS = """
+CREATE OR REPLACE FUNCTION bpo_agent_id() RETURNS uuid
+LANGUAGE sql STABLE AS $$
+  SELECT nullif(current_setting('bpo.agent_id', true), '')::uuid
+$$;
+"""
+# The tasks an agent's settings reach, over the columns of a task (``{task}``: its alias and
+# a dot, or nothing); every task when the settings are not an agent's.
+AGENT_TASKS = (
+    "((SELECT bpo_agent_id()) IS NULL OR {task}status = 'queued'"
+    " OR {task}assignee_id = (SELECT bpo_agent_id()) OR {task}offered_to_id = (SELECT bpo_agent_id()))"
+)
 _HELD_TEAM = "= ANY ((SELECT bpo_held_team_ids())::uuid[])"
 
 
@@ -132,6 +147,8 @@ def granted(
     writing: bool = False,
     held: bool = False,
     held_by: str | None = None,
+    agent_tasks: str | None = None,
+    agent_own: str | None = None,
 ) -> str:
     """The rows of ``table`` a provider's grants reach (see ``TenantOwned.granted_by``);
     ``private``: (the column naming the provider a reached row is private to, the SQL of
@@ -139,7 +156,10 @@ def granted(
     (``writing``), a row names the writing provider or none: never another provider.
     ``held`` (from revision 0018): the queues of revoked engagements are reached too, for
     the rows their team holds (``held_by``, as ``TenantOwned.held_by``: the column naming
-    the team; None, every row of those queues; a task's rows follow the task)."""
+    the team; None, every row of those queues; a task's rows follow the task).
+    ``agent_tasks`` (from revision 0019, ``AGENT_TASKS``): the tasks an agent reaches,
+    for the tasks themselves and the rows that follow a task; ``agent_own``: the rows of a
+    granted tenant an agent reads although their task is not the agent's (their offers)."""
     in_granted_tenant = "tenant_id = ANY ((SELECT bpo_grant_tenant_ids())::uuid[])"
     if reach.startswith("queue:"):
         column = reach.removeprefix("queue:")
@@ -147,6 +167,8 @@ def granted(
         if held:
             team = f" AND {held_by} {_HELD_TEAM}" if held_by else ""
             queues = f"({queues} OR ({column} {_HELD_QUEUE}{team}))"
+        if agent_tasks:
+            queues = f"{queues} AND {agent_tasks.format(task='')}"
         reached = f"({in_granted_tenant} AND {queues})"
     elif reach == "task":  # table names are our migrations' own, never input
         queues = "granted_task.queue_id = ANY ((SELECT bpo_grant_queue_ids())::uuid[])"
@@ -155,11 +177,20 @@ def granted(
                 f"({queues} OR (granted_task.queue_id {_HELD_QUEUE}"
                 f" AND granted_task.assigned_team_id {_HELD_TEAM}))"
             )
-        reached = (
-            f"({in_granted_tenant} AND EXISTS (SELECT 1 FROM tasks AS granted_task"  # noqa: S608
-            f" WHERE granted_task.tenant_id = {table}.tenant_id AND granted_task.id = {table}.task_id"
-            f" AND {queues}))"
-        )
+
+        def of_tasks(where: str) -> str:
+            return (
+                f"({in_granted_tenant} AND EXISTS (SELECT 1 FROM tasks AS granted_task"  # noqa: S608
+                f" WHERE granted_task.tenant_id = {table}.tenant_id AND granted_task.id = {table}.task_id"
+                f" AND {where}))"
+            )
+
+        reached = of_tasks(queues)
+        if agent_tasks:
+            agents = of_tasks(f"{queues} AND {agent_tasks.format(task='granted_task.')}")
+            # The task's own policy applies within this sub-select: a row of a task the agent
+            # does not reach can only be read by what it says itself (``agent_own``).
+            reached = f"({agents} OR ({in_granted_tenant} AND {agent_own}))" if agent_own else agents
     elif reach == "write":
         return f"({in_granted_tenant})"
     else:
@@ -180,6 +211,8 @@ def protect_granted(
     shared_with: str | None = None,
     held: bool = False,
     held_by: str | None = None,
+    agent_tasks: str | None = None,
+    agent_own: str | None = None,
 ) -> None:
     """Policies of a table that a provider's grants reach: the rows reached are read, and
     written with ``writes`` ("write": inserted only, never read); deleted never. With
@@ -188,13 +221,26 @@ def protect_granted(
     for name in ("tenant_read", "tenant_insert", "tenant_update", "tenant_delete"):
         op.execute(f"DROP POLICY IF EXISTS {name} ON {table}")
     visible = visible_once("tenant_id")
-    writable = f"{visible} OR {granted(table, reach, private, writing=True, held=held, held_by=held_by)}"
+
+    def reached(writing: bool) -> str:
+        return granted(
+            table,
+            reach,
+            private,
+            writing=writing,
+            held=held,
+            held_by=held_by,
+            agent_tasks=agent_tasks,
+            agent_own=agent_own,
+        )
+
+    writable = f"{visible} OR {reached(True)}"
     if reach == "write":
         readable = visible
     elif shared_with is not None:
         readable = f"{visible} OR {visible_once(shared_with)}"
     else:
-        readable = f"{visible} OR {granted(table, reach, private, held=held, held_by=held_by)}"
+        readable = f"{visible} OR {reached(False)}"
     insertable = writable if "insert" in writes else visible
     updatable = writable if "update" in writes else visible
     op.execute(f"CREATE POLICY tenant_read ON {table} FOR SELECT USING ({readable})")

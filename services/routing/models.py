@@ -100,6 +100,12 @@ class Offer(IdMixin, TenantOwned, Base):
         Index("ix_offers_agent_id", "agent_id"),
     )
 
+    @classmethod
+    def agent_rows(cls, columns: Any, agent: Any) -> Any:
+        """An agent reads their own offers, also once the task went to a colleague: a late
+        accept is told the offer expired."""
+        return columns.agent_id.in_(agent)
+
     tenant_id: Mapped[uuid.UUID] = mapped_column(index=True)
     task_id: Mapped[uuid.UUID]
     agent_id: Mapped[uuid.UUID]

@@ -149,6 +149,7 @@ def offer_next(
     agent, team, _facts, _line = max(eligible, key=lambda entry: (entry[3]["score"], _order(entry[0])))
     taken_by_team[team.id][(agent.id, task.kind_name)] += 1  # the next task of this sweep sees it
     apply(session, assignments.ROUTING, task, Action.OFFER)
+    task.offered_to_id = agent.id  # the agent reads what they are offered (``Task.agent_rows``)
     offer = Offer(
         tenant_id=task.tenant_id,
         task_id=task.id,
@@ -198,6 +199,7 @@ def _end(session: Session, offer: Offer, status: OfferStatus, reason: str, now: 
     task = fetch(session, Task, offer.task_id, lock=True)
     if task is not None and task.status is TaskStatus.OFFERED:
         apply(session, assignments.ROUTING, task, Action.DECLINE)
+        task.offered_to_id = None
 
 
 def my_offers(session: Session, principal: Principal) -> list[tuple[Offer, Task]]:
@@ -212,7 +214,11 @@ def my_offers(session: Session, principal: Principal) -> list[tuple[Offer, Task]
     return [(row.Offer, row.Task) for row in rows]
 
 
-def _own_offer(session: Session, principal: Principal, offer_id: uuid.UUID) -> tuple[Offer, Agent]:
+def _own_offer(session: Session, principal: Principal, offer_id: uuid.UUID) -> tuple[Offer, Agent, Task]:
+    """The agent's pending offer and its task. An agent reads their offers also once the
+    task went to a colleague or was cancelled (an ended offer is a 409 that says how it
+    ended); a pending one whose task is out of their sight (the engagement was revoked) is
+    no longer theirs."""
     principal.require(Permission.TASKS_WRITE)
     agent = require_agent(session, principal)
     offer = fetch(session, Offer, offer_id, lock=True)
@@ -222,15 +228,18 @@ def _own_offer(session: Session, principal: Principal, offer_id: uuid.UUID) -> t
     if offer.status is not OfferStatus.PENDING or offer.expires_at <= now:
         state = OfferStatus.EXPIRED.value if offer.status is OfferStatus.PENDING else offer.status.value
         raise Conflict(f"the offer is {state}", extra={"offer_status": state})
-    return offer, agent
+    task = fetch(session, Task, offer.task_id, lock=True)
+    if task is None:
+        raise NotFound("no such offer")
+    return offer, agent, task
 
 
 def accept(session: Session, principal: Principal, offer_id: uuid.UUID) -> Task:
-    offer, agent = _own_offer(session, principal, offer_id)
-    task = fetch(session, Task, offer.task_id, lock=True)
+    offer, agent, task = _own_offer(session, principal, offer_id)
     team = fetch(session, Team, agent.team_id)
-    assert task is not None and team is not None
+    assert team is not None
     offer.status, offer.ended_at = OfferStatus.ACCEPTED, utcnow()
+    task.offered_to_id = None
     assignments.assign(
         session, task, agent, team, AssignedBy.PUSH, principal, step="push: accepted", action=Action.ACCEPT
     )
@@ -238,11 +247,11 @@ def accept(session: Session, principal: Principal, offer_id: uuid.UUID) -> Task:
 
 
 def reject(session: Session, principal: Principal, offer_id: uuid.UUID, reason: str | None) -> Offer:
-    offer, _agent = _own_offer(session, principal, offer_id)
+    offer, _agent, task = _own_offer(session, principal, offer_id)
     offer.status, offer.reason, offer.ended_at = OfferStatus.REJECTED, (reason or "rejected")[:64], utcnow()
-    task = fetch(session, Task, offer.task_id, lock=True)
-    if task is not None and task.status is TaskStatus.OFFERED:
+    if task.status is TaskStatus.OFFERED:
         apply(session, Actor.of(principal), task, Action.DECLINE)
+        task.offered_to_id = None
     session.flush()
     return offer
 
@@ -259,6 +268,7 @@ class OfferObserver:
     def applied(self, session: Session, task: Task, actor: Actor, action: Action) -> None:
         if action not in (Action.CANCEL, Action.ESCALATE):
             return
+        task.offered_to_id = None
         for offer in session.scalars(
             select(Offer).where(Offer.task_id == task.id, Offer.status == OfferStatus.PENDING)
         ):

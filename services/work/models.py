@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    or_,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -156,6 +157,16 @@ class Task(IdMixin, TenantOwned, TimestampMixin, Base):
     granted_by = "queue:queue_id"  # a provider engaged on the queue works its tasks
     held_by = "assigned_team_id"  # and keeps those its team holds once the engagement is revoked
 
+    @classmethod
+    def agent_rows(cls, columns: Any, agent: Any) -> Any:
+        """An agent reaches the tasks waiting in the queue, offered to them, or theirs (held,
+        or worked to an end: the assignee stays on a resolved or escalated task)."""
+        return or_(
+            columns.status == TaskStatus.QUEUED,
+            columns.assignee_id.in_(agent),
+            columns.offered_to_id.in_(agent),
+        )
+
     # The tenant through the queue: see the foreign key above (its organisation is the queue's).
     tenant_id: Mapped[uuid.UUID] = mapped_column()
     queue_id: Mapped[uuid.UUID]
@@ -185,6 +196,8 @@ class Task(IdMixin, TenantOwned, TimestampMixin, Base):
     # Who holds it (``services.routing``): the agent and team of its open assignment.
     assignee_id: Mapped[uuid.UUID | None]
     assigned_team_id: Mapped[uuid.UUID | None]
+    # The agent it is offered to (push), while it is: their offer lets them read it.
+    offered_to_id: Mapped[uuid.UUID | None]
     # Optimistic concurrency: the ETag; SQLAlchemy also checks it on every flush.
     revision: Mapped[int] = mapped_column(Integer, default=1)
 

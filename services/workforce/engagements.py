@@ -2,7 +2,7 @@
 
 They are also where a provider principal's grants come from (``tenants.grants``): the
 queues of the provider's active engagements (of the agent's own team, for an agent who
-leads nothing), read for every request, so a revoked engagement takes the queue's tasks
+leads nothing, with the agent's id), read for every request, so a revoked engagement takes the queue's tasks
 out of sight at once.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from services.core.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
@@ -99,15 +99,18 @@ def list_engagements(
 def engaged_queues(session: Session, principal: Principal) -> grants.Grants:
     """The (client tenant, queue) pairs of the provider's active engagements, and the
     (client tenant, queue, team) of its revoked ones, where the team keeps reading and
-    finishing the tasks it holds; an agent's are those of their own team. Runs while
-    identity tables are readable."""
+    finishing the tasks it holds; an agent's are those of their own team, and carry the
+    agent's id (of those queues' tasks, an agent reaches their own and the waiting ones).
+    One statement; runs while identity tables are readable."""
     query = select(
         Engagement.tenant_id, Engagement.queue_id, Engagement.team_id, Engagement.revoked_at
     ).where(Engagement.provider_id == principal.org_id)
     leads = principal.roles & {Role.PROVIDER_ADMIN, Role.TEAM_LEAD}
-    if principal.subject_kind == "user" and not leads:
-        teams = select(Agent.team_id).where(Agent.user_id == principal.subject_id).scalar_subquery()
-        query = query.where(Engagement.team_id == teams)
+    is_agent = principal.subject_kind == "user" and not leads
+    if is_agent:
+        query = query.add_columns(Agent.id.label("agent_id")).join(
+            Agent, and_(Agent.team_id == Engagement.team_id, Agent.user_id == principal.subject_id)
+        )
     rows = session.execute(query).all()
     engaged = frozenset((row.tenant_id, row.queue_id) for row in rows if row.revoked_at is None)
     revoked = frozenset(
@@ -115,4 +118,4 @@ def engaged_queues(session: Session, principal: Principal) -> grants.Grants:
         for row in rows
         if row.revoked_at is not None and (row.tenant_id, row.queue_id) not in engaged
     )
-    return engaged, revoked
+    return grants.Grants(engaged, revoked, rows[0].agent_id if is_agent and rows else None)

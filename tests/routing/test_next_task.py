@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from services.core.database import Database
-from tenants.principal import OrgKind
-from tests.factories import make_agent, make_engagement, make_queue, make_team, make_tenant
+from tenants.principal import OrgKind, Role
+from tests.factories import make_agent, make_engagement, make_queue, make_team, make_tenant, make_user
 from tests.routing.world import Person, World, build
 
 # Open one day, years ahead: closed now, yet a valid staffing calendar.
@@ -493,18 +493,38 @@ def test_queue_and_team_stats_count_what_waits_and_who_is_there(client: TestClie
     assert client.get(f"/v1/teams/{world.team.id}/stats", headers=world.as_client).status_code == 404
 
 
-def test_an_agent_cannot_work_a_task_a_colleague_holds(
+def test_an_agent_sees_the_waiting_tasks_and_their_own_never_a_colleagues(
     app: FastAPI, client: TestClient, db: Database, world: World
 ) -> None:
-    task = world.submit(client)
-    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
-    world.person.post("/v1/agents/me/next-task")
+    taken = world.submit(client)
+    waiting = world.submit(client, title="Changement d'adresse")
     colleague = Person(app, make_agent(db, world.provider.organization, world.team).email)
-    answer = colleague.post(f"/v1/tasks/{task['id']}/transitions", json={"action": "start"})
-    assert answer.status_code == 409, answer.text
-    assert (
-        world.person.post(f"/v1/tasks/{task['id']}/transitions", json={"action": "start"}).status_code == 200
-    )
+    assert colleague.get(f"/v1/tasks/{taken['id']}").status_code == 200  # queued: anyone's to take
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    assert world.person.post("/v1/agents/me/next-task").json()["id"] == taken["id"]
+    comment = {"body": "Je regarde.", "visibility": "client"}
+    assert world.person.post(f"/v1/tasks/{taken['id']}/comments", json=comment).status_code == 201
+
+    for url in ("", "/events", "/comments", "/routing"):
+        assert colleague.get(f"/v1/tasks/{taken['id']}{url}").status_code == 404, url
+    comment = colleague.post(f"/v1/tasks/{taken['id']}/comments", json={"body": "Moi aussi ?"})
+    assert comment.status_code == 404, comment.text
+    answer = colleague.post(f"/v1/tasks/{taken['id']}/transitions", json={"action": "start"})
+    assert answer.status_code == 404, answer.text
+    listed = {item["id"] for item in colleague.get("/v1/tasks").json()["items"]}
+    assert listed == {waiting["id"]}
+
+    # The holder works it to its end and still reads it; the provider's integration and a
+    # team lead read every task of the provider's queues.
+    url = f"/v1/tasks/{taken['id']}/transitions"
+    assert world.person.post(url, json={"action": "start"}).status_code == 200
+    assert world.person.post(url, json={"action": "resolve"}).status_code == 200
+    assert world.person.get(f"/v1/tasks/{taken['id']}").json()["status"] == "resolved"
+    assert colleague.get(f"/v1/tasks/{taken['id']}").status_code == 404
+    assert client.get(f"/v1/tasks/{taken['id']}", headers=world.as_provider).status_code == 200
+    lead = Person(app, make_user(db, world.provider.organization, [Role.TEAM_LEAD]))
+    assert lead.get(f"/v1/tasks/{taken['id']}").status_code == 200
+    assert {item["id"] for item in lead.get("/v1/tasks").json()["items"]} == {taken["id"], waiting["id"]}
 
 
 def test_the_client_sees_that_the_provider_acted_never_who(client: TestClient, world: World) -> None:

@@ -77,11 +77,15 @@ def test_a_rejected_offer_goes_to_the_next_candidate(
     )
     offer = holder.get("/v1/offers").json()["items"][0]
     assert other.post(f"/v1/offers/{offer['id']}/accept").status_code == 404  # someone else's offer
+    assert holder.get(f"/v1/tasks/{task['id']}").status_code == 200  # what is offered to them
+    assert other.get(f"/v1/tasks/{task['id']}").status_code == 404  # not while it is another's
     rejected = holder.post(f"/v1/offers/{offer['id']}/reject", json={"reason": "not my field"})
     assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
     assert holder.post(f"/v1/offers/{offer['id']}/accept").status_code == 409
     _sweep(db)
     assert [o["task"]["id"] for o in other.get("/v1/offers").json()["items"]] == [task["id"]]
+    assert other.get(f"/v1/tasks/{task['id']}").status_code == 200
+    assert holder.get(f"/v1/tasks/{task['id']}").status_code == 404
 
 
 def test_cancelling_the_task_rescinds_its_offer(client: TestClient, db: Database, world: World) -> None:

@@ -458,3 +458,39 @@ def test_a_provider_gets_404_on_every_id_but_the_tasks_of_its_queue(
         )
         checked += 1
     assert checked >= 10
+
+
+def test_no_answer_to_an_engaged_provider_contains_the_clients_contract(
+    app: FastAPI,
+    client: TestClient,
+    db: Database,
+    settings: Settings,
+    two_tenants: TwoTenants,
+    engaged_provider: tuple[Any, dict[str, str]],
+) -> None:
+    """Every GET the engaged provider may make, on the task it works (its history, routing,
+    attachments, SLA slack) and on every list, shows nothing of the client's contract,
+    invoices or SLA policy, while the client reads them."""
+    a, _b, as_a, _as_b = two_tenants
+    queue, as_provider = engaged_provider
+    policy_id, _policy_markers = _policy(db, settings, a)
+    invoice_id, number, _line_id, contract_id = _billed(db, a)
+    markers = [str(contract_id), str(invoice_id), number, str(policy_id)]
+    task = make_task(db, queue, external_ref=f"A-{uuid.uuid4().hex[:12]}")
+    attachment = make_attachment(db, settings, task)
+    own = {"queue_id": queue.id, "task_id": task.id, "attachment_id": attachment.id}
+    answered = 0
+    for method, path, operation in _operations(app):
+        if method != "get":
+            continue
+        names = _path_parameters(operation)
+        ids = {**_ids_for([n for n in names if n not in own], db, settings, a), **own}
+        answer = client.get(path.format(**ids), headers=as_provider)
+        is_json = "json" in answer.headers.get("content-type", "")
+        shown = _without_echo(answer.json()) if is_json else answer.text  # a file: its bytes
+        leaked = [m for m in markers if m in shown]
+        assert not leaked, f"GET {path} as the engaged provider shows {leaked}"
+        answered += answer.status_code == 200 and bool(set(names) & set(own))
+    assert answered >= 4, "the provider read too little of its task for the check to mean anything"
+    assert str(contract_id) in client.get(f"/v1/contracts/{contract_id}", headers=as_a).text
+    assert number in client.get(f"/v1/invoices/{invoice_id}", headers=as_a).text

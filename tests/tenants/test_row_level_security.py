@@ -288,3 +288,64 @@ def test_a_grant_neither_creates_tasks_nor_changes_the_queue(connection: Connect
             ),
             {"t": client.organization.id, "q": served.id},
         )
+
+
+def test_an_agents_settings_read_the_waiting_tasks_and_their_own_never_a_colleagues(
+    connection: Connection, db: Database
+) -> None:
+    """The database says what ``Task.agent_rows`` says: with an agent's id in the settings,
+    a served queue's waiting task, the agent's own and the one offered to them are read
+    (with their history); a colleague's task in progress is not, nor its history; the
+    agent's own offer is read after the task went to the colleague; a lead's settings (no
+    agent id) read them all."""
+    from tenants.principal import OrgKind
+    from tests.factories import make_agent, make_engagement, make_queue, make_task, make_team
+
+    client = make_tenant(db)
+    provider = make_tenant(db, OrgKind.PROVIDER, country="RO")
+    queue = make_queue(db, client.organization)
+    team = make_team(db, provider.organization)
+    make_engagement(db, queue, team)
+    me, colleague = make_agent(db, provider.organization, team), make_agent(db, provider.organization, team)
+    waiting, mine, offered, theirs = (make_task(db, queue, external_ref=ref) for ref in "wmot")
+    for task, holder in ((mine, me), (theirs, colleague)):
+        connection.execute(
+            text(
+                "UPDATE tasks SET assignee_id = :agent, assigned_team_id = :team, status = 'in_progress'"
+                " WHERE id = :id"
+            ),
+            {"agent": holder.id, "team": team.id, "id": task.id},
+        )
+    connection.execute(
+        text("UPDATE tasks SET offered_to_id = :agent, status = 'offered' WHERE id = :id"),
+        {"agent": me.id, "id": offered.id},
+    )
+    connection.execute(  # my offer of the task my colleague took since
+        text(
+            "INSERT INTO offers (id, tenant_id, task_id, agent_id, team_id, provider_id, status, offered_at,"
+            " expires_at) VALUES (gen_random_uuid(), :t, :task, :agent, :team, :p, 'rejected', now(), now())"
+        ),
+        {"t": client.organization.id, "task": theirs.id, "agent": me.id, "team": team.id,
+         "p": provider.organization.id},
+    )  # fmt: skip
+    _set_grants(connection, str(provider.organization.id), str(client.organization.id), str(queue.id))
+    connection.execute(text("SELECT set_config('bpo.agent_id', :a, true)"), {"a": str(me.id)})
+    reached = {waiting.id, mine.id, offered.id}
+    assert set(connection.execute(text("SELECT id FROM tasks")).scalars()) == reached
+    assert set(connection.execute(text("SELECT DISTINCT task_id FROM task_events")).scalars()) == reached
+    assert set(connection.execute(text("SELECT task_id FROM offers")).scalars()) == {theirs.id}
+    assert (
+        connection.execute(text("UPDATE tasks SET title = 'x' WHERE id = :id"), {"id": theirs.id}).rowcount
+        == 0
+    )
+    with pytest.raises(Exception, match="row-level security"), connection.begin_nested():
+        connection.execute(
+            text(
+                "INSERT INTO task_events (id, tenant_id, task_id, at, kind, actor_kind, actor_name, changes,"
+                " internal)"
+                " VALUES (gen_random_uuid(), :t, :task, now(), 'commented', 'user', '', '{}', false)"
+            ),
+            {"t": client.organization.id, "task": theirs.id},
+        )
+    connection.execute(text("SELECT set_config('bpo.agent_id', '', true)"))  # a team lead's
+    assert set(connection.execute(text("SELECT id FROM tasks")).scalars()) == reached | {theirs.id}
