@@ -114,3 +114,49 @@ def test_billing_close_names_a_bad_period_in_one_line(tmp_path: Path) -> None:
     answer = _bpo(tmp_path, "billing", "close", "--period", "2026-13")
     assert answer.returncode == 1
     assert answer.stderr.strip().splitlines() == ["error: --period must be a month as YYYY-MM, got '2026-13'"]
+
+
+def test_agent_create_makes_a_providers_agent_and_refuses_others_in_one_line(tmp_path: Path) -> None:
+    from services.core.database import Database
+    from tenants.principal import OrgKind, Role
+    from tests.factories import make_org, make_team, make_user
+
+    assert _bpo(tmp_path, "db", "upgrade").returncode == 0
+    database = Database(f"sqlite:///{tmp_path / 'bpo.sqlite'}")
+    provider, other = make_org(database, OrgKind.PROVIDER, country="RO"), make_org(database, OrgKind.PROVIDER)
+    team = make_team(database, provider)
+    agent = make_user(database, provider, [Role.AGENT], email="ioana@carpati.test")
+    lead = make_user(database, provider, [Role.TEAM_LEAD], email="lead@carpati.test")
+    stranger = make_user(database, other, [Role.AGENT], email="agent@other.test")
+    database.engine.dispose()
+
+    def create(email: str, team_id: str = str(team.id)) -> subprocess.CompletedProcess[str]:
+        return _bpo(tmp_path, "agent", "create", "--email", email, "--team", team_id, "--capacity", "2")
+
+    made = create(agent.upper())
+    assert made.returncode == 0, made.stderr
+    answer = json.loads(made.stdout.strip().splitlines()[-1])
+    assert answer["team_id"] == str(team.id) and answer["id"]
+    for email, team_id, message in (
+        (
+            agent,
+            str(team.id),
+            "error: the user is an agent already; user_id: already an agent",
+        ),
+        (lead, str(team.id), "error: the user does not hold the agent role; user_id: not an agent"),
+        (stranger, str(team.id), "error: no such user; user_id: no such user in the team's organisation"),
+        ("nobody@carpati.test", str(team.id), "error: no user nobody@carpati.test"),
+        (agent, "team-7", "error: --team must be a team id (a UUID), got 'team-7'"),
+    ):
+        refused = create(email, team_id)
+        assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [message], refused.stderr
+
+
+def test_demo_simulate_plays_the_seeded_agents_at_work(tmp_path: Path) -> None:
+    assert _bpo(tmp_path, "demo", "seed", "--json").returncode == 0
+    played = _bpo(tmp_path, "demo", "simulate", "--minutes", "3")
+    assert played.returncode == 0, played.stderr
+    done = json.loads(played.stdout.strip().splitlines()[-1])
+    assert done["taken"] >= 3 and done["resolved"] >= 1, done
+    refused = _bpo(tmp_path, "demo", "simulate", "--minutes", "0")
+    assert refused.returncode != 0 and "--minutes" in refused.stderr

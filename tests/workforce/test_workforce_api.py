@@ -165,3 +165,39 @@ def test_team_calendars_take_the_sla_calendar_spec(
     _tenant, headers = provider
     answer = _post_team(client, headers, calendar=OPEN_ALWAYS, name="Manila night shift", country="PH")
     assert answer.status_code == 201, answer.text
+
+
+def test_the_account_manager_of_the_client_engages_a_team_and_no_one_else_may(
+    app: FastAPI, client: TestClient, db: Database
+) -> None:
+    """An operator creates engagements: the client's account manager (signed in, by their
+    portfolio) may, another client's manager finds no queue, and neither the client nor the
+    provider may engage anyone."""
+    from sqlalchemy import select
+
+    from services.identity.models import User
+    from tenants import service as tenancy
+    from tenants.scoping import AccessScope, bind
+    from tests.factories import make_org, make_queue
+    from tests.routing.world import Person
+
+    world = build(app, client, db)
+    queue = make_queue(db, world.client.organization, languages=["fr"])
+    body = {"queue_id": str(queue.id), "team_id": str(world.team.id), "rank": "secondary", "share": 2}
+    operator = make_org(db, OrgKind.OPERATOR, country="IE")
+    managers = [make_user(db, operator, [Role.ACCOUNT_MANAGER], locale="en") for _ in range(2)]
+    portfolios = (world.client.organization, make_org(db, OrgKind.CLIENT))
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        for email, portfolio in zip(managers, portfolios, strict=True):
+            manager_id = session.scalars(select(User.id).where(User.email == email)).one()
+            tenancy.assign_account_manager(session, portfolio, manager_id)
+    other = Person(app, managers[1]).post("/v1/engagements", json=body)
+    assert other.status_code == 404 and other.json()["errors"][0]["pointer"] == "/queue_id", other.text
+    for headers in (world.as_client, world.as_provider):
+        assert client.post("/v1/engagements", headers=headers, json=body).status_code == 403
+    made = Person(app, managers[0]).post("/v1/engagements", json=body)
+    assert made.status_code == 201, made.text
+    assert {k: made.json()[k] for k in body} == body
+    listed = client.get("/v1/engagements", headers=world.as_provider, params={"queue_id": str(queue.id)})
+    assert [e["id"] for e in listed.json()["items"]] == [made.json()["id"]]  # the provider sees it
