@@ -1,6 +1,7 @@
-"""Property tests: over random workforces, queues, residency rules, calendars, relaxation
-steps and tasks of any age, no assignment the pull path makes ever breaks a hard
-constraint, at any step; nor lets in a rank or a skill level the step in force does not."""
+"""Property tests: over random workforces, queues (pull and push), residency rules,
+calendars, relaxation steps and tasks of any age, no assignment the pull path makes and no
+offer the push sweep makes ever breaks a hard constraint, at any step; nor lets in a rank or
+a skill level the step in force does not."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from services.core.database import Database
 from services.core.time import utcnow
 from services.demo_work import agent_principal
-from services.routing import claim
+from services.routing import claim, offers
+from services.routing.models import Offer
 from services.sla.calendars import BusinessCalendar
+from services.work.models import Task
 from services.work.proficiency import LanguageLevel
 from tenants.principal import OrgKind
+from tenants.scoping import AccessScope, bind
 from tests.factories import (
     OPEN_ALWAYS,
     make_agent,
@@ -96,6 +101,7 @@ queues_strategy = st.lists(
             # the rule the client sets after the engagements: routing must honour it at once
             "later_residency": st.sampled_from([None, [], ["EU"], ["PH", "IN"], ["RO"]]),
             "steps": st.sampled_from(STEPS),
+            "mode": st.sampled_from(["pull", "push"]),
         }
     ),
     min_size=1,
@@ -110,7 +116,7 @@ def _allowed(rule: list[str], country: str) -> bool:
     return any(country == code or (code == "EU" and country in EU) for code in rule)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     teams=teams_strategy,
     queues=queues_strategy,
@@ -136,9 +142,10 @@ def test_no_assignment_breaks_a_hard_constraint(
             out_of_hours=spec["out_of_hours"],
             residency={"allow": spec["residency"]},
             routing=_routing(spec["level"], spec["steps"]),
+            mode=spec["mode"],
         )
         made_queues.append((queue, spec))
-    emails = {}
+    emails, by_agent = {}, {}
     for spec in teams:
         provider = make_org(db, OrgKind.PROVIDER, country=spec["country"])
         team = make_team(
@@ -155,6 +162,7 @@ def test_no_assignment_breaks_a_hard_constraint(
         agent = make_agent(db, provider, team, capacity={"*": 50})
         set_online(db, agent)
         emails[agent.email] = (team, spec)
+        by_agent[agent.id] = spec
     for queue, queue_spec in made_queues:
         if queue_spec["later_residency"] is not None:
             _set_residency(db, client, queue, queue_spec["later_residency"])
@@ -171,16 +179,31 @@ def test_no_assignment_breaks_a_hard_constraint(
                 taken = claim.next_task(session, agent_principal(session, email)).task
             if taken is None:
                 break
-            wanted = by_queue[taken.queue_id]
-            assert _allowed(wanted["residency"], spec["country"]), "residency broken"
-            level = spec["languages"].get(taken.language)
-            assert level is not None and ORDER[level] >= ORDER[wanted["level"]], "language broken"
-            assert spec["skill"] >= wanted["skill"], "skill broken"
-            calendar = BusinessCalendar.from_spec(OPEN_ALWAYS if spec["open"] else CLOSED)
-            assert wanted["out_of_hours"] or calendar.is_open(utcnow()), "calendar broken"
-            step = _in_force(wanted["steps"], *ages[taken.id])
-            assert spec["rank"] in step[3], "a rank the step in force does not let in"
-            assert spec["skill"] >= (step[4] if wanted["skill"] else 0), "a skill level below the step's"
+            assert by_queue[taken.queue_id]["mode"] == "pull", "a push queue's task pulled"
+            _holds(spec, by_queue[taken.queue_id], taken.language, ages[taken.id])
+    with db.session() as session:  # the push sweep offers the push queues' tasks
+        bind(session, AccessScope.everything())
+        offers.sweep(session, utcnow())
+        offered = select(Offer.agent_id, Task.queue_id, Task.language, Task.id).join(
+            Task, Task.id == Offer.task_id
+        )
+        made = session.execute(offered.where(Task.queue_id.in_(by_queue))).all()  # this example's
+    for agent_id, queue_id, language, task_id in made:
+        assert by_queue[queue_id]["mode"] == "push", "a pull queue's task offered"
+        _holds(by_agent[agent_id], by_queue[queue_id], language, ages[task_id])
+
+
+def _holds(team: dict[str, Any], queue: dict[str, Any], language: str, age: tuple[int, bool]) -> None:
+    """Every hard constraint, and the step in force, written out again for one assignment."""
+    assert _allowed(queue["residency"], team["country"]), "residency broken"
+    level = team["languages"].get(language)
+    assert level is not None and ORDER[level] >= ORDER[queue["level"]], "language broken"
+    assert team["skill"] >= queue["skill"], "skill broken"
+    calendar = BusinessCalendar.from_spec(OPEN_ALWAYS if team["open"] else CLOSED)
+    assert queue["out_of_hours"] or calendar.is_open(utcnow()), "calendar broken"
+    step = _in_force(queue["steps"], *age)
+    assert team["rank"] in step[3], "a rank the step in force does not let in"
+    assert team["skill"] >= (step[4] if queue["skill"] else 0), "a skill level below the step's"
 
 
 def _waited(db: Database, task_id: Any, age: int, at_risk: bool) -> None:
