@@ -136,12 +136,11 @@ def principal_of(organization: Organization) -> Principal:
 def make_queue(
     db: Database, organization: Organization, task_kind: str = "support_ticket", **fields: Any
 ) -> Queue:
+    fields.setdefault("name", f"Queue {next(_counter)}")
     principal = principal_of(organization)
     with db.session() as session:
         bind(session, principal.access)
-        return queues.create_queue(
-            session, principal, QueueCreate(name=f"Queue {next(_counter)}", task_kind=task_kind, **fields)
-        )
+        return queues.create_queue(session, principal, QueueCreate(task_kind=task_kind, **fields))
 
 
 def make_task(db: Database, queue: Queue, **fields: Any) -> Task:

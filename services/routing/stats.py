@@ -1,6 +1,7 @@
-"""Real-time statistics of a queue and of a team: what waits, how old, who is there, what
-is at SLA risk. Counts only: they feed the boards, and a client reading its queue's
-numbers learns how many agents are online, never who."""
+"""Real-time statistics of a queue and of a team: what waits (for a team, also per queue it
+serves and per skill those queues require), how old, who is there, what is at SLA risk.
+Counts only: they feed the boards, and a client reading its queue's numbers learns how many
+agents are online, never who."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from services.core.time import utcnow
 from services.routing import candidates, eligibility
 from services.sla.models import ClockState, SlaClock
 from services.work.documents import iso
-from services.work.models import HELD_STATUSES, Task, TaskStatus
+from services.work.models import HELD_STATUSES, Queue, Task, TaskStatus
 from services.work.queues import get_queue
 from services.workforce.agents import presence_of
 from services.workforce.models import Agent, Presence
@@ -61,6 +62,12 @@ def team_stats(session: Session, principal: Principal, team_id: uuid.UUID) -> di
     queue_ids = [e.queue_id for e in engaged]
     answer = _depth(session, queue_ids, now)
     answer["team_id"] = str(team.id)
+    answer["waiting_by_queue"] = _by_queue(session, queue_ids, now)
+    by_skill: dict[str, int] = {}
+    for entry in answer["waiting_by_queue"]:
+        for skill in entry["skills"]:
+            by_skill[skill["name"]] = by_skill.get(skill["name"], 0) + entry["waiting"]
+    answer["waiting_by_skill"] = dict(sorted(by_skill.items()))
     answer["agents"] = [
         {
             "agent_id": str(agent.id),
@@ -107,6 +114,35 @@ def _depth(session: Session, queue_ids: Sequence[uuid.UUID], now: datetime) -> d
         "waiting_by_priority": {priority.value: count for priority, count in by_priority},
         "oldest_waiting_seconds": int((now - oldest).total_seconds()) if oldest else None,
     }
+
+
+def _by_queue(session: Session, queue_ids: Sequence[uuid.UUID], now: datetime) -> list[dict[str, Any]]:
+    """Each served queue's waiting tasks, the oldest one's age and the skills it requires,
+    by name (a queue nothing waits in is listed with 0)."""
+    if not queue_ids:
+        return []
+    served = session.scalars(select(Queue).where(Queue.id.in_(list(queue_ids))).order_by(Queue.name)).all()
+    counted = {
+        row.queue_id: row
+        for row in session.execute(
+            select(Task.queue_id, func.count().label("waiting"), func.min(Task.created_at).label("oldest"))
+            .where(Task.queue_id.in_(list(queue_ids)), Task.status.in_(WAITING))
+            .group_by(Task.queue_id)
+        )
+    }
+    found = []
+    for queue in served:
+        row = counted.get(queue.id)
+        found.append(
+            {
+                "queue_id": str(queue.id),
+                "name": queue.name,
+                "waiting": row.waiting if row else 0,
+                "oldest_waiting_seconds": int((now - row.oldest).total_seconds()) if row else None,
+                "skills": [{"name": s["name"], "min_level": s["min_level"]} for s in queue.skills],
+            }
+        )
+    return found
 
 
 def _at_risk(session: Session, tenant_id: uuid.UUID, queue_ids: Sequence[uuid.UUID]) -> int:

@@ -1,5 +1,5 @@
 """The team lead's board: each team's agents with presence and load, the depth of the
-queues it serves by language, the oldest waiting task, the tasks at SLA risk; and the
+queues it serves by language, by queue and by skill, the oldest waiting task, the tasks at SLA risk; and the
 agents' default capacity, changed in place (the rest is edited in ``team_editing``).
 Refreshed every 15 seconds while open."""
 
@@ -16,10 +16,8 @@ from services.core.pagination import PageRequest
 from services.core.route_class import UnitOfWorkRoute
 from services.identity import csrf
 from services.routing import stats
-from services.routing.candidates import active_engagements
 from services.web.deps import Member
 from services.web.portal import page
-from services.work import queues
 from services.workforce import agents, teams
 from services.workforce.schemas import AgentUpdate
 from tenants.principal import Permission
@@ -34,14 +32,12 @@ def _boards(session: DbSession, viewer: Member) -> list[dict[str, object]]:
     boards = []
     for team in found:
         team_agents, _next = agents.list_agents(session, viewer, PageRequest(limit=200, after=None), team.id)
-        served = [queues.get_queue(session, e.queue_id) for e in active_engagements(session, team_id=team.id)]
         boards.append(
             {
                 "team": team,
                 "stats": stats.team_stats(session, viewer, team.id),
                 "agents": {str(a.id): a for a in team_agents},
                 "names": {str(k): v for k, v in agents.display_names(session, team_agents).items()},
-                "queues": served,
             }
         )
     return boards

@@ -493,6 +493,28 @@ def test_queue_and_team_stats_count_what_waits_and_who_is_there(client: TestClie
     assert client.get(f"/v1/teams/{world.team.id}/stats", headers=world.as_client).status_code == 404
 
 
+def test_team_stats_count_what_waits_per_queue_served_and_per_skill(
+    client: TestClient, db: Database, world: World
+) -> None:
+    claims = make_queue(
+        db,
+        world.client.organization,
+        name="Sinistres",
+        languages=["fr"],
+        skills=[{"name": "claims", "min_level": 3}],
+    )
+    make_engagement(db, claims, world.team)
+    world.submit(client)
+    for ref in ("S-1", "S-2"):
+        world.submit(client, claims, external_ref=ref)
+    team = client.get(f"/v1/teams/{world.team.id}/stats", headers=world.as_provider).json()
+    rows = {row["name"]: row for row in team["waiting_by_queue"]}
+    assert rows["Sinistres"]["waiting"] == 2 and rows[world.queue.name]["waiting"] == 1
+    assert rows["Sinistres"]["skills"] == [{"name": "claims", "min_level": 3}]
+    assert rows["Sinistres"]["oldest_waiting_seconds"] >= 0
+    assert team["waiting_by_skill"] == {"claims": 2}
+
+
 def test_an_agent_sees_the_waiting_tasks_and_their_own_never_a_colleagues(
     app: FastAPI, client: TestClient, db: Database, world: World
 ) -> None:

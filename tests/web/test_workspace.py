@@ -75,6 +75,7 @@ def test_a_team_lead_sees_the_board_and_sets_an_agents_capacity(
     board = lead.http.get("/teams")
     assert board.status_code == 200, board.text
     assert board.text.count('data-testid="agent-row"') == 1 and "Bucharest" in board.text
+    assert board.text.count('data-testid="queue-row"') == 1 and world.queue.name in board.text
     saved = lead.http.post(
         f"/teams/agents/{world.agent.id}/capacity",
         data={"csrf_token": lead.headers["X-CSRF-Token"], "capacity": "3"},
