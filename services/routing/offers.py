@@ -12,13 +12,15 @@ Cancelling or escalating the task rescinds its offer in the same transaction
 (``OfferObserver``). The candidate is the first eligible agent (every hard constraint,
 online, under capacity) that the step in force lets in (``policy``), with the best score
 (``scoring``: rank, idle time, load, cost, who worked the task or its case before, by the
-queue's weights); one who let the task go is not asked again.
+queue's weights); one who let the task go is not asked again. The tenants whose push
+queues share a team take turns by their engagements' shares (``fairness.Turns``).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from services.core.errors import Conflict, NotFound
 from services.core.time import utcnow
-from services.routing import assignments, candidates, eligibility, policy, scoring
+from services.routing import assignments, candidates, eligibility, fairness, policy, scoring
 from services.routing.models import AssignedBy, Offer, OfferStatus, TaskAssignment
 from services.work import history
 from services.work.history import Actor
@@ -35,7 +37,7 @@ from services.work.lifecycle import Action
 from services.work.models import Queue, QueueMode, Task, TaskStatus
 from services.work.service import apply
 from services.workforce.agents import presence_of, require_agent
-from services.workforce.models import Agent, EngagementRank, Presence, Team
+from services.workforce.models import Agent, Engagement, EngagementRank, Presence, Team
 from tenants.principal import Permission, Principal
 from tenants.scoping import fetch, narrowed_to
 
@@ -66,6 +68,19 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
         elif agent is None or presence_of(agent, now) is not Presence.ONLINE:
             _end(session, offer, OfferStatus.RESCINDED, "agent offline", now)
             done["rescinded"] += 1
+    done["offered"] = _offer_in_turns(session, now)
+    return done
+
+
+def _offer_in_turns(session: Session, now: datetime) -> int:
+    """Offer the first waiting tasks of every push queue, the tenants taking turns by
+    their shares (``fairness.Turns``): how many were offered."""
+    offered = 0
+    backlogs: dict[uuid.UUID, list[tuple[Queue, Task]]] = {}  # per tenant, in rank order
+    shares: dict[uuid.UUID, int] = {}
+    workforces: dict[uuid.UUID, Workforce] = {}
+    teams: dict[uuid.UUID, set[uuid.UUID]] = {}  # per tenant, the teams of its push queues
+    crews: dict[uuid.UUID, Crew] = {}
     for queue in session.scalars(select(Queue).where(Queue.mode == QueueMode.PUSH)).all():
         waiting = session.scalars(
             select(Task)
@@ -74,28 +89,49 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
             .limit(SWEEP_BATCH)
             .with_for_update(skip_locked=True)
         ).all()
-        workforce = _workforce(session, queue) if waiting else []
-        for task in waiting:
-            if offer_next(session, queue, task, now, workforce) is not None:
-                done["offered"] += 1
-    return done
+        if not waiting:
+            continue
+        engagements = candidates.active_engagements(session, queue_id=queue.id)
+        workforces[queue.id] = _workforce(session, engagements, crews)
+        backlogs.setdefault(queue.tenant_id, []).extend((queue, task) for task in waiting)
+        teams.setdefault(queue.tenant_id, set()).update(e.team_id for e in engagements)
+        share = max((e.share or 1 for e in engagements), default=1)
+        shares[queue.tenant_id] = max(shares.get(queue.tenant_id, 0), share)
+    for backlog in backlogs.values():
+        backlog.sort(key=lambda entry: (entry[1].rank_at or entry[1].created_at, entry[1].id), reverse=True)
+    turns = fairness.Turns(fairness.served_lately(session, teams, now), shares)
+    while (tenant := turns.next_of(backlogs)) is not None:
+        queue, task = backlogs[tenant].pop()
+        if offer_next(session, queue, task, now, workforces[queue.id]) is not None:
+            offered += 1
+            turns.served(tenant)
+    return offered
 
 
 # Per engaged team of a queue: its rank, the team, its agents and their open tasks by kind
-# (held, or offered and not answered yet: an offer takes a place under the capacity).
+# (held, or offered and not answered yet: an offer takes a place under the capacity). A
+# team serving several push queues has one count for all of them in a sweep.
+Crew = tuple[Team, list[Agent], Counter[tuple[uuid.UUID, str]]]
 Workforce = list[tuple[EngagementRank, Team, list[Agent], Counter[tuple[uuid.UUID, str]]]]
 
 
-def _workforce(session: Session, queue: Queue) -> Workforce:
-    """Read once per queue and sweep, not once per task offered."""
+def _workforce(
+    session: Session,
+    engagements: Sequence[Engagement],
+    crews: dict[uuid.UUID, Crew],
+) -> Workforce:
+    """Read once per queue and sweep, not once per task offered; ``crews``: the teams read
+    already in this sweep."""
     found: Workforce = []
-    for engagement in candidates.active_engagements(session, queue_id=queue.id):
-        team = fetch(session, Team, engagement.team_id)
-        if team is None:
-            continue
-        team_agents = list(session.scalars(select(Agent).where(Agent.team_id == team.id)))
-        taken = candidates.taken_by_kind(session, [a.id for a in team_agents])
-        found.append((engagement.rank, team, team_agents, taken))
+    for engagement in engagements:
+        if engagement.team_id not in crews:
+            team = fetch(session, Team, engagement.team_id)
+            if team is None:
+                continue
+            team_agents = list(session.scalars(select(Agent).where(Agent.team_id == team.id)))
+            taken = candidates.taken_by_kind(session, [a.id for a in team_agents])
+            crews[team.id] = (team, team_agents, taken)
+        found.append((engagement.rank, *crews[engagement.team_id]))
     return found
 
 

@@ -11,9 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.core.database import Database
+from services.routing import offers
 from services.work.models import Priority
 from services.work.ranking import rank_at, starvation_bound
 from tenants.principal import OrgKind
+from tenants.scoping import AccessScope, bind
 from tests.factories import make_agent, make_engagement, make_queue, make_task, make_team, make_tenant
 from tests.routing.world import Person
 
@@ -84,3 +86,33 @@ def test_no_task_waits_behind_work_that_arrived_after_the_bound(
     first = start + timedelta(seconds=arrived)
     second = first + max(starvation_bound(low, high), timedelta(0)) + timedelta(seconds=later)
     assert rank_at(first, low) < rank_at(second, high)
+
+
+def test_two_clients_pushed_to_one_team_with_shares_2_to_1_are_offered_its_places_2_to_1(
+    app: FastAPI, client: TestClient, db: Database
+) -> None:
+    """The sweep offers by turns: with three places on the team and both backlogs longer,
+    each round's places go by the shares, not to whichever queue the sweep read first."""
+    provider = make_tenant(db, OrgKind.PROVIDER, country="RO")
+    team = make_team(db, provider.organization, name="Bucharest", country="RO")
+    for name, share in (("big", 2), ("small", 1)):
+        tenant = make_tenant(db, OrgKind.CLIENT, country="FR")
+        queue = make_queue(db, tenant.organization, languages=["fr"], mode="push")
+        make_engagement(db, queue, team, share=share)
+        for n in range(40):
+            make_task(db, queue, language="fr", external_ref=f"{name}-{n}")
+    people = [Person(app, make_agent(db, provider.organization, team).email) for _ in range(3)]
+    for person in people:
+        person.put("/v1/agents/me/presence", json={"presence": "online"})
+    taken: Counter[str] = Counter()
+    for _ in range(10):
+        with db.session() as session:
+            bind(session, AccessScope.everything())
+            assert offers.sweep(session)["offered"] == 3  # one place an agent
+        for person in people:
+            [offer] = person.get("/v1/offers").json()["items"]
+            task = person.post(f"/v1/offers/{offer['id']}/accept").json()
+            taken[task["external_ref"].split("-")[0]] += 1
+            for action in ("start", "resolve"):
+                assert person.post(f"/v1/tasks/{task['id']}/transitions", json={"action": action}).is_success
+    assert abs(taken["big"] - 20) <= 1 and abs(taken["small"] - 10) <= 1, taken
