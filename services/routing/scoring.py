@@ -13,7 +13,8 @@ its weight, so a weight says plainly how much its criterion counts:
   another task of the same case (``case_ref``: the claim or dossier several tasks share).
 
 Pull needs no score of agents (the agent is the one asking); the order of tasks there is
-the static key ``rank_at`` (priority with ageing, at-risk tasks ahead) and tenant shares,
+the static key ``rank_at`` (earliest deadline first: the priority's, the SLA's, the
+at-risk stamp's; ``work.ranking``) and tenant shares,
 after the tasks of the agent's own cases where ``sticky`` weighs (``claim._take_sticky``).
 """
 

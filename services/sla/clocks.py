@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from services.core.ids import new_id
@@ -40,7 +40,7 @@ from services.sla.models import (
     Trigger,
 )
 from services.sla.policies import CalendarTime, Terms
-from services.work import history
+from services.work import history, ranking
 from services.work.history import Actor
 from services.work.lifecycle import Action, Side
 from services.work.models import Priority, Task, TaskEvent, TaskStatus
@@ -54,6 +54,7 @@ RESPONSES = {Action.START, Action.ASK_CLIENT, Action.RESOLVE}
 # The transitions that may move a clock, besides entering or leaving a pausing state;
 # routing's own (enqueue, offer, accept, decline, assign, release) never do.
 CLOCK_ACTIONS = RESPONSES | {Action.CANCEL, Action.REOPEN, Action.CLIENT_REPLIED}
+RANKED_BATCH = 500  # bulk intake's tasks moved up by their SLA, per statement
 MET_EVENT = "sla.met"  # a clock stopped within its target (breaches: the sweep's sla.breached)
 log = structlog.get_logger()
 Arithmetic = BusinessCalendar | CalendarTime
@@ -252,7 +253,8 @@ class ClockObserver:
 
     def _recorded(self, session: Session, task: Task, actor: Actor, event: TaskEvent) -> None:
         if event.kind == "created":
-            self._start(session, task, to_second(task.created_at), (Metric.FIRST_RESPONSE, Metric.RESOLUTION))
+            metrics = (Metric.FIRST_RESPONSE, Metric.RESOLUTION)
+            _rank(task, self._start(session, task, to_second(task.created_at), metrics))
             return
         if event.kind not in ("transitioned", "updated", "commented"):
             return
@@ -288,17 +290,34 @@ class ClockObserver:
             segments.append(segment_row(clock, SegmentKind.START, clock.started_at))
         insert_rows(session, SlaClock, [_clock_row(clock) for clock in clocks])
         insert_rows(session, SlaClockSegment, segments)
+        due = _earliest_due(clocks)
+        ranked = {}
+        for values in tasks:
+            if (task_due := due.get(values["id"])) is not None:
+                rank = ranking.rank_at(values["created_at"], values["priority"], None, task_due)
+                if rank < values["rank_at"]:  # due within four hours: only then is the row written again
+                    ranked[values["id"]] = rank
+        moving = list(ranked.items())
+        for start in range(0, len(moving), RANKED_BATCH):  # one statement per chunk, not per task
+            moved = dict(moving[start : start + RANKED_BATCH])
+            session.execute(
+                update(Task)
+                .where(Task.id.in_(list(moved)))
+                .values(rank_at=case(moved, value=Task.id))
+                .execution_options(synchronize_session=False)
+            )
 
     # ------------------------------------------------------------ the rules
 
     def _start(
         self, session: Session, task: Task, at: datetime, metrics: Iterable[Metric], cycle: int = 0
-    ) -> None:
+    ) -> list[SlaClock]:
         """Clocks start under the policy version in force when they start."""
         terms = policies.terms_in_force(session, task.tenant_id, at)
         if terms is None:
-            return
+            return []
         waiting = PAUSING_STATES.get(task.status)  # a client's comment while the task waits
+        started = []
         for metric in metrics:
             clock = _new_clock(session, terms, _values_of(task), metric, at, cycle)
             if clock is not None:
@@ -307,6 +326,8 @@ class ClockObserver:
                 work.start()
                 if waiting is not None and waiting in terms.pause_on:
                     work.pause(at, waiting)
+                started.append(clock)
+        return started
 
     def _transitioned(
         self, session: Session, task: Task, actor: Actor, event: TaskEvent, clocks: list[SlaClock]
@@ -374,6 +395,23 @@ class ClockObserver:
             Clockwork(session, clock).retarget(
                 to_second(event.at), target.seconds, terms.warn_seconds(target.seconds), ",".join(changed)
             )
+        _rank(task, clocks)
+
+
+def _earliest_due(clocks: Iterable[SlaClock]) -> dict[uuid.UUID, datetime]:
+    """Each task's earliest due time among its running clocks."""
+    due: dict[uuid.UUID, datetime] = {}
+    for clock in clocks:
+        if clock.state is ClockState.RUNNING and clock.due_at is not None:
+            due[clock.task_id] = min(due.get(clock.task_id, clock.due_at), clock.due_at)
+    return due
+
+
+def _rank(task: Task, clocks: Iterable[SlaClock]) -> None:
+    """The task's place in its queue, its SLA counted (``work.ranking``): set when its
+    clocks start or are retargeted."""
+    due = _earliest_due(clocks).get(task.id)
+    task.rank_at = ranking.rank_at(task.created_at, task.priority, task.overflow_since, due)
 
 
 def _moves_clocks(event: TaskEvent) -> bool:

@@ -1,4 +1,5 @@
-"""Tenant fairness under backlog, and ageing that keeps low priority from starving."""
+"""Tenant fairness under backlog, ageing that keeps low priority from starving, and the
+least SLA slack first."""
 
 from __future__ import annotations
 
@@ -13,11 +14,19 @@ from hypothesis import strategies as st
 from services.core.database import Database
 from services.routing import offers
 from services.work.models import Priority
-from services.work.ranking import rank_at, starvation_bound
+from services.work.ranking import DUE_LEAD, PRIORITY_LEAD, rank_at, starvation_bound
 from tenants.principal import OrgKind
 from tenants.scoping import AccessScope, bind
-from tests.factories import make_agent, make_engagement, make_queue, make_task, make_team, make_tenant
-from tests.routing.world import Person
+from tests.factories import (
+    make_agent,
+    make_engagement,
+    make_policy,
+    make_queue,
+    make_task,
+    make_team,
+    make_tenant,
+)
+from tests.routing.world import Person, build
 
 
 def test_two_clients_with_shares_2_to_1_are_drained_2_to_1(
@@ -88,6 +97,52 @@ def test_no_task_waits_behind_work_that_arrived_after_the_bound(
     assert rank_at(first, low) < rank_at(second, high)
 
 
+@given(
+    st.sampled_from(list(Priority)),
+    st.sampled_from(list(Priority)),
+    st.integers(min_value=0, max_value=10**7),
+    st.integers(min_value=1, max_value=10**7),
+    st.none() | st.integers(min_value=0, max_value=10**7),
+    st.integers(min_value=0, max_value=10**7),
+)
+def test_no_task_waits_behind_work_due_at_once_that_arrived_after_the_urgent_bound(
+    low: Priority, high: Priority, arrived: int, later: int, first_due: int | None, second_due: int
+) -> None:
+    """An SLA moves a task up as far as an urgent one, never further: whatever either's
+    due time, a task goes before any that arrived more than the urgent bound after it."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    first = start + timedelta(seconds=arrived)
+    second = first + starvation_bound(low, Priority.URGENT) + timedelta(seconds=later)
+    due = None if first_due is None else first + timedelta(seconds=first_due)
+    due_second = second + timedelta(seconds=second_due)
+    assert rank_at(first, low, None, due) < rank_at(second, high, None, due_second)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(list(Priority)),
+            st.integers(min_value=0, max_value=10**6),  # arrival, seconds
+            st.floats(min_value=0, max_value=1),  # how far into its priority's own deadline it is due
+        ),
+        min_size=2,
+        max_size=8,
+    )
+)
+def test_tasks_due_before_their_prioritys_deadline_go_least_slack_first(
+    tasks: list[tuple[Priority, int, float]],
+) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    ranked = []
+    for priority, arrived, fraction in tasks:
+        created = start + timedelta(seconds=arrived)
+        own_deadline = DUE_LEAD - PRIORITY_LEAD[priority]
+        due = created + timedelta(seconds=int(own_deadline.total_seconds() * fraction))
+        ranked.append((rank_at(created, priority, None, due), due))
+    in_rank_order = [due for _rank, due in sorted(ranked, key=lambda entry: entry[0])]
+    assert in_rank_order == sorted(due for _rank, due in ranked)
+
+
 def test_two_clients_pushed_to_one_team_with_shares_2_to_1_are_offered_its_places_2_to_1(
     app: FastAPI, client: TestClient, db: Database
 ) -> None:
@@ -116,3 +171,39 @@ def test_two_clients_pushed_to_one_team_with_shares_2_to_1_are_offered_its_place
             for action in ("start", "resolve"):
                 assert person.post(f"/v1/tasks/{task['id']}/transitions", json={"action": action}).is_success
     assert abs(taken["big"] - 20) <= 1 and abs(taken["small"] - 10) <= 1, taken
+
+
+def test_the_task_due_soonest_is_taken_first_whether_submitted_alone_or_in_bulk(
+    app: FastAPI, client: TestClient, db: Database
+) -> None:
+    """The contract gives the urgent-contracts queue 30 minutes to first response, the
+    support queue 8 hours: its tasks go first, though the support ticket came before them."""
+    world = build(app, client, db)
+    fast = make_queue(db, world.client.organization, name="Urgent contracts", languages=["fr"])
+    make_engagement(db, fast, world.team)
+    make_policy(
+        db,
+        world.client.organization,
+        targets=[
+            {"metric": "first_response", "minutes": 480, "business_time": False},
+            {"metric": "first_response", "minutes": 30, "queue_id": str(fast.id), "business_time": False},
+        ],
+    )
+    world.submit(client, external_ref="support")
+    bulk = client.post(
+        "/v1/tasks/bulk",
+        params={"queue_id": str(fast.id)},
+        headers={**world.as_client, "Content-Type": "text/csv"},
+        content=b"title,description,language,external_ref\nContrat A,urgent,fr,bulk\n",
+    )
+    assert bulk.status_code in (200, 201, 202) and bulk.json()["accepted"] == 1, bulk.text
+    world.submit(client, fast, external_ref="alone")
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    taken = []
+    for _ in range(3):
+        task = world.person.post("/v1/agents/me/next-task").json()
+        taken.append(task["external_ref"])
+        for action in ("start", "resolve"):
+            url = f"/v1/tasks/{task['id']}/transitions"
+            assert world.person.post(url, json={"action": action}).status_code == 200
+    assert taken == ["bulk", "alone", "support"]
