@@ -298,6 +298,9 @@ class OfferObserver:
     def recorded(self, session: Session, task: Task, actor: Actor, event: Any) -> None:
         return None
 
+    def creating_many(self, session: Session, tasks: list[dict[str, Any]]) -> bool:
+        return False
+
     def created_many(self, session: Session, tasks: list[dict[str, Any]]) -> None:
         return None
 

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import case, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.core.ids import new_id
@@ -54,7 +54,7 @@ RESPONSES = {Action.START, Action.ASK_CLIENT, Action.RESOLVE}
 # The transitions that may move a clock, besides entering or leaving a pausing state;
 # routing's own (enqueue, offer, accept, decline, assign, release) never do.
 CLOCK_ACTIONS = RESPONSES | {Action.CANCEL, Action.REOPEN, Action.CLIENT_REPLIED}
-RANKED_BATCH = 500  # bulk intake's tasks moved up by their SLA, per statement
+_NEW_CLOCKS = "sla.new_clocks"  # session.info: bulk intake's clocks, from creating to created
 MET_EVENT = "sla.met"  # a clock stopped within its target (breaches: the sweep's sla.breached)
 log = structlog.get_logger()
 Arithmetic = BusinessCalendar | CalendarTime
@@ -266,46 +266,30 @@ class ClockObserver:
         elif not event.internal:
             self._commented(session, task, actor, event, clocks)
 
-    def created_many(self, session: Session, tasks: list[dict[str, Any]]) -> None:
-        if not tasks:
-            return
-        terms = policies.terms_in_force(session, tasks[0]["tenant_id"], tasks[0]["created_at"])
-        if terms is None:
-            return
-        calendar_versions: dict[uuid.UUID, uuid.UUID | None] = {}  # one lookup per batch
-        clocks = [
-            clock
-            for values in tasks
-            for metric in (Metric.FIRST_RESPONSE, Metric.RESOLUTION)
-            if (
-                clock := _new_clock(
-                    session, terms, values, metric, to_second(values["created_at"]), 0, calendar_versions
-                )
-            )
-            is not None
-        ]
-        segments = []
-        for clock in clocks:
-            Clockwork(session, clock)._schedule()
-            segments.append(segment_row(clock, SegmentKind.START, clock.started_at))
-        insert_rows(session, SlaClock, [_clock_row(clock) for clock in clocks])
-        insert_rows(session, SlaClockSegment, segments)
+    def creating_many(self, session: Session, tasks: list[dict[str, Any]]) -> bool:
+        """Before bulk intake inserts ``tasks``: their clocks, kept for ``created_many`` on
+        the session, and each task's place moved up by its earliest due time (in the
+        values inserted: no row is written twice)."""
+        clocks = session.info[_NEW_CLOCKS] = _new_clocks(session, tasks)
         due = _earliest_due(clocks)
-        ranked = {}
+        moved = False
         for values in tasks:
             if (task_due := due.get(values["id"])) is not None:
                 rank = ranking.rank_at(values["created_at"], values["priority"], None, task_due)
-                if rank < values["rank_at"]:  # due within four hours: only then is the row written again
-                    ranked[values["id"]] = rank
-        moving = list(ranked.items())
-        for start in range(0, len(moving), RANKED_BATCH):  # one statement per chunk, not per task
-            moved = dict(moving[start : start + RANKED_BATCH])
-            session.execute(
-                update(Task)
-                .where(Task.id.in_(list(moved)))
-                .values(rank_at=case(moved, value=Task.id))
-                .execution_options(synchronize_session=False)
-            )
+                if rank < values["rank_at"]:
+                    values["rank_at"], moved = rank, True
+        return moved
+
+    def created_many(self, session: Session, tasks: list[dict[str, Any]]) -> None:
+        inserted = {values["id"] for values in tasks}  # those whose reference was taken are not
+        prepared = session.info.pop(_NEW_CLOCKS, None)
+        if prepared is None:
+            prepared = _new_clocks(session, tasks)
+        clocks = [clock for clock in prepared if clock.task_id in inserted]
+        insert_rows(session, SlaClock, [_clock_row(clock) for clock in clocks])
+        insert_rows(
+            session, SlaClockSegment, [segment_row(c, SegmentKind.START, c.started_at) for c in clocks]
+        )
 
     # ------------------------------------------------------------ the rules
 
@@ -396,6 +380,30 @@ class ClockObserver:
                 to_second(event.at), target.seconds, terms.warn_seconds(target.seconds), ",".join(changed)
             )
         _rank(task, clocks)
+
+
+def _new_clocks(session: Session, tasks: list[dict[str, Any]]) -> list[SlaClock]:
+    """The running clocks of new tasks (column values, all of one tenant), scheduled."""
+    if not tasks:
+        return []
+    terms = policies.terms_in_force(session, tasks[0]["tenant_id"], tasks[0]["created_at"])
+    if terms is None:
+        return []
+    calendar_versions: dict[uuid.UUID, uuid.UUID | None] = {}  # one lookup per batch
+    clocks = [
+        clock
+        for values in tasks
+        for metric in (Metric.FIRST_RESPONSE, Metric.RESOLUTION)
+        if (
+            clock := _new_clock(
+                session, terms, values, metric, to_second(values["created_at"]), 0, calendar_versions
+            )
+        )
+        is not None
+    ]
+    for clock in clocks:
+        Clockwork(session, clock)._schedule()
+    return clocks
 
 
 def _earliest_due(clocks: Iterable[SlaClock]) -> dict[uuid.UUID, datetime]:

@@ -72,6 +72,8 @@ def insert_created(
     parameters of the statement: one round trip for its three rows."""
     if not tasks:
         return set()
+    if history.creating_many(session, tasks):
+        copy = None  # formatted ahead with the values they had before
     if session.get_bind().dialect.name != "postgresql":
         return _insert_in_turn(session, actor, tasks)
     entry = _first_entry(actor, tasks[0])

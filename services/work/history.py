@@ -51,6 +51,10 @@ class Observer(Protocol):
 
     def recorded(self, session: Session, task: Task, actor: Actor, event: TaskEvent) -> None: ...
 
+    def creating_many(self, session: Session, tasks: list[dict[str, Any]]) -> bool:
+        """Bulk intake, before it inserts ``tasks`` (column values, all of one queue): True
+        if the observer changed a value they start with (the SLA moves ``rank_at``)."""
+
     def created_many(self, session: Session, tasks: list[dict[str, Any]]) -> None:
         """Bulk intake: the column values of tasks inserted as rows (all of one queue)."""
 
@@ -80,6 +84,11 @@ def record(session: Session, task: Task, actor: Actor, kind: str, **details: Any
 def applied(session: Session, task: Task, actor: Actor, action: Action) -> None:
     for observer in _observers:
         observer.applied(session, task, actor, action)
+
+
+def creating_many(session: Session, tasks: list[dict[str, Any]]) -> bool:
+    """Bulk intake is about to insert ``tasks``: True if an observer changed their values."""
+    return any([observer.creating_many(session, tasks) for observer in _observers])  # each one runs
 
 
 def recorded_many(session: Session, tasks: list[dict[str, Any]]) -> None:
