@@ -1,5 +1,6 @@
 """The agent's workspace: presence, the "Next task" button, the tasks they hold, and the
-page of one task (payload, attachments, conversation with the client, actions, SLA slack).
+page of one task (payload, attachments, conversation with the client, actions, SLA slack),
+whose status, actions and conversation refresh in place every 5 seconds.
 
 Pages call the same services as the API (``routing.claim``, ``work.service``), so a task
 taken here is taken exactly as by ``POST /v1/agents/me/next-task``. While the agent is
@@ -29,7 +30,7 @@ from services.web.deps import Member
 from services.web.portal import page
 from services.work import attachments, lifecycle, queues, service
 from services.work.history import Actor
-from services.work.models import HELD_STATUSES, CommentVisibility
+from services.work.models import HELD_STATUSES, CommentVisibility, Task
 from services.workforce import agents
 from services.workforce.models import Presence
 
@@ -157,24 +158,38 @@ def task_page(
     problem: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     task = service.get_task(session, viewer, task_id)
-    comments, _next = service.list_comments(session, viewer, task.id, PageRequest(limit=200, after=None))
-    agent = agents.agent_of(session, viewer)
-    mine = agent is not None and task.assignee_id == agent.id and task.status in HELD_STATUSES
-    actions = [a.value for a in lifecycle.allowed_actions(task.status, Actor.of(viewer).side)] if mine else []
     return page(
         request,
         session,
         viewer,
         "workspace/task.html",
-        task=task,
-        queue=queues.get_queue(session, task.queue_id),
-        comments=comments,
+        **_task_now(session, viewer, task),
         files=attachments.list_for_task(session, viewer, task.id),
-        actions=actions,
-        can_release=mine and task.status.value == "assigned",
-        seconds_left=slack.seconds_left(session, task),
         problem=problem,
     )
+
+
+@router.get("/tasks/{task_id}/live")
+def task_live(request: Request, task_id: uuid.UUID, session: DbSession, viewer: Member) -> Response:
+    """The task's status, time left, actions and conversation, refreshed in place while its
+    page is open: the client's answer shows without a reload."""
+    task = service.get_task(session, viewer, task_id)
+    return page(request, session, viewer, "workspace/_task_live.html", **_task_now(session, viewer, task))
+
+
+def _task_now(session: DbSession, viewer: Member, task: Task) -> dict[str, object]:
+    comments, _next = service.list_comments(session, viewer, task.id, PageRequest(limit=200, after=None))
+    agent = agents.agent_of(session, viewer)
+    mine = agent is not None and task.assignee_id == agent.id and task.status in HELD_STATUSES
+    actions = [a.value for a in lifecycle.allowed_actions(task.status, Actor.of(viewer).side)] if mine else []
+    return {
+        "task": task,
+        "queue": queues.get_queue(session, task.queue_id),
+        "comments": comments,
+        "actions": actions,
+        "can_release": mine and task.status.value == "assigned",
+        "seconds_left": slack.seconds_left(session, task),
+    }
 
 
 @router.post("/tasks/{task_id}/transitions")

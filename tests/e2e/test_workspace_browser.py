@@ -1,6 +1,7 @@
 """In real browsers: the Romanian demo agent signs in, goes online, takes the next task (a
 French ticket) and asks the client a question; the French client sees it in the portal,
-in French, and answers; the agent resolves the task."""
+in French, and answers; the agent's open page shows the answer without a reload, and the
+agent resolves the task."""
 
 from __future__ import annotations
 
@@ -55,8 +56,10 @@ def test_an_agent_takes_a_french_ticket_asks_the_client_and_resolves_it(
     client.click("button[value=client_replied]")
     client.wait_for_selector("[data-testid=task-status]")
 
-    agent.goto(task_url)
-    assert "Il s'agit de la facture F-2026-118." in agent.inner_text("#conversation")
+    # No reload: the agent's open page refreshes its live part (every 5 s).
+    assert agent.url == task_url
+    agent.wait_for_selector("#conversation >> text=Il s'agit de la facture F-2026-118.", timeout=15_000)
+    agent.wait_for_selector("[data-testid=action-resolve]", timeout=15_000)
     agent.click("[data-testid=action-resolve]")
     agent.wait_for_url(f"{platform.url}/workspace")
     assert title not in agent.inner_text("main")

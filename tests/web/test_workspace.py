@@ -145,3 +145,33 @@ def test_the_workspace_shows_an_offer_with_its_countdown_and_accepts_it(
         action.group(1), data={"csrf_token": world.person.headers["X-CSRF-Token"]}, follow_redirects=False
     )
     assert taken.headers["location"] == f"/workspace/tasks/{task['id']}"
+
+
+def test_the_task_page_shows_the_clients_answer_without_a_reload(
+    app: FastAPI, client: TestClient, db: Database
+) -> None:
+    """The page polls its live part: status, actions (with the revision they need), the
+    conversation, and the question form's revision, swapped out of band."""
+    world = build(app, client, db)
+    task = world.submit(client)
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    assert world.person.post("/v1/agents/me/next-task").status_code == 200
+    url = f"/v1/tasks/{task['id']}/transitions"
+    assert world.person.post(url, json={"action": "start"}).status_code == 200
+    asked = world.person.post(url, json={"action": "ask_client", "comment": "Quel numéro de facture ?"})
+    assert asked.status_code == 200
+    http = world.person.http
+    shown = http.get(f"/workspace/tasks/{task['id']}")
+    assert f'hx-get="/workspace/tasks/{task["id"]}/live"' in shown.text
+    assert 'data-testid="action-ask_client"' not in shown.text  # waiting on the client
+    answered = client.post(
+        url, headers=world.as_client, json={"action": "client_replied", "comment": "F-2026-118"}
+    )
+    assert answered.status_code == 200
+    live = http.get(f"/workspace/tasks/{task['id']}/live")
+    assert live.status_code == 200 and "<html" not in live.text  # a fragment, not a page
+    assert "F-2026-118" in live.text and 'id="comments" hx-swap-oob="true"' in live.text
+    revision = answered.json()["revision"]
+    assert f'name="revision" value="{revision}"' in live.text and 'data-testid="action-resolve"' in live.text
+    stranger = build(app, client, db)  # another provider's agent reads nothing of it
+    assert stranger.person.http.get(f"/workspace/tasks/{task['id']}/live").status_code == 404
