@@ -52,6 +52,20 @@ STATIC_DIR = TEMPLATES_DIR.parent / "static"
 log = structlog.get_logger()
 
 
+# The pages, out of the OpenAPI document: the page isolation suite walks these.
+PAGE_ROUTERS = (
+    web_routes.router,
+    web_portal.router,
+    web_webhooks.router,
+    web_sla.router,
+    web_workspace.router,
+    web_team_board.router,
+    web_team_editing.router,
+    web_engagements.router,
+    web_billing.router,
+)
+
+
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings)
@@ -77,15 +91,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(metering_routes.router)
     app.include_router(billing_routes.router)
     app.include_router(billing_routes.stripe_router)
-    app.include_router(web_routes.router)
-    app.include_router(web_portal.router)
-    app.include_router(web_webhooks.router)
-    app.include_router(web_sla.router)
-    app.include_router(web_workspace.router)
-    app.include_router(web_team_board.router)
-    app.include_router(web_team_editing.router)
-    app.include_router(web_engagements.router)
-    app.include_router(web_billing.router)
+    for router in PAGE_ROUTERS:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_operations_routes(app)
 
