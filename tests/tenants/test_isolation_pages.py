@@ -4,9 +4,10 @@ Every page route whose path names an id (``services.api.PAGE_ROUTERS``) is asked
 one of client A's objects (or of the provider engaged on A's queue) by people of an
 unrelated client and of an unrelated provider: none gets it (404 or 403, never 200), and
 no answer contains what identifies the object. The engaged provider gets none of A's
-contract, invoices, imports or webhooks, and A none of the provider's team pages. Each route's rightful reader gets 200: the control that the id was right.
-A new page route with an id is covered the day it is added; the suite fails until the
-id has an object below.
+contract, invoices, imports or webhooks, and A none of the provider's team pages. Each
+route's rightful reader gets 200: the control that the id was right. A new page route
+with an id is covered the day it is added; the suite fails until the id has an object
+below.
 """
 
 from __future__ import annotations
