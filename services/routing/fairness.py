@@ -10,22 +10,25 @@ is not saved up beyond the window (so a tenant back from a quiet night cannot ta
 team over).
 
 Pull orders the tenants once a claim (``tenant_order``). A push sweep offers the waiting
-tasks of every push queue in turns (``Turns``): the tenant whose work was taken least,
-relative to its share, on the teams of its push queues, offers its next task; each task
-offered counts, so a sweep that fills a shared team's last places fills them by the
-shares too, instead of by whichever queue it read first.
+tasks of every push queue in turns (``Turns``): the tenant whose work was taken least
+lately, relative to its share, by the teams of the push queues (offers still waiting for
+an answer count), offers its next task; each task offered counts, so a sweep that fills a
+shared team's last places fills them by the shares too, instead of by whichever queue it
+read first. One count serves every team of the sweep: a tenant served by several teams
+is weighed by its work on all of them, with its largest share.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.routing.models import TaskAssignment
+from services.routing.models import Offer, OfferStatus, TaskAssignment
 
 WINDOW = timedelta(hours=1)
 # At most the team's last SAMPLE assignments of the window are counted: a busy team's claim
@@ -55,24 +58,26 @@ def _stride(served: float, share: int, tenant: uuid.UUID) -> tuple[float, int, u
     return served / share, -share, tenant
 
 
-def served_lately(
-    session: Session, teams: dict[uuid.UUID, set[uuid.UUID]], now: datetime
-) -> dict[uuid.UUID, int]:
-    """Each tenant's assignments over the window on the given teams (a tenant's own)."""
-    served = {}
-    for tenant, team_ids in teams.items():
-        recent = (
-            select(TaskAssignment.id)
-            .where(
-                TaskAssignment.tenant_id == tenant,
-                TaskAssignment.team_id.in_(list(team_ids)),
-                TaskAssignment.assigned_at >= now - WINDOW,
-            )
-            .limit(SAMPLE)
-            .subquery()
-        )
-        served[tenant] = session.scalar(select(func.count()).select_from(recent)) or 0
-    return served
+def served_lately(session: Session, team_ids: set[uuid.UUID], now: datetime) -> dict[uuid.UUID, int]:
+    """Per tenant, the work the teams took lately: their last ``SAMPLE`` assignments of the
+    window, as for pull (a sample of the teams' work, not of each tenant's, so it keeps the
+    proportions of a busy hour), and the offers waiting for an answer."""
+    recent = (
+        select(TaskAssignment.tenant_id)
+        .where(TaskAssignment.team_id.in_(list(team_ids)), TaskAssignment.assigned_at >= now - WINDOW)
+        .order_by(TaskAssignment.assigned_at.desc())
+        .limit(SAMPLE)
+        .subquery()
+    )
+    counted = select(recent.c.tenant_id, func.count()).group_by(recent.c.tenant_id)
+    served: Counter[uuid.UUID] = Counter({row[0]: row[1] for row in session.execute(counted)})
+    pending = (
+        select(Offer.tenant_id, func.count())
+        .where(Offer.team_id.in_(list(team_ids)), Offer.status == OfferStatus.PENDING)
+        .group_by(Offer.tenant_id)
+    )
+    served.update({row[0]: row[1] for row in session.execute(pending)})
+    return dict(served)
 
 
 class Turns:

@@ -79,7 +79,7 @@ def _offer_in_turns(session: Session, now: datetime) -> int:
     backlogs: dict[uuid.UUID, list[tuple[Queue, Task]]] = {}  # per tenant, in rank order
     shares: dict[uuid.UUID, int] = {}
     workforces: dict[uuid.UUID, Workforce] = {}
-    teams: dict[uuid.UUID, set[uuid.UUID]] = {}  # per tenant, the teams of its push queues
+    team_ids: set[uuid.UUID] = set()  # the teams of the push queues with work waiting
     crews: dict[uuid.UUID, Crew] = {}
     for queue in session.scalars(select(Queue).where(Queue.mode == QueueMode.PUSH)).all():
         waiting = session.scalars(
@@ -94,12 +94,12 @@ def _offer_in_turns(session: Session, now: datetime) -> int:
         engagements = candidates.active_engagements(session, queue_id=queue.id)
         workforces[queue.id] = _workforce(session, engagements, crews)
         backlogs.setdefault(queue.tenant_id, []).extend((queue, task) for task in waiting)
-        teams.setdefault(queue.tenant_id, set()).update(e.team_id for e in engagements)
+        team_ids.update(e.team_id for e in engagements)
         share = max((e.share or 1 for e in engagements), default=1)
         shares[queue.tenant_id] = max(shares.get(queue.tenant_id, 0), share)
     for backlog in backlogs.values():
         backlog.sort(key=lambda entry: (entry[1].rank_at or entry[1].created_at, entry[1].id), reverse=True)
-    turns = fairness.Turns(fairness.served_lately(session, teams, now), shares)
+    turns = fairness.Turns(fairness.served_lately(session, team_ids, now) if team_ids else {}, shares)
     while (tenant := turns.next_of(backlogs)) is not None:
         queue, task = backlogs[tenant].pop()
         if offer_next(session, queue, task, now, workforces[queue.id]) is not None:

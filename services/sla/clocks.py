@@ -252,25 +252,25 @@ class ClockObserver:
         return None
 
     def _recorded(self, session: Session, task: Task, actor: Actor, event: TaskEvent) -> None:
-        if event.kind == "created":
-            metrics = (Metric.FIRST_RESPONSE, Metric.RESOLUTION)
-            _rank(task, self._start(session, task, to_second(task.created_at), metrics))
-            return
+        """Tasks are created in bulk (``created_many``), whichever way they come in."""
         if event.kind not in ("transitioned", "updated", "commented"):
             return
         clocks = clocks_of(session, task, lock=True)
+        started: list[SlaClock] = []
         if event.kind == "transitioned":
-            self._transitioned(session, task, actor, event, clocks)
+            started = self._transitioned(session, task, actor, event, clocks)
         elif event.kind == "updated":
             self._updated(session, task, event, clocks)
         elif not event.internal:
-            self._commented(session, task, actor, event, clocks)
+            started = self._commented(session, task, actor, event, clocks)
+        _rank(task, clocks + started)  # its place follows its clocks (``work.ranking``)
 
     def creating_many(self, session: Session, tasks: list[dict[str, Any]]) -> bool:
         """Before bulk intake inserts ``tasks``: their clocks, kept for ``created_many`` on
         the session, and each task's place moved up by its earliest due time (in the
         values inserted: no row is written twice)."""
-        clocks = session.info[_NEW_CLOCKS] = _new_clocks(session, tasks)
+        clocks = _new_clocks(session, tasks)
+        session.info[_NEW_CLOCKS] = ({values["id"] for values in tasks}, clocks)
         due = _earliest_due(clocks)
         moved = False
         for values in tasks:
@@ -282,8 +282,8 @@ class ClockObserver:
 
     def created_many(self, session: Session, tasks: list[dict[str, Any]]) -> None:
         inserted = {values["id"] for values in tasks}  # those whose reference was taken are not
-        prepared = session.info.pop(_NEW_CLOCKS, None)
-        if prepared is None:
+        prepared_for, prepared = session.info.pop(_NEW_CLOCKS, (set(), []))
+        if not inserted <= prepared_for:  # not this batch's (one before it failed): made again
             prepared = _new_clocks(session, tasks)
         clocks = [clock for clock in prepared if clock.task_id in inserted]
         insert_rows(session, SlaClock, [_clock_row(clock) for clock in clocks])
@@ -315,14 +315,16 @@ class ClockObserver:
 
     def _transitioned(
         self, session: Session, task: Task, actor: Actor, event: TaskEvent, clocks: list[SlaClock]
-    ) -> None:
+    ) -> list[SlaClock]:
+        """The clocks the transition started (a client's reply starts next_update)."""
         assert event.action and event.from_status and event.to_status
         at, action = to_second(event.at), Action(event.action)
         source, target = TaskStatus(event.from_status), TaskStatus(event.to_status)
+        started: list[SlaClock] = []
         if action is Action.CANCEL:
             for clock in _unsettled(clocks):
                 Clockwork(session, clock).stop(at, "cancelled", cancelled=True)
-            return
+            return started
         if source in PAUSING_STATES:
             for clock in clocks:
                 if clock.state is ClockState.PAUSED:
@@ -337,34 +339,38 @@ class ClockObserver:
                 if clock.metric is Metric.RESOLUTION and clock.state is ClockState.STOPPED:
                     Clockwork(session, clock).resume(at, "reopened")
         elif action is Action.CLIENT_REPLIED:
-            self._await_update(session, task, at, clocks)
+            started = self._await_update(session, task, at, clocks)
         cause = PAUSING_STATES.get(target)
         if cause is not None:
             for clock in clocks:
                 pauses = cause in policies.terms_by_id(session, clock.policy_version_id).pause_on
                 if clock.state is ClockState.RUNNING and pauses:
                     Clockwork(session, clock).pause(at, cause)
+        return started
 
     def _responded(self, session: Session, clocks: list[SlaClock], at: datetime, cause: str) -> None:
         for clock in clocks:
             if clock.metric is not Metric.RESOLUTION and clock.state is not ClockState.STOPPED:
                 Clockwork(session, clock).stop(at, cause)
 
-    def _await_update(self, session: Session, task: Task, at: datetime, clocks: list[SlaClock]) -> None:
+    def _await_update(
+        self, session: Session, task: Task, at: datetime, clocks: list[SlaClock]
+    ) -> list[SlaClock]:
         """A client's reply: the provider owes the next update (if the policy says so)."""
         updates = [c for c in clocks if c.metric is Metric.NEXT_UPDATE]
         if any(c.state is not ClockState.STOPPED for c in updates):
-            return
-        self._start(session, task, at, (Metric.NEXT_UPDATE,), cycle=len(updates) + 1)
+            return []
+        return self._start(session, task, at, (Metric.NEXT_UPDATE,), cycle=len(updates) + 1)
 
     def _commented(
         self, session: Session, task: Task, actor: Actor, event: TaskEvent, clocks: list[SlaClock]
-    ) -> None:
+    ) -> list[SlaClock]:
         if actor.side is Side.CLIENT:
             if task.status not in (TaskStatus.RESOLVED, TaskStatus.CLOSED, TaskStatus.CANCELLED):
-                self._await_update(session, task, to_second(event.at), clocks)
+                return self._await_update(session, task, to_second(event.at), clocks)
         elif actor.side is not Side.SYSTEM:
             self._responded(session, clocks, to_second(event.at), "commented")
+        return []
 
     def _updated(self, session: Session, task: Task, event: TaskEvent, clocks: list[SlaClock]) -> None:
         changed = [name for name in ("priority", "queue_id") if name in event.changes]
@@ -379,7 +385,6 @@ class ClockObserver:
             Clockwork(session, clock).retarget(
                 to_second(event.at), target.seconds, terms.warn_seconds(target.seconds), ",".join(changed)
             )
-        _rank(task, clocks)
 
 
 def _new_clocks(session: Session, tasks: list[dict[str, Any]]) -> list[SlaClock]:
@@ -416,8 +421,8 @@ def _earliest_due(clocks: Iterable[SlaClock]) -> dict[uuid.UUID, datetime]:
 
 
 def _rank(task: Task, clocks: Iterable[SlaClock]) -> None:
-    """The task's place in its queue, its SLA counted (``work.ranking``): set when its
-    clocks start or are retargeted."""
+    """The task's place in its queue, its SLA counted (``work.ranking``): its running
+    clocks' earliest due time (none while they are paused or stopped)."""
     due = _earliest_due(clocks).get(task.id)
     task.rank_at = ranking.rank_at(task.created_at, task.priority, task.overflow_since, due)
 

@@ -220,6 +220,7 @@ def locale_helpers(locale: str, timezone: str | None) -> dict[str, Any]:
         "duration": duration,
         "time_left": time_left,
         "language_name": i18n.language_name,
+        "weekdays": babel_locale.days["format"]["wide"],  # 0 Monday .. 6 Sunday, in the viewer's language
         "role_labels": ROLE_LABELS,
         "kind_labels": KIND_LABELS,
         # Translated already: templates show them as they are.

@@ -3,8 +3,8 @@ that of its SLA.
 
 Agents take queued tasks in ``rank_at`` order, earliest deadline first. A task's priority
 gives it a deadline of its own: urgent on arrival, high three hours after it, normal four,
-low five; its SLA clocks give it theirs (the earliest running clock's due time, set when
-the clocks start or are retargeted: ``sla.clocks``), and a task found at risk later (an
+low five; its SLA clocks give it theirs (the earliest running clock's due time, set
+whenever the clocks move: ``sla.clocks``), and a task found at risk later (an
 escalation, or its queue's relaxation step, stamps it) is due when it was found so. The
 rank is the earliest of them, less four hours (``DUE_LEAD``), so a task without an SLA
 ranks by its arrival moved by its priority (urgent four hours earlier, high one, low one

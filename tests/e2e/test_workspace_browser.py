@@ -60,6 +60,10 @@ def test_an_agent_takes_a_french_ticket_asks_the_client_and_resolves_it(
     assert agent.url == task_url
     agent.wait_for_selector("#conversation >> text=Il s'agit de la facture F-2026-118.", timeout=15_000)
     agent.wait_for_selector("[data-testid=action-resolve]", timeout=15_000)
+    agent.fill("[data-testid=question]", "Merci")  # the question form is back; a refresh keeps what is typed
+    with agent.expect_response(lambda r: r.url.endswith("/live"), timeout=15_000):
+        pass
+    assert agent.input_value("[data-testid=question]") == "Merci"
     agent.click("[data-testid=action-resolve]")
     agent.wait_for_url(f"{platform.url}/workspace")
     assert title not in agent.inner_text("main")

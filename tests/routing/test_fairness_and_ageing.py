@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
 from services.core.database import Database
-from services.routing import offers
+from services.routing import fairness, offers
 from services.work.models import Priority
 from services.work.ranking import DUE_LEAD, PRIORITY_LEAD, rank_at, starvation_bound
 from tenants.principal import OrgKind
@@ -143,11 +144,14 @@ def test_tasks_due_before_their_prioritys_deadline_go_least_slack_first(
     assert in_rank_order == sorted(due for _rank, due in ranked)
 
 
+@pytest.mark.parametrize("sample", [fairness.SAMPLE, 6])
 def test_two_clients_pushed_to_one_team_with_shares_2_to_1_are_offered_its_places_2_to_1(
-    app: FastAPI, client: TestClient, db: Database
+    app: FastAPI, client: TestClient, db: Database, monkeypatch: pytest.MonkeyPatch, sample: int
 ) -> None:
     """The sweep offers by turns: with three places on the team and both backlogs longer,
-    each round's places go by the shares, not to whichever queue the sweep read first."""
+    each round's places go by the shares, not to whichever queue the sweep read first;
+    also once the team's recent work is more than the sample read (6 here)."""
+    monkeypatch.setattr(fairness, "SAMPLE", sample)
     provider = make_tenant(db, OrgKind.PROVIDER, country="RO")
     team = make_team(db, provider.organization, name="Bucharest", country="RO")
     for name, share in (("big", 2), ("small", 1)):

@@ -3,15 +3,13 @@ a page; what the services refuse is said over the form, which keeps what was typ
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from services.core.database import Database
 from tenants.principal import OrgKind, Role
-from tests.factories import OPEN_ALWAYS, make_tenant, make_user
+from tests.factories import make_tenant, make_user
 from tests.routing.world import Person, World, build
 
 
@@ -38,16 +36,16 @@ def test_a_lead_edits_the_teams_languages_skills_and_calendar(
     assert f'href="/teams/{world.team.id}/edit"' in board.text
     form = lead.http.get(f"/teams/{world.team.id}/edit")
     assert form.status_code == 200 and "fr C1" in form.text
-    night = {
-        "timezone": "Europe/Bucharest",
-        "weekly": {"mon": [["22:00", "24:00"]], "tue": [["00:00", "06:00"]]},
-    }
+    assert 'name="calendar_mon" value="00:00-24:00"' in form.text  # the stored calendar, as a grid
+    assert ">luni</label>" in form.text  # the lead's Romanian weekdays
     saved = _post(
         lead,
         f"/teams/{world.team.id}/edit",
         languages="fr C1, ro native\nen C2",
         skills="claims 4, data entry 2",
-        calendar=json.dumps(night),
+        **_grid(mon="22:00-24:00", tue="00:00-06:00, 13:00\u201317:00", fri="22:00-06:00"),
+        calendar_holidays="ro",
+        calendar_closures="2026-12-24\n2026-12-28..2027-01-02",
     )
     assert saved.status_code == 303, saved.text
     team = client.get(f"/v1/teams/{world.team.id}", headers=world.as_provider).json()
@@ -57,7 +55,20 @@ def test_a_lead_edits_the_teams_languages_skills_and_calendar(
         {"code": "en", "level": "C2"},
     ]
     assert team["skills"] == [{"name": "claims", "level": 4}, {"name": "data entry", "level": 2}]
-    assert team["calendar"]["weekly"]["mon"] == [["22:00", "24:00"]]
+    calendar = team["calendar"]
+    assert calendar["timezone"] == "Europe/Bucharest" and calendar["weekly"]["mon"] == [["22:00", "24:00"]]
+    assert calendar["weekly"]["tue"] == [["00:00", "06:00"], ["13:00", "17:00"]]
+    assert calendar["weekly"]["fri"] == [["22:00", "06:00"]] and calendar["weekly"]["wed"] == []
+    assert calendar["holidays"] == {"country": "RO", "subdivision": None}
+    assert calendar["closures"] == [["2026-12-24", "2026-12-24"], ["2026-12-28", "2027-01-02"]]
+    again = lead.http.get(f"/teams/{world.team.id}/edit").text  # and shown back as typed
+    assert 'value="00:00-06:00, 13:00-17:00"' in again and "2026-12-24, 2026-12-28..2027-01-02" in again
+
+
+def _grid(**hours: str) -> dict[str, str]:
+    """The calendar grid's fields: Bucharest's time zone, the hours given by weekday."""
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    return {"calendar_timezone": "Europe/Bucharest"} | {f"calendar_{d}": hours.get(d, "") for d in days}
 
 
 @pytest.mark.parametrize(
@@ -67,14 +78,19 @@ def test_a_lead_edits_the_teams_languages_skills_and_calendar(
         ("languages", "fr Z9", "/languages/0/level"),
         ("skills", "claims 6", "/skills/0/level"),
         ("skills", "claims", "are nevoie de un nume și o valoare"),  # in the lead's Romanian
-        ("calendar", json.dumps({"timezone": "UTC", "weekly": {}}), "/calendar"),
-        ("calendar", "{not json", "nu este JSON valid"),
+        ("calendar_mon", "", "/calendar/weekly"),  # never open
+        ("calendar_mon", "8-12", "nu este un interval orar"),
+        ("calendar_timezone", "Europe/Atlantis", "/calendar/timezone"),
+        ("calendar_holidays", "XX", "/calendar/holidays/country"),
+        ("calendar_holidays", "Roumanie!", "nu este un cod de țară"),
+        ("calendar_closures", "24 décembre", "nu este o dată"),
+        ("calendar_openings", "[{not json", "nu sunt JSON valid"),
     ],
 )
 def test_bad_team_fields_are_said_over_the_form_and_kept(
     client: TestClient, world: World, lead: Person, field: str, typed: str, said: str
 ) -> None:
-    fields = {"languages": "fr C1", "skills": "", "calendar": json.dumps(OPEN_ALWAYS)} | {field: typed}
+    fields = {"languages": "fr C1", "skills": "", **_grid(mon="08:00-17:00")} | {field: typed}
     refused = _post(lead, f"/teams/{world.team.id}/edit", **fields)
     assert refused.status_code == 422 and 'data-testid="problem"' in refused.text
     assert said in refused.text
@@ -88,14 +104,14 @@ def test_a_lead_gives_an_agent_own_languages_and_capacity_per_kind_and_back_to_t
 ) -> None:
     url = f"/teams/agents/{world.agent.id}/edit"
     assert lead.http.get(url).status_code == 200
-    saved = _post(lead, url, languages="de B2", skills="claims 5", calendar="", capacity="* 2, claim 1")
+    saved = _post(lead, url, languages="de B2", skills="claims 5", capacity="* 2, claim 1")
     assert saved.status_code == 303, saved.text
     agent = client.get(f"/v1/agents/{world.agent.id}", headers=world.as_provider).json()
     assert agent["languages"] == [{"code": "de", "level": "B2"}] and agent["capacity"] == {"*": 2, "claim": 1}
-    assert _post(lead, url, languages="", skills="", calendar="", capacity="* 2").status_code == 303
+    assert _post(lead, url, languages="", skills="", capacity="* 2").status_code == 303
     agent = client.get(f"/v1/agents/{world.agent.id}", headers=world.as_provider).json()
     assert agent.get("languages") is None and agent["capacity"] == {"*": 2}  # the team's languages again
-    refused = _post(lead, url, languages="", skills="", calendar="", capacity="* many")
+    refused = _post(lead, url, languages="", skills="", capacity="* many")
     assert refused.status_code == 422 and "nu este un număr întreg" in refused.text
 
 

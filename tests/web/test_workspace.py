@@ -150,8 +150,9 @@ def test_the_workspace_shows_an_offer_with_its_countdown_and_accepts_it(
 def test_the_task_page_shows_the_clients_answer_without_a_reload(
     app: FastAPI, client: TestClient, db: Database
 ) -> None:
-    """The page polls its live part: status, actions (with the revision they need), the
-    conversation, and the question form's revision, swapped out of band."""
+    """The page polls its live part: status, actions and the question form (with the
+    revision they need; what is typed in the question stays), and the conversation,
+    swapped out of band."""
     world = build(app, client, db)
     task = world.submit(client)
     world.person.put("/v1/agents/me/presence", json={"presence": "online"})
@@ -173,5 +174,9 @@ def test_the_task_page_shows_the_clients_answer_without_a_reload(
     assert "F-2026-118" in live.text and 'id="comments" hx-swap-oob="true"' in live.text
     revision = answered.json()["revision"]
     assert f'name="revision" value="{revision}"' in live.text and 'data-testid="action-resolve"' in live.text
+    form = r'<form[^>]*>(?:(?!</form>).)*data-testid="question"(?:(?!</form>).)*</form>'
+    question = re.search(form, live.text, re.S)
+    assert question, "the question form comes back with the task in progress"
+    assert f'name="revision" value="{revision}"' in question.group(0) and "hx-preserve" in question.group(0)
     stranger = build(app, client, db)  # another provider's agent reads nothing of it
     assert stranger.person.http.get(f"/workspace/tasks/{task['id']}/live").status_code == 404
