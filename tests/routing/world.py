@@ -29,14 +29,14 @@ from tests.factories import (
 class Person:
     """A signed-in person calling the API with their session cookie and CSRF token."""
 
-    def __init__(self, app: FastAPI, email: str) -> None:
+    def __init__(self, app: FastAPI, email: str, password: str = PASSWORD) -> None:
         self.http = TestClient(app, base_url="http://localhost")
         page = self.http.get("/login").text
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
         assert csrf
         login = self.http.post(
             "/login",
-            data={"email": email, "password": PASSWORD, "csrf_token": csrf.group(1)},
+            data={"email": email, "password": password, "csrf_token": csrf.group(1)},
             follow_redirects=False,
         )
         assert login.status_code == 303, login.text
