@@ -135,7 +135,7 @@ class RoutingDecision(IdMixin, TenantOwned, Base):
     task_id: Mapped[uuid.UUID]
     at: Mapped[datetime] = mapped_column(default=utcnow)
     kind: Mapped[str] = mapped_column(String(16))  # pull, manual, release
-    step: Mapped[str] = mapped_column(String(64))
+    step: Mapped[str] = mapped_column(String(160))  # the step's name (64 at most) and the claim's notes
     winner_agent_id: Mapped[uuid.UUID | None]
     winner_team_id: Mapped[uuid.UUID | None]
     actor_name: Mapped[str] = mapped_column(String(200), default="")
