@@ -3,6 +3,7 @@ least SLA slack first."""
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -211,3 +212,45 @@ def test_the_task_due_soonest_is_taken_first_whether_submitted_alone_or_in_bulk(
             url = f"/v1/tasks/{task['id']}/transitions"
             assert world.person.post(url, json={"action": action}).status_code == 200
     assert taken == ["bulk", "alone", "support"]
+
+
+def test_a_tasks_place_follows_its_running_clocks(app: FastAPI, client: TestClient, db: Database) -> None:
+    """Due in 30 minutes for a first response, the task ranks by that; once answered, by
+    its resolution, 8 hours out (its priority's deadline then): the place it keeps if it
+    goes back to the queue."""
+    from sqlalchemy import select
+
+    from services.sla.models import ClockState, SlaClock
+    from services.work.models import Task
+
+    world = build(app, client, db)
+    make_policy(
+        db,
+        world.client.organization,
+        targets=[
+            {"metric": "first_response", "minutes": 30, "business_time": False},
+            {"metric": "resolution", "minutes": 480, "business_time": False},
+        ],
+    )
+    submitted = world.submit(client)
+
+    def place() -> tuple[datetime, datetime, list[datetime]]:
+        with db.session() as session:
+            bind(session, AccessScope.everything())
+            task = session.get(Task, uuid.UUID(submitted["id"]))
+            assert task is not None and task.rank_at is not None
+            running = session.scalars(
+                select(SlaClock.due_at).where(
+                    SlaClock.task_id == task.id, SlaClock.state == ClockState.RUNNING
+                )
+            ).all()
+            return task.rank_at, task.created_at, [due for due in running if due is not None]
+
+    ranked, created, due = place()
+    assert ranked == rank_at(created, Priority.NORMAL, None, min(due)) < created  # 30 min: ahead
+    world.person.put("/v1/agents/me/presence", json={"presence": "online"})
+    assert world.person.post("/v1/agents/me/next-task").status_code == 200
+    url = f"/v1/tasks/{submitted['id']}/transitions"
+    assert world.person.post(url, json={"action": "start"}).status_code == 200  # first response given
+    ranked, created, due = place()
+    assert len(due) == 1 and ranked == rank_at(created, Priority.NORMAL, None, due[0]) == created
