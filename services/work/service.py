@@ -312,8 +312,7 @@ def request_overflow(session: Session, actor: Actor, task: Task) -> bool:
     if task.overflow_since is not None or task.status in lifecycle.FINAL_STATES:
         return False
     task.overflow_since = utcnow()
-    at_risk = ranking.at_risk_rank(task.overflow_since)  # or earlier, where its SLA put it
-    task.rank_at = at_risk if task.rank_at is None else min(task.rank_at, at_risk)
+    task.rank_at = ranking.rank_at(task.created_at, task.priority, task.overflow_since)  # SLA: its observer
     _changed(session, task, actor, {"overflow_since": [None, task.overflow_since.isoformat()]})
     return True
 
