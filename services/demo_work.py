@@ -49,6 +49,7 @@ TEAMS: dict[str, dict[str, Any]] = {
         "skills": [("billing", 4), ("claims", 3)],
         "hourly_cost": (1450, "EUR"),
         "agents": ("mihai.agent@carpati.example",),
+        "public_names": True,  # Carpați shows its clients its agents' first names; the others none
     },
     "Kraków DE/PL/EN": {
         "provider": "Wisła Shared Services",
@@ -207,7 +208,7 @@ def seed_work(session: Session, organizations: dict[str, Organization]) -> dict[
     }
     for name, spec in TEAMS.items():
         for email in spec["agents"]:
-            _agent(session, made_teams[name], email)
+            _agent(session, made_teams[name], email, bool(spec.get("public_names")))
     made_queues = {}
     for name, spec in QUEUES.items():
         queue = _queue(session, organizations[spec["client"]], name, spec)
@@ -245,14 +246,15 @@ def _team(session: Session, provider: Organization, name: str, spec: dict[str, A
     )
 
 
-def _agent(session: Session, team: Team, email: str) -> None:
-    user_id = session.scalar(select(User.id).where(User.email == email))
-    assert user_id is not None, email
-    if session.scalar(select(Agent.id).where(Agent.user_id == user_id)) is None:
+def _agent(session: Session, team: Team, email: str, public_name: bool) -> None:
+    user = session.scalar(select(User).where(User.email == email))
+    assert user is not None, email
+    if session.scalar(select(Agent.id).where(Agent.user_id == user.id)) is None:
+        shown = user.display_name.split()[0] if public_name else None
         agents.create_agent(
             session,
             platform_principal(team.tenant_id),
-            AgentCreate(user_id=user_id, team_id=team.id, capacity={"*": 2}),
+            AgentCreate(user_id=user.id, team_id=team.id, capacity={"*": 2}, public_name=shown),
         )
 
 

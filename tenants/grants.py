@@ -27,6 +27,8 @@ class Grants(NamedTuple):
     revoked: frozenset[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]
     # The agent's id, if the principal is an agent (not a lead): see ``AccessScope.agent_id``.
     agent_id: uuid.UUID | None = None
+    # The name the agent goes by with clients ("": none): see ``Principal.public_name``.
+    public_name: str = ""
 
 
 Resolver = Callable[[Session, Principal], Grants]
@@ -46,13 +48,19 @@ def acting(session: Session, principal: Principal) -> Principal:
         granted: set[tuple[uuid.UUID, uuid.UUID]] = set()
         held: set[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = set()
         agent_id: uuid.UUID | None = None
+        public_name = ""
         for resolve in _resolvers:
             found = resolve(session, principal)
             granted |= found.engaged
             held |= found.revoked
             agent_id = agent_id or found.agent_id
+            public_name = public_name or found.public_name
         principal = dataclasses.replace(
-            principal, granted_queues=frozenset(granted), held_queues=frozenset(held), agent_id=agent_id
+            principal,
+            granted_queues=frozenset(granted),
+            held_queues=frozenset(held),
+            agent_id=agent_id,
+            public_name=public_name,
         )
     bind(session, principal.access)
     return principal

@@ -108,6 +108,8 @@ class Principal:
     # An agent's own id (a provider user who is not a lead), with the grants: of a queue's
     # tasks, they reach those waiting, offered to them or held by them.
     agent_id: uuid.UUID | None = None
+    # The name the agent goes by with clients, if their provider shows one (with the grants).
+    public_name: str = ""
 
     @property
     def access(self) -> AccessScope:

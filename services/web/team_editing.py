@@ -124,6 +124,7 @@ def agent_form(request: Request, agent_id: uuid.UUID, session: DbSession, viewer
         "languages": written(agent.languages, "code", "level"),
         "skills": written(agent.skills, "name", "level"),
         "capacity": ", ".join(f"{kind} {count}" for kind, count in agent.capacity.items()),
+        "public_name": agent.public_name or "",
     }
     name = agents.display_names(session, [agent])[agent.id]
     calendar = typed_from(agent.calendar)
@@ -140,8 +141,10 @@ def edit_agent(
     languages: Annotated[str, Form()] = "",
     skills: Annotated[str, Form()] = "",
     capacity: Annotated[str, Form()] = "",
+    public_name: Annotated[str, Form()] = "",
 ) -> Response:
-    """Empty languages, skills or calendar: the agent has the team's."""
+    """Empty languages, skills or calendar: the agent has the team's; an empty name shown
+    to clients: none."""
     agent = agents.get_agent(session, viewer, agent_id)
     try:
         data = AgentUpdate.model_validate(
@@ -150,12 +153,19 @@ def edit_agent(
                 "skills": [{"name": n, "level": number(v, n)} for n, v in entries(skills)] or None,
                 "calendar": spec_from(calendar),
                 "capacity": {kind: number(count, kind) for kind, count in entries(capacity)} or None,
+                "public_name": public_name.strip() or None,
             }
         )
         agents.update_agent(session, viewer, agent.id, data)
     except (DomainError, ValidationError, ValueError) as exc:
         session.rollback()
-        typed = {"agent": "yes", "languages": languages, "skills": skills, "capacity": capacity}
+        typed = {
+            "agent": "yes",
+            "languages": languages,
+            "skills": skills,
+            "capacity": capacity,
+            "public_name": public_name,
+        }
         name = agents.display_names(session, [agent])[agent.id]
         return _edit_page(
             request, session, viewer, f"/teams/agents/{agent_id}/edit", name, typed, calendar, exc

@@ -28,12 +28,20 @@ class Actor:
     name: str
     side: Side
     org_id: uuid.UUID | None = None
+    public_name: str = ""  # the name clients read, if the provider shows one
 
     @classmethod
     def of(cls, principal: Principal) -> Actor:
         side = _SIDE_BY_KIND[principal.org_kind]
         subject = principal.subject_id
-        return cls(principal.subject_kind, subject, principal.display_name, side, principal.org_id)
+        return cls(
+            principal.subject_kind,
+            subject,
+            principal.display_name,
+            side,
+            principal.org_id,
+            principal.public_name,
+        )
 
     @property
     def provider_id(self) -> uuid.UUID | None:
@@ -119,6 +127,7 @@ def entry(
         "actor_kind": actor.kind,
         "actor_id": actor.id,
         "actor_name": actor.name,
+        "actor_public_name": actor.public_name,
         "actor_side": actor.side.value,
         "action": action,
         "from_status": from_status,

@@ -222,6 +222,9 @@ class TaskEvent(IdMixin, TenantOwned, Base):
     actor_kind: Mapped[str] = mapped_column(String(16))  # user, api_client, system
     actor_id: Mapped[uuid.UUID | None]
     actor_name: Mapped[str] = mapped_column(String(200), default="")
+    # The name a provider's person goes by with clients, as the provider chose it then
+    # ("": none, the client reads that the provider acted).
+    actor_public_name: Mapped[str] = mapped_column(String(80), default="", server_default="")
     # client, provider, operator, system: a client is not shown a provider's people
     actor_side: Mapped[str | None] = mapped_column(String(16))
     action: Mapped[str | None] = mapped_column(String(32))
@@ -250,6 +253,9 @@ class TaskComment(IdMixin, TenantOwned, Base):
     author_kind: Mapped[str] = mapped_column(String(16))
     author_id: Mapped[uuid.UUID | None]
     author_name: Mapped[str] = mapped_column(String(200), default="")
+    author_public_name: Mapped[str] = mapped_column(
+        String(80), default="", server_default=""
+    )  # as on TaskEvent
     author_side: Mapped[str | None] = mapped_column(String(16))
     provider_id: Mapped[uuid.UUID | None]  # the author's provider organisation (as on TaskEvent)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -250,13 +250,15 @@ class TaskEventOut(BaseModel):
     to_status: str | None
     changes: dict[str, Any]
     provider_id: uuid.UUID | None = Field(default=None, exclude=True)
+    actor_public_name: str = Field(default="", exclude=True)
 
     def seen_by(self, principal: Principal) -> TaskEventOut:
-        """A client sees that the provider acted, not who (the provider's people are its own);
-        another provider engaged on the queue neither."""
+        """A client sees that the provider acted, not who (the provider's people are its own),
+        but for the name the provider shows clients, if it chose one; another provider
+        engaged on the queue likewise."""
         if self.actor_side != "provider" or _sees_people_of(principal, self.provider_id):
             return self
-        return self.model_copy(update={"actor_id": None, "actor_name": ""})
+        return self.model_copy(update={"actor_id": None, "actor_name": self.actor_public_name})
 
 
 class CommentCreate(BaseModel):
@@ -278,12 +280,13 @@ class CommentOut(BaseModel):
     author_side: str | None = None
     created_at: datetime
     provider_id: uuid.UUID | None = Field(default=None, exclude=True)
+    author_public_name: str = Field(default="", exclude=True)
 
     def seen_by(self, principal: Principal | None) -> CommentOut:
         """As ``TaskEventOut.seen_by``; ``None``: the client's webhooks."""
         if self.author_side != "provider" or _sees_people_of(principal, self.provider_id):
             return self
-        return self.model_copy(update={"author_id": None, "author_name": ""})
+        return self.model_copy(update={"author_id": None, "author_name": self.author_public_name})
 
 
 def _sees_people_of(principal: Principal | None, provider_id: uuid.UUID | None) -> bool:

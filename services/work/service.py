@@ -462,6 +462,7 @@ def _add_comment(
         author_kind=actor.kind,
         author_id=actor.id,
         author_name=actor.name,
+        author_public_name=actor.public_name,
         author_side=actor.side.value,
         provider_id=actor.provider_id,
     )

@@ -58,6 +58,7 @@ def create_agent(session: Session, principal: Principal, data: AgentCreate) -> A
         skills=profiles.skills(_dumped(data.skills)),
         calendar=profiles.calendar(data.calendar, "/calendar", errors),
         capacity=profiles.capacity(data.capacity, errors) or {},
+        public_name=data.public_name,
         presence=Presence.OFFLINE,
     )
     profiles.raise_if(errors)
@@ -87,6 +88,8 @@ def update_agent(session: Session, principal: Principal, agent_id: uuid.UUID, da
         agent.calendar = profiles.calendar(fields["calendar"], "/calendar", errors)
     if fields.get("capacity") is not None:
         agent.capacity = profiles.capacity(fields["capacity"], errors) or {}
+    if "public_name" in fields:
+        agent.public_name = fields["public_name"]
     profiles.raise_if(errors)
     session.flush()
     return agent

@@ -108,7 +108,7 @@ def engaged_queues(session: Session, principal: Principal) -> grants.Grants:
     leads = principal.roles & {Role.PROVIDER_ADMIN, Role.TEAM_LEAD}
     is_agent = principal.subject_kind == "user" and not leads
     if is_agent:
-        query = query.add_columns(Agent.id.label("agent_id")).join(
+        query = query.add_columns(Agent.id.label("agent_id"), Agent.public_name).join(
             Agent, and_(Agent.team_id == Engagement.team_id, Agent.user_id == principal.subject_id)
         )
     rows = session.execute(query).all()
@@ -118,4 +118,6 @@ def engaged_queues(session: Session, principal: Principal) -> grants.Grants:
         for row in rows
         if row.revoked_at is not None and (row.tenant_id, row.queue_id) not in engaged
     )
-    return grants.Grants(engaged, revoked, rows[0].agent_id if is_agent and rows else None)
+    if not (is_agent and rows):
+        return grants.Grants(engaged, revoked)
+    return grants.Grants(engaged, revoked, rows[0].agent_id, rows[0].public_name or "")

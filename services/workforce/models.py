@@ -73,6 +73,9 @@ class Agent(IdMixin, TenantOwned, TimestampMixin, Base):
     skills: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     calendar: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # their own shift and leave days
     capacity: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    # The name clients read on what the agent writes and does, if the provider shows one
+    # (a first name, an alias); None: clients read that the provider acted, never who.
+    public_name: Mapped[str | None] = mapped_column(String(80))
     presence: Mapped[Presence] = mapped_column(str_enum(Presence, 8), default=Presence.OFFLINE)
     # A heartbeat keeps online or away alive until then; past it the agent is offline.
     presence_expires_at: Mapped[datetime | None]

@@ -61,6 +61,7 @@ def agent_out(agent: Agent, display_name: str) -> AgentOut:
         capacity=agent.capacity,
         presence=agents.presence_of(agent, utcnow()),
         presence_expires_at=agent.presence_expires_at,
+        public_name=agent.public_name,
     )
 
 

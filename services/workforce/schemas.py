@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.work.proficiency import LanguageLevel
 from services.workforce.models import EngagementRank, Presence
@@ -70,6 +70,11 @@ class TeamOut(BaseModel):
     created_at: datetime
 
 
+# The name clients read on what an agent writes and does, if the provider shows one.
+PublicName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+_PUBLIC_NAME = "the name clients read on the agent's comments and steps (a first name, an alias)"
+
+
 class AgentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -81,6 +86,7 @@ class AgentCreate(BaseModel):
     capacity: dict[str, int] = Field(
         default_factory=dict, description='open tasks at once per task kind ("*": any other kind; default 1)'
     )
+    public_name: PublicName | None = Field(default=None, description=_PUBLIC_NAME)
 
 
 class AgentUpdate(BaseModel):
@@ -91,6 +97,7 @@ class AgentUpdate(BaseModel):
     skills: list[SkillLevel] | None = None
     calendar: dict[str, Any] | None = None
     capacity: dict[str, int] | None = None
+    public_name: PublicName | None = Field(default=None, description=_PUBLIC_NAME + "; null: shown none")
 
 
 class AgentOut(BaseModel):
@@ -104,6 +111,7 @@ class AgentOut(BaseModel):
     capacity: dict[str, int]
     presence: Presence
     presence_expires_at: datetime | None
+    public_name: str | None
 
 
 class PresenceIn(BaseModel):

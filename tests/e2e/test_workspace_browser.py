@@ -49,7 +49,9 @@ def test_an_agent_takes_a_french_ticket_asks_the_client_and_resolves_it(
     client.wait_for_url(re.compile(r".*/home"))
     client.goto(f"{platform.url}/portal/tasks/{task_id}")
     assert client.get_by_test_id("task-status").inner_text() == "En attente de votre réponse"
-    assert "Pouvez-vous nous envoyer le numéro de la facture concernée ?" in client.inner_text("#comments")
+    conversation = client.inner_text("#comments")
+    assert "Pouvez-vous nous envoyer le numéro de la facture concernée ?" in conversation
+    assert "Mihai ·" in conversation and "Dumitru" not in conversation  # the name Carpați shows clients
     client.fill("#c-body", "Il s'agit de la facture F-2026-118.")
     client.click("#comments button[type=submit]")
     client.wait_for_selector("text=Il s'agit de la facture F-2026-118.")
