@@ -250,7 +250,7 @@ class TaskEventOut(BaseModel):
     to_status: str | None
     changes: dict[str, Any]
     provider_id: uuid.UUID | None = Field(default=None, exclude=True)
-    actor_public_name: str = Field(default="", exclude=True)
+    actor_public_name: str = Field(default="", description="the name clients were shown, if any")
 
     def seen_by(self, principal: Principal) -> TaskEventOut:
         """A client sees that the provider acted, not who (the provider's people are its own),
@@ -280,7 +280,7 @@ class CommentOut(BaseModel):
     author_side: str | None = None
     created_at: datetime
     provider_id: uuid.UUID | None = Field(default=None, exclude=True)
-    author_public_name: str = Field(default="", exclude=True)
+    author_public_name: str = Field(default="", description="the name clients were shown, if any")
 
     def seen_by(self, principal: Principal | None) -> CommentOut:
         """As ``TaskEventOut.seen_by``; ``None``: the client's webhooks."""

@@ -101,6 +101,7 @@ def engaged_queues(session: Session, principal: Principal) -> grants.Grants:
     (client tenant, queue, team) of its revoked ones, where the team keeps reading and
     finishing the tasks it holds; an agent's are those of their own team, and carry the
     agent's id (of those queues' tasks, an agent reaches their own and the waiting ones).
+    A person who is an agent (a lead too) carries the name their provider shows clients.
     One statement; runs while identity tables are readable."""
     query = select(
         Engagement.tenant_id, Engagement.queue_id, Engagement.team_id, Engagement.revoked_at
@@ -111,6 +112,9 @@ def engaged_queues(session: Session, principal: Principal) -> grants.Grants:
         query = query.add_columns(Agent.id.label("agent_id"), Agent.public_name).join(
             Agent, and_(Agent.team_id == Engagement.team_id, Agent.user_id == principal.subject_id)
         )
+    elif principal.subject_kind == "user":  # a lead who also works tasks writes as the agent they are
+        shown = select(Agent.public_name).where(Agent.user_id == principal.subject_id).scalar_subquery()
+        query = query.add_columns(shown.label("public_name"))
     rows = session.execute(query).all()
     engaged = frozenset((row.tenant_id, row.queue_id) for row in rows if row.revoked_at is None)
     revoked = frozenset(
@@ -118,6 +122,7 @@ def engaged_queues(session: Session, principal: Principal) -> grants.Grants:
         for row in rows
         if row.revoked_at is not None and (row.tenant_id, row.queue_id) not in engaged
     )
-    if not (is_agent and rows):
+    if not rows or principal.subject_kind != "user":
         return grants.Grants(engaged, revoked)
-    return grants.Grants(engaged, revoked, rows[0].agent_id, rows[0].public_name or "")
+    agent_id = rows[0].agent_id if is_agent else None
+    return grants.Grants(engaged, revoked, agent_id, rows[0].public_name or "")

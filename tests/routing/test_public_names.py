@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from services.core.database import Database
+from services.identity.models import User
 from services.notify.models import OutboxEvent
 from tenants.principal import Role
 from tenants.scoping import AccessScope, bind
@@ -24,8 +25,9 @@ def world(app: FastAPI, client: TestClient, db: Database) -> World:
     return build(app, client, db)
 
 
-def _ask(world: World, task_id: str, question: str) -> None:
-    answer = world.person.post(f"/v1/tasks/{task_id}/comments", json={"body": question})
+def _ask(who: World | Person, task_id: str, question: str) -> None:
+    person = who.person if isinstance(who, World) else who
+    answer = person.post(f"/v1/tasks/{task_id}/comments", json={"body": question})
     assert answer.status_code == 201, answer.text
 
 
@@ -115,3 +117,30 @@ def test_a_public_name_too_long_or_blank_is_refused_with_its_pointer(
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert [e["pointer"] for e in problem["errors"]] == ["/public_name"] and said in refused.text
     assert client.get(f"/v1/agents/{world.agent.id}", headers=world.as_provider).json()["public_name"] is None
+
+
+def test_a_lead_who_also_works_tasks_writes_under_their_public_name(
+    app: FastAPI, db: Database, client: TestClient, world: World
+) -> None:
+    email = make_user(db, world.provider.organization, [Role.TEAM_LEAD, Role.AGENT])
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        user_id = session.scalars(select(User.id).where(User.email == email)).one()
+    made = client.post(
+        "/v1/agents",
+        headers=world.as_provider,
+        json={"user_id": str(user_id), "team_id": str(world.team.id), "public_name": "Ioana"},
+    )
+    assert made.status_code == 201, made.text
+    task = world.submit(client)
+    lead = Person(app, email)
+    _ask(lead, task["id"], "Je reprends votre dossier.")
+    assert _authors(client, world, task["id"]) == {"Je reprends votre dossier.": ("Ioana", None)}
+    seen = client.get(f"/v1/tasks/{task['id']}/comments", headers=world.as_operator).json()["items"]
+    assert [(c["author_name"], c["author_public_name"]) for c in seen] == [(lead_name(db, user_id), "Ioana")]
+
+
+def lead_name(db: Database, user_id: uuid.UUID) -> str:
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        return session.scalars(select(User.display_name).where(User.id == user_id)).one()
