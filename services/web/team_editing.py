@@ -1,5 +1,7 @@
-"""The team lead's editing of a team and of an agent: languages with their levels, skills
-with their proficiency, the staffing calendar, and an agent's capacity per task kind.
+"""The team lead's forms for a team and an agent, new or changed: a team's name, country
+and hourly cost, languages with their levels, skills with their proficiency, the staffing
+calendar; an agent's person (a user of the provider with the agent role), capacity per
+task kind and the name shown to clients.
 
 Lists are typed one entry a line or separated by commas, as they read ("fr C1", "claims
 4", "claim 3": ``form_text``); the calendar as a weekly grid (``calendar_form``). What
@@ -9,6 +11,7 @@ is said in one line over the form, which keeps what was typed."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -18,15 +21,17 @@ from starlette.responses import RedirectResponse, Response
 from services.core import i18n
 from services.core.deps import DbSession
 from services.core.errors import DomainError
+from services.core.i18n import _
 from services.core.route_class import UnitOfWorkRoute
 from services.identity import csrf
 from services.sla.calendar_spec import DAYS
 from services.web.calendar_form import calendar_fields, spec_from, typed_from
 from services.web.deps import Member
-from services.web.form_text import Unreadable, entries, number, written
+from services.web.form_text import Unreadable, amount_written, entries, minor_units, number, written
 from services.web.portal import page
 from services.workforce import agents, teams
-from services.workforce.schemas import AgentUpdate, TeamUpdate
+from services.workforce.models import Team
+from services.workforce.schemas import AgentCreate, AgentUpdate, TeamCreate, TeamUpdate
 
 router = APIRouter(
     route_class=UnitOfWorkRoute, prefix="/teams", include_in_schema=False, dependencies=[Depends(csrf.verify)]
@@ -51,11 +56,12 @@ def _edit_page(
     viewer: Member,
     action: str,
     heading: str,
-    typed: dict[str, str],
+    typed: Mapping[str, object],
     calendar: dict[str, str],
     problem: Exception | None = None,
 ) -> Response:
-    """The form, with what is stored or what was typed; 422 with the fault over it."""
+    """The form, with what is stored or what was typed; 422 with the fault over it.
+    ``typed["creating"]``: "team" or "agent" for a new one."""
     said = _problem(request, problem) if problem is not None else None
     context = {"capacity": None, **typed}
     response = page(
@@ -75,11 +81,75 @@ def _edit_page(
     return response
 
 
+# A new team's grid before anything is typed: office hours on weekdays.
+_OFFICE_HOURS = {"weekly": {day: [["09:00", "17:00"]] for day in DAYS[:5]}}
+
+
+@router.get("/new")
+def new_team_form(request: Request, session: DbSession, viewer: Member) -> Response:
+    teams.require_manager(viewer)
+    typed = {"creating": "team", "team": "yes", "currency": "EUR"}
+    calendar = typed_from({**_OFFICE_HOURS, "timezone": viewer.timezone or ""})
+    return _edit_page(request, session, viewer, "/teams/new", _new_team(request), typed, calendar)
+
+
+@router.post("/new")
+def create_team(
+    request: Request,
+    session: DbSession,
+    viewer: Member,
+    calendar: Annotated[dict[str, str], Depends(calendar_fields)],
+    name: Annotated[str, Form(max_length=200)] = "",
+    country: Annotated[str, Form(max_length=8)] = "",
+    cost: Annotated[str, Form(max_length=32)] = "",
+    currency: Annotated[str, Form(max_length=8)] = "",
+    languages: Annotated[str, Form()] = "",
+    skills: Annotated[str, Form()] = "",
+) -> Response:
+    """The team works in its calendar's time zone."""
+    try:
+        spec = spec_from(calendar) or {}
+        data = TeamCreate.model_validate(
+            {
+                "name": name.strip(),
+                "country": country.strip(),
+                "timezone": spec.get("timezone", ""),
+                "calendar": spec,
+                "languages": [{"code": code, "level": level} for code, level in entries(languages)],
+                "skills": [{"name": n, "level": number(v, n)} for n, v in entries(skills)],
+                "hourly_cost": _hourly_cost(request, cost, currency),
+            }
+        )
+        teams.create_team(session, viewer, data)
+    except (DomainError, ValidationError, ValueError) as exc:
+        session.rollback()
+        typed = {
+            "creating": "team",
+            "team": "yes",
+            **{"name": name, "team_country": country, "cost": cost, "currency": currency},
+            **{"languages": languages, "skills": skills},
+        }
+        return _edit_page(request, session, viewer, "/teams/new", _new_team(request), typed, calendar, exc)
+    return RedirectResponse("/teams", status_code=303)
+
+
+def _new_team(request: Request) -> str:
+    return i18n.gettext(request.state.locale, _("New team"))
+
+
+def _hourly_cost(request: Request, cost: str, currency: str) -> dict[str, object]:
+    return {"amount": minor_units(cost, currency, request.state.locale), "currency": currency.strip().upper()}
+
+
 @router.get("/{team_id}/edit")
 def team_form(request: Request, team_id: uuid.UUID, session: DbSession, viewer: Member) -> Response:
     team = teams.get_team(session, viewer, team_id)
     teams.require_manager(viewer)
     stored = {
+        "team": "yes",
+        "name": team.name,
+        "cost": amount_written(team.hourly_cost_amount, team.hourly_cost_currency, request.state.locale),
+        "currency": team.hourly_cost_currency,
         "languages": written(team.languages, "code", "level"),
         "skills": written(team.skills, "name", "level"),
     }
@@ -94,14 +164,19 @@ def edit_team(
     session: DbSession,
     viewer: Member,
     calendar: Annotated[dict[str, str], Depends(calendar_fields)],
+    name: Annotated[str, Form(max_length=200)] = "",
+    cost: Annotated[str, Form(max_length=32)] = "",
+    currency: Annotated[str, Form(max_length=8)] = "",
     languages: Annotated[str, Form()] = "",
     skills: Annotated[str, Form()] = "",
 ) -> Response:
-    """An empty calendar keeps the team's (a team always has one)."""
+    """An empty calendar, name or cost keeps the team's (a team always has them)."""
     team = teams.get_team(session, viewer, team_id)  # 404 for another provider's team
     try:
         data = TeamUpdate.model_validate(
             {
+                "name": name.strip() or None,
+                "hourly_cost": _hourly_cost(request, cost, currency) if cost.strip() else None,
                 "languages": [{"code": code, "level": level} for code, level in entries(languages)],
                 "skills": [{"name": n, "level": number(v, n)} for n, v in entries(skills)],
                 "calendar": spec_from(calendar),
@@ -110,9 +185,73 @@ def edit_team(
         teams.update_team(session, viewer, team.id, data)
     except (DomainError, ValidationError, ValueError) as exc:
         session.rollback()
-        typed = {"languages": languages, "skills": skills}
+        typed = {"team": "yes", "name": name, "cost": cost, "currency": currency}
+        typed |= {"languages": languages, "skills": skills}
         return _edit_page(request, session, viewer, f"/teams/{team_id}/edit", team.name, typed, calendar, exc)
     return RedirectResponse("/teams", status_code=303)
+
+
+@router.get("/{team_id}/agents/new")
+def new_agent_form(request: Request, team_id: uuid.UUID, session: DbSession, viewer: Member) -> Response:
+    team = teams.get_team(session, viewer, team_id)  # 404 for another provider's team
+    typed = {"creating": "agent", "agent": "yes", "capacity": "* 1"}
+    return _agent_page(request, session, viewer, team, typed)
+
+
+@router.post("/{team_id}/agents/new")
+def create_agent(
+    request: Request,
+    team_id: uuid.UUID,
+    session: DbSession,
+    viewer: Member,
+    calendar: Annotated[dict[str, str], Depends(calendar_fields)],
+    user_id: Annotated[str, Form(max_length=64)] = "",
+    languages: Annotated[str, Form()] = "",
+    skills: Annotated[str, Form()] = "",
+    capacity: Annotated[str, Form()] = "",
+    public_name: Annotated[str, Form()] = "",
+) -> Response:
+    """Empty languages, skills or calendar: the agent has the team's."""
+    team = teams.get_team(session, viewer, team_id)
+    try:
+        data = AgentCreate.model_validate(
+            {
+                "user_id": user_id,
+                "team_id": team.id,
+                "languages": [{"code": c, "level": lvl} for c, lvl in entries(languages)] or None,
+                "skills": [{"name": n, "level": number(v, n)} for n, v in entries(skills)] or None,
+                "calendar": spec_from(calendar),
+                "capacity": {kind: number(count, kind) for kind, count in entries(capacity)},
+                "public_name": public_name.strip() or None,
+            }
+        )
+        agents.create_agent(session, viewer, data)
+    except (DomainError, ValidationError, ValueError) as exc:
+        session.rollback()
+        typed = {"creating": "agent", "agent": "yes", "user_id": user_id, "capacity": capacity}
+        typed |= {"languages": languages, "skills": skills, "public_name": public_name}
+        return _agent_page(request, session, viewer, team, typed, calendar, exc)
+    return RedirectResponse("/teams", status_code=303)
+
+
+def _agent_page(
+    request: Request,
+    session: DbSession,
+    viewer: Member,
+    team: Team,
+    typed: Mapping[str, object],
+    calendar: dict[str, str] | None = None,
+    problem: Exception | None = None,
+) -> Response:
+    """The new agent's form: whom of the provider's people, and what differs from the team."""
+    people = [
+        (str(user.id), user.display_name, user.email)
+        for user in agents.staffable_users(session, viewer, team)
+    ]
+    action = f"/teams/{team.id}/agents/new"
+    heading = i18n.gettext(request.state.locale, _("New agent in %(team)s"), team=team.name)
+    grid = calendar or typed_from(None)
+    return _edit_page(request, session, viewer, action, heading, {**typed, "people": people}, grid, problem)
 
 
 @router.get("/agents/{agent_id}/edit")

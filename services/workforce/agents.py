@@ -67,6 +67,19 @@ def create_agent(session: Session, principal: Principal, data: AgentCreate) -> A
     return agent
 
 
+def staffable_users(session: Session, principal: Principal, team: Team) -> list[User]:
+    """The users of the team's provider who hold the agent role and are no agent yet: whom
+    ``create_agent`` takes, by name."""
+    require_manager(principal)
+    with narrowed_to(session, team.tenant_id):
+        staffed = select(Agent.user_id)
+        agent_role = select(Membership.user_id).where(Membership.role == Role.AGENT)
+        query = (
+            select(User).where(User.id.in_(agent_role), User.id.not_in(staffed)).order_by(User.display_name)
+        )
+        return list(session.scalars(query))
+
+
 def _dumped(items: Sequence[BaseModel] | None) -> list[dict[str, Any]] | None:
     return None if items is None else [item.model_dump() for item in items]
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from services.core.database import Database
+from services.identity.models import User
 from tenants.principal import OrgKind, Role
+from tenants.scoping import AccessScope, bind
 from tests.factories import make_tenant, make_user
 from tests.routing.world import Person, World, build
 
@@ -124,3 +127,102 @@ def test_another_providers_lead_gets_404_and_an_agent_is_no_lead(
         assert stranger.http.get(url).status_code == 404
         assert _post(stranger, url, languages="fr C1").status_code == 404
     assert world.person.http.get(f"/teams/{world.team.id}/edit").status_code == 403
+
+
+def test_a_lead_creates_a_team_in_their_locale_and_adds_an_agent_to_it(
+    app: FastAPI, db: Database, client: TestClient, world: World, lead: Person
+) -> None:
+    form = lead.http.get("/teams/new")
+    assert form.status_code == 200 and "Echipă nouă" in form.text  # the lead's Romanian
+    assert 'name="calendar_mon" value="09:00-17:00"' in form.text  # office hours to start from
+    fields = {
+        "name": "Cluj claims",
+        "country": "ro",
+        "cost": "1.234,50",  # as Romanian writes 1234.50
+        "currency": "ron",
+        "languages": "ro native, en C1",
+        "skills": "claims 4",
+        "calendar_timezone": "Europe/Bucharest",
+        "calendar_mon": "08:00-16:00",
+        "calendar_holidays": "RO",
+    }
+    assert _post(lead, "/teams/new", **fields).status_code == 303
+    made = [
+        t
+        for t in client.get("/v1/teams", headers=world.as_provider).json()["items"]
+        if t["name"] == "Cluj claims"
+    ]
+    assert len(made) == 1, made
+    team = made[0]
+    assert (team["country"], team["timezone"], team["hourly_cost"]) == (
+        "RO",
+        "Europe/Bucharest",
+        {"amount": 123450, "currency": "RON"},
+    )
+    weekly = team["calendar"]["weekly"]
+    assert weekly["mon"] == [["08:00", "16:00"]] and not any(weekly[day] for day in weekly if day != "mon")
+    edit = lead.http.get(f"/teams/{team['id']}/edit").text
+    assert 'value="1.234,50"' in edit and 'value="Cluj claims"' in edit  # the cost as it was typed
+
+    newcomer = make_user(db, world.provider.organization, [Role.AGENT], email="ana.newcomer@carpati.example")
+    url = f"/teams/{team['id']}/agents/new"
+    page = lead.http.get(url)
+    assert page.status_code == 200 and "ana.newcomer@carpati.example" in page.text
+    assert world.agent.email not in page.text  # an agent already: not offered again
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        user_id = session.scalars(select(User.id).where(User.email == newcomer)).one()
+    added = _post(lead, url, user_id=str(user_id), capacity="* 2", public_name="Ana")
+    assert added.status_code == 303, added.text
+    staffed = client.get(f"/v1/agents?team_id={team['id']}", headers=world.as_provider).json()["items"]
+    assert [(a["user_id"], a["capacity"], a["public_name"]) for a in staffed] == [
+        (str(user_id), {"*": 2}, "Ana")
+    ]
+    assert "nobody-to-add" in lead.http.get(url).text  # nobody left to add
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ({"cost": "paisprezece"}, "„paisprezece” nu este o sumă"),
+        ({"currency": "XYZ"}, "„XYZ” nu este un cod de monedă"),
+        ({"country": "RO", "calendar_mon": "", "calendar_tue": ""}, "/calendar"),  # never open
+        ({"languages": "klingon C1"}, "/languages"),
+    ],
+)
+def test_a_new_team_the_services_refuse_is_said_over_the_form_which_keeps_what_was_typed(
+    client: TestClient, world: World, lead: Person, fields: dict[str, str], said: str
+) -> None:
+    typed = {
+        "name": "Iași support",
+        "country": "RO",
+        "cost": "14,50",
+        "currency": "EUR",
+        "languages": "ro native",
+        "calendar_timezone": "Europe/Bucharest",
+        "calendar_mon": "08:00-16:00",
+        **fields,
+    }
+    refused = _post(lead, "/teams/new", **typed)
+    assert refused.status_code == 422 and 'data-testid="problem"' in refused.text, refused.text
+    assert said in refused.text and 'value="Iași support"' in refused.text
+    assert 'name="country" value="RO"' in refused.text  # what was typed stays
+    names = {t["name"] for t in client.get("/v1/teams", headers=world.as_provider).json()["items"]}
+    assert "Iași support" not in names
+
+
+def test_a_lead_cannot_add_another_organisations_user_nor_staff_another_providers_team(
+    app: FastAPI, db: Database, world: World, lead: Person
+) -> None:
+    rival = make_tenant(db, OrgKind.PROVIDER, country="PL")
+    outsider = make_user(db, rival.organization, [Role.AGENT])
+    with db.session() as session:
+        bind(session, AccessScope.everything())
+        outsider_id = session.scalars(select(User.id).where(User.email == outsider)).one()
+    url = f"/teams/{world.team.id}/agents/new"
+    assert outsider not in lead.http.get(url).text
+    refused = _post(lead, url, user_id=str(outsider_id), capacity="* 1")
+    assert refused.status_code == 422 and "/user_id" in refused.text, refused.text
+    stranger = Person(app, make_user(db, rival.organization, [Role.TEAM_LEAD]))
+    assert stranger.http.get(url).status_code == 404
+    assert _post(stranger, url, user_id=str(outsider_id)).status_code == 404
