@@ -314,6 +314,31 @@ def agent_create(
     typer.echo(json.dumps(result))
 
 
+@agent_app.command("remove")
+def agent_remove(
+    email: Annotated[str, typer.Option(help="The agent's user: who leaves their team")],
+) -> None:
+    """Remove an agent from their team: tasks given and not started go back to their queues,
+    offers are withdrawn; refused while they work a task (hand it over first)."""
+    from sqlalchemy import select
+
+    from services.demo_work import platform_principal
+    from services.identity.models import User
+    from services.routing import departures
+    from services.workforce.models import Agent
+
+    with _platform_session() as session:
+        found = session.execute(
+            select(Agent.id, Agent.tenant_id)
+            .join(User, User.id == Agent.user_id)
+            .where(User.email == email.strip().lower())
+        ).first()
+        if found is None:
+            raise _fail(f"no agent {email}")
+        returned = departures.remove_agent(session, platform_principal(found.tenant_id), found.id)
+    typer.echo(json.dumps({"id": str(found.id), "tasks_returned": returned}))
+
+
 @billing_app.command("close")
 def billing_close(
     period: Annotated[str, typer.Option(help="The month to close, YYYY-MM")],

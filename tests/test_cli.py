@@ -160,3 +160,26 @@ def test_demo_simulate_plays_the_seeded_agents_at_work(tmp_path: Path) -> None:
     assert done["taken"] >= 3 and done["resolved"] >= 1, done
     refused = _bpo(tmp_path, "demo", "simulate", "--minutes", "0")
     assert refused.returncode != 0 and "--minutes" in refused.stderr
+
+
+def test_agent_remove_takes_an_agent_off_their_team_and_says_what_is_wrong_in_one_line(
+    tmp_path: Path,
+) -> None:
+    from services.core.database import Database
+    from tenants.principal import OrgKind, Role
+    from tests.factories import make_agent, make_org, make_team, make_user
+
+    assert _bpo(tmp_path, "db", "upgrade").returncode == 0
+    database = Database(f"sqlite:///{tmp_path / 'bpo.sqlite'}")
+    provider = make_org(database, OrgKind.PROVIDER, country="RO")
+    team = make_team(database, provider)
+    leaving = make_agent(database, provider, team, email="leaving@carpati.test")
+    make_user(database, provider, [Role.AGENT], email="never-an-agent@carpati.test")
+    database.engine.dispose()
+
+    removed = _bpo(tmp_path, "agent", "remove", "--email", "Leaving@Carpati.test")
+    assert removed.returncode == 0, removed.stderr
+    assert json.loads(removed.stdout.strip().splitlines()[-1]) == {"id": str(leaving.id), "tasks_returned": 0}
+    for email in ("leaving@carpati.test", "never-an-agent@carpati.test"):
+        refused = _bpo(tmp_path, "agent", "remove", "--email", email)
+        assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [f"error: no agent {email}"]

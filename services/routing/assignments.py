@@ -59,12 +59,18 @@ def assign(
     step: str,
     took_ms: float = 0.0,
     candidates_seen: list[dict[str, Any]] | None = None,
-    action: Action = Action.ASSIGN,
+    action: Action | None = Action.ASSIGN,
 ) -> None:
     """Give ``task`` (queued, reopened or escalated; offered, with ``Action.ACCEPT``) to
-    ``agent``; one decision recorded."""
+    ``agent``; one decision recorded. ``action`` None: a task being worked is handed over
+    as it is (its status, its running segment of work), a history entry says so."""
+    previous = task.assignee_id
     task.assignee_id, task.assigned_team_id = agent.id, team.id  # written with the status: one UPDATE
-    apply(session, ROUTING, task, action)
+    if action is not None:
+        apply(session, ROUTING, task, action)
+    else:  # the client reads no entry of it: who works the task is the provider's
+        handed = {"assignee_id": [str(previous) if previous else None, str(agent.id)]}
+        history.record(session, task, Actor.of(principal), "handed_over", changes=handed, internal=True)
     now = utcnow()
     with acting_for_tenant(session, team.tenant_id):  # the provider's row, whoever assigns
         agent.last_assigned_at = now
@@ -146,18 +152,24 @@ def release(session: Session, principal: Principal, task_id: uuid.UUID) -> Task:
             "your team no longer serves this queue: work the task to its end, or escalate it",
             extra={"current_status": task.status.value},
         )
-    apply(session, Actor.of(principal), task, Action.RELEASE)
-    _close_open(session, task, AssignmentEnd.RELEASED)
+    give_back(session, Actor.of(principal), task, AssignmentEnd.RELEASED)
+    return task
+
+
+def give_back(session: Session, actor: Actor, task: Task, reason: AssignmentEnd) -> None:
+    """An assigned task back to its queue, where it keeps its place."""
+    apply(session, actor, task, Action.RELEASE)
+    _close_open(session, task, reason)
     task.assignee_id = task.assigned_team_id = None
     session.flush()
-    return task
 
 
 def assign_by_hand(session: Session, principal: Principal, task_id: uuid.UUID, agent_id: uuid.UUID) -> Task:
     """A team lead (or the operator) gives a task to an agent who may take it now: every
     hard constraint still holds (engagement, residency, language, skills, the team's
     calendar unless the queue works out of hours, presence, capacity), so a lead cannot
-    hand work to an agent who has gone home. The trace says who."""
+    hand work to an agent who has gone home. A task being worked (in progress, waiting
+    for the client) is handed over as it is. The trace says who."""
     task = get_task(session, principal, task_id, for_change=True)  # 404 before 403
     principal.require(Permission.TASKS_ASSIGN)
     if principal.org_kind is OrgKind.CLIENT:
@@ -193,10 +205,18 @@ def assign_by_hand(session: Session, principal: Principal, task_id: uuid.UUID, a
             errors=[FieldError("/agent_id", f"fails the {failed} constraint")],
             extra={"failed": failed},
         )
-    if held:
+    if not held:
+        assign(session, task, agent, team, AssignedBy.MANUAL, principal, step="manual")
+    elif task.status is TaskStatus.ASSIGNED:  # not started: given anew
         apply(session, ROUTING, task, Action.RELEASE)
         _close_open(session, task, AssignmentEnd.REASSIGNED)
-    assign(session, task, agent, team, AssignedBy.MANUAL, principal, step="manual")
+        assign(session, task, agent, team, AssignedBy.MANUAL, principal, step="manual")
+    elif task.assignee_id != agent.id:  # being worked: the other agent goes on where it is
+        _close_open(session, task, AssignmentEnd.REASSIGNED)
+        session.flush()  # one open assignment a task: the old one ends before the new one opens
+        assign(
+            session, task, agent, team, AssignedBy.MANUAL, principal, step="manual: handed over", action=None
+        )
     return task
 
 

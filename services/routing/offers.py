@@ -63,10 +63,10 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
     for offer in pending.all():
         agent = fetch(session, Agent, offer.agent_id)
         if offer.expires_at <= now:
-            _end(session, offer, OfferStatus.EXPIRED, "timeout", now)
+            end(session, offer, OfferStatus.EXPIRED, "timeout", now)
             done["expired"] += 1
         elif agent is None or presence_of(agent, now) is not Presence.ONLINE:
-            _end(session, offer, OfferStatus.RESCINDED, "agent offline", now)
+            end(session, offer, OfferStatus.RESCINDED, "agent offline", now)
             done["rescinded"] += 1
     done["offered"] = _offer_in_turns(session, now)
     return done
@@ -229,7 +229,7 @@ def worked_before(session: Session, task: Task) -> set[uuid.UUID]:
         return set(session.scalars(held_it)) | set(session.scalars(case))
 
 
-def _end(session: Session, offer: Offer, status: OfferStatus, reason: str, now: datetime) -> None:
+def end(session: Session, offer: Offer, status: OfferStatus, reason: str, now: datetime) -> None:
     """The offer ends without an assignment: the task goes back to its queue."""
     offer.status, offer.reason, offer.ended_at = status, reason, now
     task = fetch(session, Task, offer.task_id, lock=True)

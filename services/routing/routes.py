@@ -1,5 +1,5 @@
-"""HTTP of routing: an agent's next task and own tasks, release, assignment by hand, and
-the routing trace of a task."""
+"""HTTP of routing: an agent's next task and own tasks, release, assignment by hand, an
+agent's removal from their team, and the routing trace of a task."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from services.core.deps import DbSession
 from services.core.problems import PROBLEM_RESPONSES
 from services.core.route_class import UnitOfWorkRoute
 from services.identity.deps import CurrentPrincipal
-from services.routing import assignments, claim, offers, stats, traces
+from services.routing import assignments, claim, departures, offers, stats, traces
 from services.routing.candidates import held_tasks
 from services.routing.schemas import AssignmentIn, RejectIn
 from services.work import documents
@@ -49,6 +49,16 @@ def my_tasks(session: DbSession, principal: CurrentPrincipal) -> dict[str, Any]:
     agent = require_agent(session, principal)
     tasks = held_tasks(session, agent.id)
     return {"items": [documents.task_document(task) for task in tasks], "next_cursor": None}
+
+
+@router.delete(
+    "/agents/{agent_id}", summary="Remove an agent from their team; what they were given goes back"
+)
+def remove_agent(agent_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> dict[str, Any]:
+    """409 while the agent works a task (in progress, or waiting for the client): hand it
+    to another agent first. Tasks given and not started go back to their queues."""
+    returned = departures.remove_agent(session, principal, agent_id)
+    return {"id": str(agent_id), "tasks_returned": returned}
 
 
 @router.post("/tasks/{task_id}/release", response_model=TaskOut, summary="Give a task back to its queue")

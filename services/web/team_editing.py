@@ -1,7 +1,8 @@
 """The team lead's forms for a team and an agent, new or changed: a team's name, country
 and hourly cost, languages with their levels, skills with their proficiency, the staffing
 calendar; an agent's person (a user of the provider with the agent role), capacity per
-task kind and the name shown to clients.
+task kind and the name shown to clients; an agent's removal from the team, confirmed on a
+page that says what becomes of what they hold.
 
 Lists are typed one entry a line or separated by commas, as they read ("fr C1", "claims
 4", "claim 3": ``form_text``); the calendar as a weekly grid (``calendar_form``). What
@@ -20,15 +21,18 @@ from starlette.responses import RedirectResponse, Response
 
 from services.core import i18n
 from services.core.deps import DbSession
-from services.core.errors import DomainError
+from services.core.errors import Conflict, DomainError
 from services.core.i18n import _
 from services.core.route_class import UnitOfWorkRoute
 from services.identity import csrf
+from services.routing import departures
+from services.routing.candidates import held_tasks
 from services.sla.calendar_spec import DAYS
 from services.web.calendar_form import calendar_fields, spec_from, typed_from
 from services.web.deps import Member
 from services.web.form_text import Unreadable, amount_written, entries, minor_units, number, written
 from services.web.portal import page
+from services.work.models import TaskStatus
 from services.workforce import agents, teams
 from services.workforce.models import Team
 from services.workforce.schemas import AgentCreate, AgentUpdate, TeamCreate, TeamUpdate
@@ -310,3 +314,41 @@ def edit_agent(
             request, session, viewer, f"/teams/agents/{agent_id}/edit", name, typed, calendar, exc
         )
     return RedirectResponse("/teams", status_code=303)
+
+
+@router.get("/agents/{agent_id}/remove")
+def removal_form(request: Request, agent_id: uuid.UUID, session: DbSession, viewer: Member) -> Response:
+    return _removal_page(request, session, viewer, agent_id)
+
+
+@router.post("/agents/{agent_id}/remove")
+def remove_agent(request: Request, agent_id: uuid.UUID, session: DbSession, viewer: Member) -> Response:
+    try:
+        departures.remove_agent(session, viewer, agent_id)
+    except Conflict as exc:
+        session.rollback()
+        return _removal_page(request, session, viewer, agent_id, exc)
+    return RedirectResponse("/teams", status_code=303)
+
+
+def _removal_page(
+    request: Request, session: DbSession, viewer: Member, agent_id: uuid.UUID, problem: Conflict | None = None
+) -> Response:
+    """What removing the agent does to what they hold, and the button that does it."""
+    agent = agents.get_agent(session, viewer, agent_id)  # 404 for another provider's
+    teams.require_manager(viewer)
+    held = held_tasks(session, agent.id)
+    response = page(
+        request,
+        session,
+        viewer,
+        "teams/remove.html",
+        agent=agent,
+        name=agents.display_names(session, [agent])[agent.id],
+        team=teams.get_team(session, viewer, agent.team_id),
+        given=[task for task in held if task.status is TaskStatus.ASSIGNED],
+        worked=[task for task in held if task.status is not TaskStatus.ASSIGNED],
+    )
+    if problem is not None:
+        response.status_code = 409
+    return response

@@ -1,6 +1,7 @@
 """The agent's workspace: presence, the "Next task" button, the tasks they hold, and the
 page of one task (payload, attachments, conversation with the client, actions, SLA slack),
-whose status, actions and conversation refresh in place every 5 seconds.
+whose status, actions and conversation refresh in place every 5 seconds. A team lead
+reads the same page, and hands the task to one of the provider's agents from it.
 
 Pages call the same services as the API (``routing.claim``, ``work.service``), so a task
 taken here is taken exactly as by ``POST /v1/agents/me/next-task``. While the agent is
@@ -30,9 +31,10 @@ from services.web.deps import Member
 from services.web.portal import page
 from services.work import attachments, lifecycle, queues, service
 from services.work.history import Actor
-from services.work.models import HELD_STATUSES, CommentVisibility, Task
+from services.work.models import HELD_STATUSES, CommentVisibility, Task, TaskStatus
 from services.workforce import agents
 from services.workforce.models import Presence
+from tenants.principal import Permission
 
 router = APIRouter(
     route_class=UnitOfWorkRoute,
@@ -165,6 +167,7 @@ def task_page(
         "workspace/task.html",
         **_task_now(session, viewer, task),
         files=attachments.list_for_task(session, viewer, task.id),
+        hand_to=_agents_to_hand_to(session, viewer, task),
         problem=problem,
     )
 
@@ -227,6 +230,34 @@ def add_comment(
 ) -> Response:
     service.add_comment(session, viewer, task_id, body, visibility)
     return _redirect(f"/workspace/tasks/{task_id}#conversation")
+
+
+@router.post("/tasks/{task_id}/assignment")
+def hand_to_agent(
+    task_id: uuid.UUID, session: DbSession, viewer: Member, agent_id: Annotated[uuid.UUID, Form()]
+) -> Response:
+    """The hard constraints hold as for the API's; the one that fails is said over the page."""
+    try:
+        assignments.assign_by_hand(session, viewer, task_id, agent_id)
+    except DomainError as exc:
+        session.rollback()
+        return _redirect(f"/workspace/tasks/{task_id}?{_problem(exc)}")
+    return _redirect(f"/workspace/tasks/{task_id}")
+
+
+def _agents_to_hand_to(session: DbSession, viewer: Member, task: Task) -> list[tuple[str, str, str]]:
+    """For a team lead: the provider's agents (id, name, presence) the task may be handed to."""
+    if not viewer.has(Permission.TASKS_ASSIGN) or task.status not in _HANDED_OVER_FROM:
+        return []
+    found, _next = agents.list_agents(session, viewer, PageRequest(limit=200, after=None))
+    names = agents.display_names(session, found)
+    now = utcnow()
+    listed = [(str(a.id), names.get(a.id, ""), agents.presence_of(a, now).value) for a in found]
+    return sorted(listed, key=lambda entry: entry[1])
+
+
+# Where a lead may give a task by hand: waiting for an agent, or held by one.
+_HANDED_OVER_FROM = frozenset({TaskStatus.QUEUED, TaskStatus.REOPENED, TaskStatus.ESCALATED, *HELD_STATUSES})
 
 
 @router.post("/tasks/{task_id}/release")
