@@ -174,7 +174,7 @@ def assign_by_hand(session: Session, principal: Principal, task_id: uuid.UUID, a
     principal.require(Permission.TASKS_ASSIGN)
     if principal.org_kind is OrgKind.CLIENT:
         raise Forbidden("tasks are assigned by the provider or the operator")
-    agent = fetch(session, Agent, agent_id)
+    agent = fetch(session, Agent, agent_id, lock=True)  # not removed meanwhile (``departures``)
     if agent is None:
         raise NotFound("no such agent", errors=[FieldError("/agent_id", "no such agent")])
     team = fetch(session, Team, agent.team_id)

@@ -111,6 +111,7 @@ def workplace(session: Session, principal: Principal) -> Workplace:
         .outerjoin(Queue, Queue.id == Engagement.queue_id)
         .where(Agent.user_id == principal.subject_id)
         .order_by(Engagement.id)
+        .with_for_update(of=Agent)  # not removed while they claim (``routing.departures``)
     ).all()
     if not rows:
         raise NotFound("you are not an agent of any team")

@@ -25,11 +25,14 @@ from services.work.models import HELD_STATUSES, Task, TaskStatus
 from services.workforce.agents import get_agent
 from services.workforce.teams import require_manager
 from tenants.principal import Principal
+from tenants.scoping import acting_for_tenant
 
 
 def remove_agent(session: Session, principal: Principal, agent_id: uuid.UUID) -> int:
     """Remove the agent from their team: how many tasks went back to their queues."""
-    agent = get_agent(session, principal, agent_id)  # 404 for another provider's
+    # Locked first, as claims, accepts and hand-overs lock it before they give the agent a
+    # task: none of them gives one to an agent being removed, and none waits in a cycle.
+    agent = get_agent(session, principal, agent_id, lock=True)  # 404 for another provider's
     require_manager(principal)
     held = session.scalars(
         select(Task).where(Task.assignee_id == agent.id, Task.status.in_(HELD_STATUSES)).with_for_update()
@@ -46,8 +49,9 @@ def remove_agent(session: Session, principal: Principal, agent_id: uuid.UUID) ->
     )
     for offer in pending.all():
         offers.end(session, offer, OfferStatus.RESCINDED, "agent removed", now)
-    for task in held:  # routing gives them back, whoever removes the agent (a lead, the operator)
-        assignments.give_back(session, assignments.ROUTING, task, AssignmentEnd.RELEASED)
+    for task in held:  # routing gives them back, whoever removes the agent (a lead, the operator),
+        with acting_for_tenant(session, task.tenant_id):  # a queue the team no longer serves too
+            assignments.give_back(session, assignments.ROUTING, task, AssignmentEnd.RELEASED)
     session.delete(agent)
     session.flush()
     return len(held)

@@ -256,7 +256,7 @@ def _own_offer(session: Session, principal: Principal, offer_id: uuid.UUID) -> t
     ended); a pending one whose task is out of their sight (the engagement was revoked) is
     no longer theirs."""
     principal.require(Permission.TASKS_WRITE)
-    agent = require_agent(session, principal)
+    agent = require_agent(session, principal, lock=True)  # first, as a removal locks it (no deadlock)
     offer = fetch(session, Offer, offer_id, lock=True)
     if offer is None or offer.agent_id != agent.id:
         raise NotFound("no such offer")  # another agent's offer is not yours to know of

@@ -9,7 +9,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from babel.numbers import NumberFormatError, format_decimal, parse_decimal
+from babel.numbers import NumberFormatError, format_decimal, get_group_symbol, parse_decimal
 
 from services.core import money
 from services.core.i18n import _
@@ -57,11 +57,22 @@ def minor_units(value: str, currency: str, locale: str) -> int:
     code = currency.strip().upper()
     if not money.is_currency(code):
         raise Unreadable(_("“%(value)s” is not a currency code, as in “EUR”"), value=currency)
-    try:
-        amount = parse_decimal(value.strip(), locale=locale)
-    except NumberFormatError:
+    typed = value.strip()
+    group = get_group_symbol(locale)
+    if group.isspace():  # French groups with a narrow no-break space; people type a space
+        typed = _SPACES.sub(group, typed)
+    try:  # strict: "14.50" typed in Bucharest is refused, not read as 1450
+        amount = parse_decimal(typed, locale=locale, strict=True)
+        if not _PLAIN_AMOUNT.fullmatch(typed) or amount > _LARGEST:  # no "1e20", no sign
+            raise NumberFormatError(typed)
+        return money.to_minor(amount, code)
+    except (NumberFormatError, ArithmeticError):
         raise Unreadable(_("“%(value)s” is not an amount, as in “14.50”"), value=value) from None
-    return money.to_minor(amount, code)
+
+
+_PLAIN_AMOUNT = re.compile(r"[\d\s.,'\u00a0\u202f\u2019]+")  # digits and the separators locales use
+_SPACES = re.compile(r"[ \u00a0\u202f]")
+_LARGEST = Decimal(10) ** 12
 
 
 def amount_written(minor: int, currency: str, locale: str) -> str:

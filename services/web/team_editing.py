@@ -177,6 +177,8 @@ def edit_team(
     """An empty calendar, name or cost keeps the team's (a team always has them)."""
     team = teams.get_team(session, viewer, team_id)  # 404 for another provider's team
     try:
+        if not cost.strip() and currency.strip().upper() not in ("", team.hourly_cost_currency):
+            raise Unreadable(_("Type the hourly cost in %(currency)s too"), currency=currency.strip().upper())
         data = TeamUpdate.model_validate(
             {
                 "name": name.strip() or None,

@@ -24,7 +24,7 @@ from services.core.pagination import PageRequest
 from services.core.route_class import UnitOfWorkRoute
 from services.core.time import utcnow
 from services.identity import csrf
-from services.routing import assignments, claim, offers
+from services.routing import assignments, candidates, claim, offers
 from services.routing.candidates import held_tasks
 from services.sla import slack
 from services.web.deps import Member
@@ -246,10 +246,12 @@ def hand_to_agent(
 
 
 def _agents_to_hand_to(session: DbSession, viewer: Member, task: Task) -> list[tuple[str, str, str]]:
-    """For a team lead: the provider's agents (id, name, presence) the task may be handed to."""
+    """For a team lead: the agents (id, name, presence) of the teams serving the task's
+    queue, whom the task may be handed to."""
     if not viewer.has(Permission.TASKS_ASSIGN) or task.status not in _HANDED_OVER_FROM:
         return []
-    found, _next = agents.list_agents(session, viewer, PageRequest(limit=200, after=None))
+    serving = {e.team_id for e in candidates.active_engagements(session, queue_id=task.queue_id)}
+    found = [a for team_id in sorted(serving) for a in agents.team_agents(session, viewer, team_id)]
     names = agents.display_names(session, found)
     now = utcnow()
     listed = [(str(a.id), names.get(a.id, ""), agents.presence_of(a, now).value) for a in found]

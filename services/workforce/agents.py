@@ -108,9 +108,11 @@ def update_agent(session: Session, principal: Principal, agent_id: uuid.UUID, da
     return agent
 
 
-def get_agent(session: Session, principal: Principal, agent_id: uuid.UUID) -> Agent:
+def get_agent(session: Session, principal: Principal, agent_id: uuid.UUID, *, lock: bool = False) -> Agent:
+    """``lock``: the row for the transaction, as whatever gives the agent work takes it
+    (see ``routing.departures``)."""
     principal.require(Permission.ORG_READ)
-    agent = fetch(session, Agent, agent_id)
+    agent = fetch(session, Agent, agent_id, lock=lock)
     if agent is None:
         raise NotFound("no such agent")
     return agent
@@ -126,15 +128,24 @@ def list_agents(
     return fetch_page(session, query, Agent.id, page)
 
 
-def agent_of(session: Session, principal: Principal) -> Agent | None:
+def team_agents(session: Session, principal: Principal, team_id: uuid.UUID) -> Sequence[Agent]:
+    """Every agent of a team the principal sees (none of another provider's)."""
+    principal.require(Permission.ORG_READ)
+    return session.scalars(select(Agent).where(Agent.team_id == team_id).order_by(Agent.id)).all()
+
+
+def agent_of(session: Session, principal: Principal, *, lock: bool = False) -> Agent | None:
     """The caller's own agent record, if it is one."""
     if principal.subject_kind != "user":
         return None
-    return session.scalars(select(Agent).where(Agent.user_id == principal.subject_id)).one_or_none()
+    query = select(Agent).where(Agent.user_id == principal.subject_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.scalars(query).one_or_none()
 
 
-def require_agent(session: Session, principal: Principal) -> Agent:
-    agent = agent_of(session, principal)
+def require_agent(session: Session, principal: Principal, *, lock: bool = False) -> Agent:
+    agent = agent_of(session, principal, lock=lock)
     if agent is None:
         raise NotFound("you are not an agent of any team")
     return agent

@@ -29,7 +29,7 @@ class SkillLevel(BaseModel):
 class Money(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: int = Field(ge=0, description="minor units (cents)")
+    amount: int = Field(ge=0, le=10**15, description="minor units (cents)")
     currency: str = Field(min_length=3, max_length=3, description="ISO 4217")
 
 

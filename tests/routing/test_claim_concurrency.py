@@ -155,3 +155,54 @@ def test_a_claim_probes_past_heads_other_transactions_hold(committed: Database) 
             held.rollback()
     finally:
         holder.engine.dispose()
+
+
+def test_a_claim_racing_the_agents_removal_takes_nothing_and_fails_cleanly(committed: Database) -> None:
+    """The removal locks the agent first; a claim by that agent waits for it, then finds
+    no agent (404), and the task stays queued: nothing is left with someone who left."""
+    from services.core.errors import NotFound
+    from services.routing import departures
+    from tests.factories import principal_of
+
+    client = make_tenant(committed, OrgKind.CLIENT, country="FR")
+    provider = make_tenant(committed, OrgKind.PROVIDER, country="RO")
+    team = make_team(committed, provider.organization, country="RO")
+    queue = make_queue(committed, client.organization, languages=["fr"])
+    make_engagement(committed, queue, team)
+    _backlog(committed, [queue], 3)
+    email = make_agent(committed, provider.organization, team).email
+    with committed.session() as session:
+        principal = agent_principal(session, email)
+        agents.set_presence(session, principal, Presence.ONLINE, 3600)
+        agent_id = principal.agent_id
+    assert agent_id is not None
+    pool = Database(committed.url, pool_size=2, max_overflow=0)
+    outcome: list[BaseException | str] = []
+    removing = pool.session()
+    with removing as lead_session:
+        from tenants.grants import acting
+
+        lead = acting(lead_session, principal_of(provider.organization))
+        assert departures.remove_agent(lead_session, lead, agent_id) == 0  # locked, not committed yet
+
+        def claim_meanwhile() -> None:
+            try:
+                with pool.session() as session:
+                    got = claim.next_task(session, agent_principal(session, email))
+                    outcome.append(str(got.task.id) if got.task else "nothing")
+            except BaseException as exc:
+                outcome.append(exc)
+
+        claimant = threading.Thread(target=claim_meanwhile)
+        claimant.start()
+        claimant.join(timeout=1)
+        assert claimant.is_alive(), outcome  # waiting for the removal
+    claimant.join(timeout=30)  # the removal committed
+    pool.engine.dispose()
+    assert len(outcome) == 1 and isinstance(outcome[0], NotFound), outcome
+    with committed.session() as session:
+        bind(session, AccessScope.everything())
+        waiting = session.scalar(
+            select(func.count()).where(Task.queue_id == queue.id, Task.status == TaskStatus.QUEUED)
+        )
+        assert waiting == 3

@@ -185,6 +185,8 @@ def test_a_lead_creates_a_team_in_their_locale_and_adds_an_agent_to_it(
     ("fields", "said"),
     [
         ({"cost": "paisprezece"}, "„paisprezece” nu este o sumă"),
+        ({"cost": "14.50"}, "„14.50” nu este o sumă"),  # the English way, in Bucharest: not 1450
+        ({"cost": "1e20"}, "„1e20” nu este o sumă"),
         ({"currency": "XYZ"}, "„XYZ” nu este un cod de monedă"),
         ({"country": "RO", "calendar_mon": "", "calendar_tue": ""}, "/calendar"),  # never open
         ({"languages": "klingon C1"}, "/languages"),
@@ -226,3 +228,22 @@ def test_a_lead_cannot_add_another_organisations_user_nor_staff_another_provider
     stranger = Person(app, make_user(db, rival.organization, [Role.TEAM_LEAD]))
     assert stranger.http.get(url).status_code == 404
     assert _post(stranger, url, user_id=str(outsider_id)).status_code == 404
+
+
+def test_a_teams_new_currency_needs_its_cost_and_an_amount_too_large_is_refused(
+    client: TestClient, world: World, lead: Person
+) -> None:
+    url = f"/teams/{world.team.id}/edit"
+    before = client.get(f"/v1/teams/{world.team.id}", headers=world.as_provider).json()["hourly_cost"]
+    refused = _post(lead, url, cost="", currency="RON")
+    assert refused.status_code == 422 and "RON" in refused.text and 'data-testid="problem"' in refused.text
+    assert client.get(f"/v1/teams/{world.team.id}", headers=world.as_provider).json()["hourly_cost"] == before
+    assert _post(lead, url, cost="70,00", currency="RON").status_code == 303
+    after = client.get(f"/v1/teams/{world.team.id}", headers=world.as_provider).json()["hourly_cost"]
+    assert after == {"amount": 7000, "currency": "RON"}
+    huge = client.patch(
+        f"/v1/teams/{world.team.id}",
+        headers=world.as_provider,
+        json={"hourly_cost": {"amount": 10**16, "currency": "EUR"}},
+    )
+    assert huge.status_code == 422 and huge.json()["errors"][0]["pointer"] == "/hourly_cost/amount", huge.text
