@@ -119,8 +119,8 @@ def create_team(
                 "country": country.strip(),
                 "timezone": spec.get("timezone", ""),
                 "calendar": spec,
-                "languages": [{"code": code, "level": level} for code, level in entries(languages)],
-                "skills": [{"name": n, "level": number(v, n)} for n, v in entries(skills)],
+                "languages": _spoken(languages),
+                "skills": _skilled(skills),
                 "hourly_cost": _hourly_cost(request, cost, currency),
             }
         )
@@ -135,6 +135,16 @@ def create_team(
         }
         return _edit_page(request, session, viewer, "/teams/new", _new_team(request), typed, calendar, exc)
     return RedirectResponse("/teams", status_code=303)
+
+
+def _spoken(text: str) -> list[dict[str, str]]:
+    """ "fr C1, en B2" as the services take languages."""
+    return [{"code": code, "level": level} for code, level in entries(text)]
+
+
+def _skilled(text: str) -> list[dict[str, object]]:
+    """ "claims 4" as the services take skills."""
+    return [{"name": name, "level": number(value, name)} for name, value in entries(text)]
 
 
 def _new_team(request: Request) -> str:
@@ -183,8 +193,8 @@ def edit_team(
             {
                 "name": name.strip() or None,
                 "hourly_cost": _hourly_cost(request, cost, currency) if cost.strip() else None,
-                "languages": [{"code": code, "level": level} for code, level in entries(languages)],
-                "skills": [{"name": n, "level": number(v, n)} for n, v in entries(skills)],
+                "languages": _spoken(languages),
+                "skills": _skilled(skills),
                 "calendar": spec_from(calendar),
             }
         )
@@ -224,8 +234,8 @@ def create_agent(
             {
                 "user_id": user_id,
                 "team_id": team.id,
-                "languages": [{"code": c, "level": lvl} for c, lvl in entries(languages)] or None,
-                "skills": [{"name": n, "level": number(v, n)} for n, v in entries(skills)] or None,
+                "languages": _spoken(languages) or None,
+                "skills": _skilled(skills) or None,
                 "calendar": spec_from(calendar),
                 "capacity": {kind: number(count, kind) for kind, count in entries(capacity)},
                 "public_name": public_name.strip() or None,
@@ -294,8 +304,8 @@ def edit_agent(
     try:
         data = AgentUpdate.model_validate(
             {
-                "languages": [{"code": c, "level": lvl} for c, lvl in entries(languages)] or None,
-                "skills": [{"name": n, "level": number(v, n)} for n, v in entries(skills)] or None,
+                "languages": _spoken(languages) or None,
+                "skills": _skilled(skills) or None,
                 "calendar": spec_from(calendar),
                 "capacity": {kind: number(count, kind) for kind, count in entries(capacity)} or None,
                 "public_name": public_name.strip() or None,
