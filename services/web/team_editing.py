@@ -23,6 +23,7 @@ from services.core import i18n
 from services.core.deps import DbSession
 from services.core.errors import Conflict, DomainError
 from services.core.i18n import _
+from services.core.pagination import PageRequest
 from services.core.route_class import UnitOfWorkRoute
 from services.identity import csrf
 from services.routing import departures
@@ -36,6 +37,8 @@ from services.work.models import TaskStatus
 from services.workforce import agents, teams
 from services.workforce.models import Team
 from services.workforce.schemas import AgentCreate, AgentUpdate, TeamCreate, TeamUpdate
+from tenants import service as tenancy
+from tenants.principal import OrgKind
 
 router = APIRouter(
     route_class=UnitOfWorkRoute, prefix="/teams", include_in_schema=False, dependencies=[Depends(csrf.verify)]
@@ -92,7 +95,7 @@ _OFFICE_HOURS = {"weekly": {day: [["09:00", "17:00"]] for day in DAYS[:5]}}
 @router.get("/new")
 def new_team_form(request: Request, session: DbSession, viewer: Member) -> Response:
     teams.require_manager(viewer)
-    typed = {"creating": "team", "team": "yes", "currency": "EUR"}
+    typed = {"creating": "team", "team": "yes", "currency": "EUR", "providers": _providers(session, viewer)}
     calendar = typed_from({**_OFFICE_HOURS, "timezone": viewer.timezone or ""})
     return _edit_page(request, session, viewer, "/teams/new", _new_team(request), typed, calendar)
 
@@ -109,8 +112,9 @@ def create_team(
     currency: Annotated[str, Form(max_length=8)] = "",
     languages: Annotated[str, Form()] = "",
     skills: Annotated[str, Form()] = "",
+    provider_id: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    """The team works in its calendar's time zone."""
+    """The team works in its calendar's time zone; an operator names its provider."""
     try:
         spec = spec_from(calendar) or {}
         data = TeamCreate.model_validate(
@@ -122,6 +126,7 @@ def create_team(
                 "languages": _spoken(languages),
                 "skills": _skilled(skills),
                 "hourly_cost": _hourly_cost(request, cost, currency),
+                "provider_id": provider_id or None,
             }
         )
         teams.create_team(session, viewer, data)
@@ -132,6 +137,7 @@ def create_team(
             "team": "yes",
             **{"name": name, "team_country": country, "cost": cost, "currency": currency},
             **{"languages": languages, "skills": skills},
+            **{"provider_id": provider_id, "providers": _providers(session, viewer)},
         }
         return _edit_page(request, session, viewer, "/teams/new", _new_team(request), typed, calendar, exc)
     return RedirectResponse("/teams", status_code=303)
@@ -145,6 +151,15 @@ def _spoken(text: str) -> list[dict[str, str]]:
 def _skilled(text: str) -> list[dict[str, object]]:
     """ "claims 4" as the services take skills."""
     return [{"name": name, "level": number(value, name)} for name, value in entries(text)]
+
+
+def _providers(session: DbSession, viewer: Member) -> list[tuple[str, str]]:
+    """For an operator, the provider organisations a team may be made for (a provider
+    makes its own)."""
+    if viewer.org_kind is not OrgKind.OPERATOR:
+        return []
+    found, _next = tenancy.list_organizations(session, PageRequest(limit=200, after=None))
+    return sorted((str(org.id), org.name) for org in found if org.kind is OrgKind.PROVIDER)
 
 
 def _new_team(request: Request) -> str:

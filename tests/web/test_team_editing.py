@@ -247,3 +247,30 @@ def test_a_teams_new_currency_needs_its_cost_and_an_amount_too_large_is_refused(
         json={"hourly_cost": {"amount": 10**16, "currency": "EUR"}},
     )
     assert huge.status_code == 422 and huge.json()["errors"][0]["pointer"] == "/hourly_cost/amount", huge.text
+
+
+def test_an_operator_makes_a_team_for_the_provider_they_name(
+    app: FastAPI, db: Database, client: TestClient, world: World
+) -> None:
+    operator = make_tenant(db, OrgKind.OPERATOR, country="IE")
+    admin = Person(app, make_user(db, operator.organization, [Role.PLATFORM_ADMIN]))
+    form = admin.http.get("/teams/new")
+    assert form.status_code == 200 and f'value="{world.provider.organization.id}"' in form.text
+    fields = {
+        "provider_id": str(world.provider.organization.id),
+        "name": "Timișoara claims",
+        "country": "RO",
+        "cost": "15.00",  # the operator's English
+        "currency": "EUR",
+        "calendar_timezone": "Europe/Bucharest",
+        "calendar_mon": "08:00-16:00",
+    }
+    assert _post(admin, "/teams/new", **fields).status_code == 303
+    made = [
+        t
+        for t in client.get("/v1/teams", headers=world.as_provider).json()["items"]
+        if t["name"] == fields["name"]
+    ]
+    assert [t["hourly_cost"] for t in made] == [{"amount": 1500, "currency": "EUR"}]
+    unnamed = _post(admin, "/teams/new", **{**fields, "provider_id": "", "name": "Nobody's"})
+    assert unnamed.status_code == 422 and "provider_id" in unnamed.text
