@@ -135,9 +135,14 @@ def create_team(
         typed = {
             "creating": "team",
             "team": "yes",
-            **{"name": name, "team_country": country, "cost": cost, "currency": currency},
-            **{"languages": languages, "skills": skills},
-            **{"provider_id": provider_id, "providers": _providers(session, viewer)},
+            "name": name,
+            "team_country": country,
+            "cost": cost,
+            "currency": currency,
+            "languages": languages,
+            "skills": skills,
+            "provider_id": provider_id,
+            "providers": _providers(session, viewer),
         }
         return _edit_page(request, session, viewer, "/teams/new", _new_team(request), typed, calendar, exc)
     return RedirectResponse("/teams", status_code=303)

@@ -251,7 +251,7 @@ def _agents_to_hand_to(session: DbSession, viewer: Member, task: Task) -> list[t
     if not viewer.has(Permission.TASKS_ASSIGN) or task.status not in _HANDED_OVER_FROM:
         return []
     serving = {e.team_id for e in candidates.active_engagements(session, queue_id=task.queue_id)}
-    found = [a for team_id in sorted(serving) for a in agents.team_agents(session, viewer, team_id)]
+    found = agents.team_agents(session, viewer, serving)
     names = agents.display_names(session, found)
     now = utcnow()
     listed = [(str(a.id), names.get(a.id, ""), agents.presence_of(a, now).value) for a in found]

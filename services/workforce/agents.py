@@ -9,7 +9,7 @@ makes the next claim possible at once (agents pull); releasing or finishing a ta
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -128,10 +128,10 @@ def list_agents(
     return fetch_page(session, query, Agent.id, page)
 
 
-def team_agents(session: Session, principal: Principal, team_id: uuid.UUID) -> Sequence[Agent]:
-    """Every agent of a team the principal sees (none of another provider's)."""
+def team_agents(session: Session, principal: Principal, team_ids: Iterable[uuid.UUID]) -> Sequence[Agent]:
+    """Every agent of those teams the principal sees (none of another provider's)."""
     principal.require(Permission.ORG_READ)
-    return session.scalars(select(Agent).where(Agent.team_id == team_id).order_by(Agent.id)).all()
+    return session.scalars(select(Agent).where(Agent.team_id.in_(list(team_ids))).order_by(Agent.id)).all()
 
 
 def agent_of(session: Session, principal: Principal, *, lock: bool = False) -> Agent | None:
